@@ -1,0 +1,1 @@
+"""Model preparation: a source checkpoint (GGUF) -> browser artifacts (ONNX, tokenizer, manifest)."""

