@@ -1,0 +1,242 @@
+"""Write a llama decoder as an ONNX graph with a KV cache and a sampling head (docs/contracts.md §1).
+
+Hand-built rather than exported from PyTorch: no torch in the build, ~20x fewer nodes than a
+torch.onnx export (each node costs time per step in onnxruntime-web), and the weight format is
+ours to choose. The arithmetic follows transformers' LlamaForCausalLM (eager attention) step by
+step so greedy tokens match it: RMSNorm in fp32 as x * 1/sqrt(mean(x^2) + eps) * w, rotary with
+rotate_half, scores scaled after Q.K^T, additive causal mask of float32 min.
+
+The graph ends in a sampling head for the last position: top-K logits, their ids, and the
+log-sum-exp of all logits, so that the caller never touches the 49k-wide logits row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .gguf_source import LlamaConfig
+
+OPSET = 17
+
+
+@dataclass
+class LayerWeights:
+    """Float32 weights of one decoder layer, PyTorch layout [out_features, in_features]."""
+    attn_norm: np.ndarray
+    q: np.ndarray
+    k: np.ndarray
+    v: np.ndarray
+    o: np.ndarray
+    ffn_norm: np.ndarray
+    gate: np.ndarray
+    up: np.ndarray
+    down: np.ndarray
+
+
+@dataclass
+class ModelWeights:
+    embed: np.ndarray            # [vocab, hidden]; also the output layer when tied
+    layers: list[LayerWeights]
+    final_norm: np.ndarray
+    lm_head: np.ndarray | None   # [vocab, hidden] when not tied
+
+
+class _G:
+    """Tiny graph-building helper: unique names, initializers, nodes."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self._n = 0
+
+    def name(self, hint: str) -> str:
+        self._n += 1
+        return f"{hint}_{self._n}"
+
+    def const(self, hint: str, arr: np.ndarray) -> str:
+        name = self.name(hint)
+        # np.ascontiguousarray would turn 0-d scalars into 1-d arrays
+        self.inits.append(numpy_helper.from_array(np.require(arr, requirements='C'), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, n_out: int = 1,
+           outputs: list[str] | None = None, **attrs) -> str | list[str]:
+        outs = outputs or [self.name(hint or op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.name(op_type), **attrs))
+        return outs[0] if n_out == 1 and not outputs else outs
+
+
+def rope_tables(cfg: LlamaConfig) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin tables [max_positions, head_dim], computed in float32 as transformers does."""
+    dim = cfg.head_dim
+    exponent = np.arange(0, dim, 2, dtype=np.int64).astype(np.float32) / np.float32(dim)
+    inv_freq = (np.float32(1.0) / (np.float32(cfg.rope_theta) ** exponent)).astype(np.float32)
+    pos = np.arange(cfg.max_position_embeddings, dtype=np.float32)
+    freqs = pos[:, None] * inv_freq[None, :]
+    emb = np.concatenate([freqs, freqs], axis=-1).astype(np.float32)
+    return np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
+
+
+def build_graph(cfg: LlamaConfig, w: ModelWeights, *, producer: str = "intab") -> onnx.ModelProto:
+    g = _G()
+    H, nh, nkv, hd = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+    rep = nh // nkv
+    f32min = float(np.finfo(np.float32).min)
+
+    # Shared constants
+    i64 = lambda *v: np.array(v, dtype=np.int64)  # noqa: E731
+    c_eps = g.const("eps", np.array(cfg.rms_norm_eps, dtype=np.float32))
+    c_one = g.const("one", np.array(1.0, dtype=np.float32))
+    c_scale = g.const("scale", np.array(hd ** -0.5, dtype=np.float32))
+    c_zero_f = g.const("zero_f", np.array(0.0, dtype=np.float32))
+    c_min_f = g.const("min_f", np.array(f32min, dtype=np.float32))
+    c_last = g.const("last", np.array(-1, dtype=np.int64))
+    c_half = g.const("half", i64(hd // 2, hd // 2))
+    c_qkv_split = g.const("qkv_split", i64(nh * hd, nkv * hd, nkv * hd))
+    c_ffn_split = g.const("ffn_split", i64(cfg.intermediate_size, cfg.intermediate_size))
+    c_shape_q = g.const("shape_q", i64(1, -1, nh, hd))
+    c_shape_kv = g.const("shape_kv", i64(1, -1, nkv, hd))
+    c_shape_gqa = g.const("shape_gqa", i64(1, nkv, -1, hd))      # [1, nkv, rep*S, hd]
+    c_shape_heads = g.const("shape_heads", i64(1, nh, -1, hd))   # back to [1, nh, S, hd]
+    c_shape_hidden = g.const("shape_hidden", i64(1, -1, H))
+    c_rep = g.const("rep", i64(rep))
+    c_0 = g.const("i0", i64(0))
+    c_1 = g.const("i1", i64(1))
+    c_s0 = g.const("s0", np.array(0, dtype=np.int64))
+    c_s1 = g.const("s1", np.array(1, dtype=np.int64))
+
+    def rmsnorm(x: str, weight: np.ndarray, hint: str) -> str:
+        sq = g.op("Mul", [x, x])
+        var = g.op("ReduceMean", [sq], axes=[-1], keepdims=1)
+        std = g.op("Sqrt", [g.op("Add", [var, c_eps])])
+        inv = g.op("Div", [c_one, std])
+        return g.op("Mul", [g.const(hint, weight.astype(np.float32)), g.op("Mul", [x, inv])])
+
+    def rope(x: str, cos: str, sin: str) -> str:
+        x1, x2 = g.op("Split", [x, c_half], n_out=2, axis=-1)
+        rot = g.op("Concat", [g.op("Neg", [x2]), x1], axis=-1)
+        return g.op("Add", [g.op("Mul", [x, cos]), g.op("Mul", [rot, sin])])
+
+    def linear_t(w_out_in: np.ndarray, hint: str) -> str:
+        return g.const(hint, np.ascontiguousarray(w_out_in.T.astype(np.float32)))
+
+    # Graph inputs
+    inputs = [
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "sequence_length"]),
+        helper.make_tensor_value_info("position_ids", TensorProto.INT64, [1, "sequence_length"]),
+        helper.make_tensor_value_info("num_candidates", TensorProto.INT64, [1]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("cand_logits", TensorProto.FLOAT, [1, "num_candidates"]),
+        helper.make_tensor_value_info("cand_ids", TensorProto.INT64, [1, "num_candidates"]),
+        helper.make_tensor_value_info("logsumexp", TensorProto.FLOAT, [1]),
+    ]
+    for i in range(cfg.num_hidden_layers):
+        for kind in ("key", "value"):
+            inputs.append(helper.make_tensor_value_info(
+                f"past_key_values.{i}.{kind}", TensorProto.FLOAT, [1, nkv, "past_sequence_length", hd]))
+            outputs.append(helper.make_tensor_value_info(
+                f"present.{i}.{kind}", TensorProto.FLOAT, [1, nkv, "total_sequence_length", hd]))
+
+    # Embedding, rotary tables gathered once per call
+    embed = g.const("embed", w.embed.astype(np.float32))
+    x = g.op("Gather", [embed, "input_ids"], axis=0)                    # [1, S, H]
+    cos_t, sin_t = rope_tables(cfg)
+    cos = g.op("Unsqueeze", [g.op("Gather", [g.const("cos", cos_t), "position_ids"], axis=0), c_1])  # [1,1,S,hd]
+    sin = g.op("Unsqueeze", [g.op("Gather", [g.const("sin", sin_t), "position_ids"], axis=0), c_1])
+
+    # Causal mask [rep*S, T] for the GQA layout (rows ordered rep-major: r*S + s)
+    seq_len = g.op("Shape", ["input_ids"], start=1, end=2)
+    past_len = g.op("Shape", ["past_key_values.0.key"], start=2, end=3)
+    total = g.op("Squeeze", [g.op("Add", [past_len, seq_len]), c_0])
+    kpos = g.op("Unsqueeze", [g.op("Range", [c_s0, total, c_s1]), c_0])            # [1, T]
+    qpos = g.op("Squeeze", ["position_ids", c_0])                                    # [S]
+    qrows = g.op("Unsqueeze", [g.op("Tile", [qpos, c_rep]), c_1])                   # [rep*S, 1]
+    allowed = g.op("LessOrEqual", [kpos, qrows])                                     # [rep*S, T]
+    mask = g.op("Where", [allowed, c_zero_f, c_min_f])
+
+    for i, lw in enumerate(w.layers):
+        h = rmsnorm(x, lw.attn_norm, f"l{i}_attn_norm")
+        qkv = g.op("MatMul", [h, linear_t(np.concatenate([lw.q, lw.k, lw.v]), f"l{i}_qkv")])
+        q, k, v = g.op("Split", [qkv, c_qkv_split], n_out=3, axis=-1)
+        q = g.op("Transpose", [g.op("Reshape", [q, c_shape_q])], perm=[0, 2, 1, 3])   # [1, nh, S, hd]
+        k = g.op("Transpose", [g.op("Reshape", [k, c_shape_kv])], perm=[0, 2, 1, 3])  # [1, nkv, S, hd]
+        v = g.op("Transpose", [g.op("Reshape", [v, c_shape_kv])], perm=[0, 2, 1, 3])
+        q = rope(q, cos, sin)
+        k = rope(k, cos, sin)
+        keys = g.op("Concat", [f"past_key_values.{i}.key", k], axis=2, outputs=[f"present.{i}.key"])[0]
+        vals = g.op("Concat", [f"past_key_values.{i}.value", v], axis=2, outputs=[f"present.{i}.value"])[0]
+        # Query head h uses kv head h // rep: [1, nh, S, hd] -> [1, nkv, rep*S, hd] is a pure reshape.
+        qg = g.op("Reshape", [q, c_shape_gqa])
+        scores = g.op("MatMul", [qg, g.op("Transpose", [keys], perm=[0, 1, 3, 2])])   # [1, nkv, rep*S, T]
+        scores = g.op("Add", [g.op("Mul", [scores, c_scale]), mask])
+        probs = g.op("Softmax", [scores], axis=-1)
+        attn = g.op("Reshape", [g.op("MatMul", [probs, vals]), c_shape_heads])         # [1, nh, S, hd]
+        attn = g.op("Reshape", [g.op("Transpose", [attn], perm=[0, 2, 1, 3]), c_shape_hidden])
+        x = g.op("Add", [x, g.op("MatMul", [attn, linear_t(lw.o, f"l{i}_o")])])
+
+        h = rmsnorm(x, lw.ffn_norm, f"l{i}_ffn_norm")
+        gu = g.op("MatMul", [h, linear_t(np.concatenate([lw.gate, lw.up]), f"l{i}_gate_up")])
+        gate, up = g.op("Split", [gu, c_ffn_split], n_out=2, axis=-1)
+        act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up])
+        x = g.op("Add", [x, g.op("MatMul", [act, linear_t(lw.down, f"l{i}_down")])])
+
+    # Sampling head on the last position only
+    last = g.op("Gather", [x, c_last], axis=1)                                  # [1, H]
+    last = rmsnorm(last, w.final_norm, "final_norm")
+    head = embed if w.lm_head is None else g.const("lm_head", w.lm_head.astype(np.float32))
+    logits = g.op("Gemm", [last, head], transB=1)                                    # [1, V]
+    g.op("TopK", [logits, "num_candidates"], outputs=["cand_logits", "cand_ids"], axis=-1, largest=1, sorted=1)
+    g.op("ReduceLogSumExp", [logits], outputs=["logsumexp"], axes=[1], keepdims=0)
+
+    graph = helper.make_graph(g.nodes, "intab-decoder", inputs, outputs, initializer=g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name=producer)
+    model.ir_version = 8  # onnxruntime-web 1.30 reads up to 10; 8 is safe everywhere
+    return model
+
+
+def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
+    """Undo llama.cpp's convert-time permutation of Q/K rows (interleaved rope -> rotate_half)."""
+    dim = w.shape[0] // n_head // 2
+    return w.reshape(n_head, dim, 2, *w.shape[1:]).swapaxes(2, 1).reshape(w.shape)
+
+
+def weights_from_gguf(cfg: LlamaConfig, load: Callable[[str], np.ndarray]) -> ModelWeights:
+    """Collect float32 weights by GGUF tensor name (`load` dequantizes one tensor)."""
+    layers = []
+    for i in range(cfg.num_hidden_layers):
+        p = f"blk.{i}."
+        layers.append(LayerWeights(
+            attn_norm=load(p + "attn_norm.weight"),
+            q=unpermute_qk(load(p + "attn_q.weight"), cfg.num_attention_heads),
+            k=unpermute_qk(load(p + "attn_k.weight"), cfg.num_key_value_heads),
+            v=load(p + "attn_v.weight"),
+            o=load(p + "attn_output.weight"),
+            ffn_norm=load(p + "ffn_norm.weight"),
+            gate=load(p + "ffn_gate.weight"),
+            up=load(p + "ffn_up.weight"),
+            down=load(p + "ffn_down.weight"),
+        ))
+    return ModelWeights(
+        embed=load("token_embd.weight"),
+        layers=layers,
+        final_norm=load("output_norm.weight"),
+        lm_head=None if cfg.tie_word_embeddings else load("output.weight"),
+    )
+
+
+def random_weights(cfg: LlamaConfig, seed: int = 0) -> ModelWeights:
+    """Small random model of the same architecture, for fast tests of the runtime plumbing."""
+    rng = np.random.default_rng(seed)
+    H, I, hd = cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
+    r = lambda *s: (rng.standard_normal(s) * 0.2).astype(np.float32)  # noqa: E731
+    ones = lambda n: (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)  # noqa: E731
+    layers = [LayerWeights(ones(H), r(cfg.num_attention_heads * hd, H), r(cfg.num_key_value_heads * hd, H),
+                           r(cfg.num_key_value_heads * hd, H), r(H, cfg.num_attention_heads * hd), ones(H),
+                           r(I, H), r(I, H), r(H, I)) for _ in range(cfg.num_hidden_layers)]
+    return ModelWeights(r(cfg.vocab_size, H), layers, ones(H), None)

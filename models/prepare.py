@@ -1,0 +1,118 @@
+"""Prepare a model folder for the browser: GGUF -> model.onnx + tokenizer + configs + manifest.
+
+    python -m models.prepare [--model smollm2-135m-instruct] [--cache .cache] [--force]
+
+Idempotent: the output folder carries a stamp of its inputs (the GGUF's sha256 and the source of
+this package); when they are unchanged the step says so and does nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from .recipes import DEFAULT, RECIPES, Recipe
+from .source import fetch_gguf
+
+HERE = Path(__file__).resolve().parent
+MODEL_FILES = ("model.onnx", "tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _code_digest() -> str:
+    h = hashlib.sha256()
+    for p in sorted(HERE.glob("*.py")):
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def write_manifest(out: Path, recipe: Recipe) -> dict:
+    files = [{"name": n, "size": (out / n).stat().st_size, "sha256": sha256_file(out / n)} for n in MODEL_FILES]
+    version = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+    manifest = {"format": 1, "model_id": recipe.model_id, "version": version,
+                "num_candidates": recipe.num_candidates, "files": files}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _progress(msg: str) -> None:
+    print(f"  [models] {msg}", flush=True)
+
+
+def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
+    """Build (or reuse) `cache/build/<model_id>/` and return its path."""
+    out = cache / "build" / recipe.model_id
+    gguf_path = fetch_gguf(recipe, cache)
+    stamp = {"gguf_sha256": sha256_file(gguf_path), "code": _code_digest(), "recipe": repr(recipe)}
+    stamp_path = out / ".stamp.json"
+    if not force and stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp \
+            and all((out / n).exists() for n in (*MODEL_FILES, "manifest.json")):
+        _progress(f"{recipe.model_id}: up to date (inputs unchanged), skipping")
+        return out
+
+    # Heavy imports only when there is work to do.
+    import onnx
+
+    from .gguf_source import GGUFModel
+    from .graph import build_graph, weights_from_gguf
+    from .tokenizer_export import write_tokenizer
+
+    t0 = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    stamp_path.unlink(missing_ok=True)
+    gguf = GGUFModel(gguf_path)
+    cfg = gguf.config()
+    _progress(f"{recipe.model_id}: {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, vocab {cfg.vocab_size}")
+
+    names = [t for t in gguf.tensors]
+    done = {"n": 0}
+
+    def load(name: str):
+        done["n"] += 1
+        if done["n"] % 27 == 0 or done["n"] == len(names):
+            _progress(f"dequantizing weights {done['n']}/{len(names)}")
+        return gguf.float32(name)
+
+    weights = weights_from_gguf(cfg, load)
+    _progress("writing model.onnx")
+    model = build_graph(cfg, weights)
+    del weights
+    tmp = out / "model.onnx.part"
+    onnx.save(model, str(tmp))
+    tmp.rename(out / "model.onnx")
+    del model
+
+    write_tokenizer(gguf.meta, out)
+    (out / "config.json").write_text(json.dumps(cfg.to_hf(), indent=2) + "\n")
+    gen = {"bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id, "pad_token_id": cfg.eos_token_id,
+           "do_sample": True, **recipe.generation}
+    (out / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
+    manifest = write_manifest(out, recipe)
+    stamp_path.write_text(json.dumps(stamp))
+    total = sum(f["size"] for f in manifest["files"])
+    _progress(f"{recipe.model_id}: built in {time.time() - t0:.1f} s, {total / 1e6:.1f} MB")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=DEFAULT.model_id, choices=sorted(RECIPES))
+    ap.add_argument("--cache", type=Path, default=Path(".cache"))
+    ap.add_argument("--force", action="store_true")
+    args = ap.parse_args(argv)
+    print(prepare(RECIPES[args.model], args.cache, args.force))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
