@@ -1,0 +1,85 @@
+"""Copy the web sources and the runtime files the page needs into static/.
+
+    assemble_web(static, node_modules)
+
+static/
+  index.html app.mjs worker.mjs bridge.mjs style.css
+  vendor/pyodide/   pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip pyodide-lock.json
+  vendor/ort/       ort.wasm.min.mjs    + ort-wasm-simd-threaded.{mjs,wasm}           (WASM, 14 MB)
+                    ort.webgpu.min.mjs  + ort-wasm-simd-threaded.asyncify.{mjs,wasm}  (WebGPU, 27 MB)
+
+Only what is used is copied: the WASM path never downloads the WebGPU build's wasm, and the
+worker imports the ORT bundle of the backend it picked. Idempotent: a file whose size and
+mtime are unchanged is not copied again.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+WEB = Path(__file__).resolve().parent
+WEB_SUFFIXES = {".html", ".mjs", ".css"}
+
+PYODIDE_FILES = [
+    "pyodide.mjs",
+    "pyodide.asm.mjs",
+    "pyodide.asm.wasm",
+    "python_stdlib.zip",
+    "pyodide-lock.json",
+]
+
+# The bundle each backend imports, and the emscripten glue + wasm that bundle loads
+# (checked by grepping each bundle for the `ort-wasm-simd-threaded*` name it requests).
+ORT_FILES = {
+    "wasm": ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"],
+    "webgpu": [
+        "ort.webgpu.min.mjs",
+        "ort-wasm-simd-threaded.asyncify.mjs",
+        "ort-wasm-simd-threaded.asyncify.wasm",
+    ],
+}
+
+
+def _copy_if_changed(src: Path, dst: Path) -> bool:
+    """Copy src to dst unless dst already has the same size and mtime. True if copied."""
+    if not src.is_file():
+        raise FileNotFoundError(f"missing runtime file {src}; run `npm ci` in the repository root")
+    st = src.stat()
+    try:
+        dt = dst.stat()
+        if dt.st_size == st.st_size and int(dt.st_mtime) == int(st.st_mtime):
+            return False
+    except FileNotFoundError:
+        pass
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.copy2(src, tmp)  # copy2 keeps the mtime, which the next run compares
+    tmp.replace(dst)
+    return True
+
+
+def assemble_web(static: Path, node_modules: Path) -> None:
+    static = Path(static)
+    node_modules = Path(node_modules)
+    copied = 0
+    for src in sorted(WEB.iterdir()):
+        if src.is_file() and src.suffix in WEB_SUFFIXES:
+            copied += _copy_if_changed(src, static / src.name)
+    pyodide = node_modules / "pyodide"
+    for name in PYODIDE_FILES:
+        copied += _copy_if_changed(pyodide / name, static / "vendor" / "pyodide" / name)
+    ort = node_modules / "onnxruntime-web" / "dist"
+    for names in ORT_FILES.values():
+        for name in names:
+            copied += _copy_if_changed(ort / name, static / "vendor" / "ort" / name)
+    return None
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--static", default=WEB.parent / "static", type=Path)
+    ap.add_argument("--node-modules", default=WEB.parent / "node_modules", type=Path)
+    a = ap.parse_args()
+    assemble_web(a.static, a.node_modules)

@@ -1,0 +1,151 @@
+// intab bridge: tensors in, tensors out (docs/contracts.md §3).
+//
+//   const bridge = await createBridge({ ort, modelBytes, config, backend: 'webgpu' | 'wasm' });
+//   await bridge.forward(ids, startPos, numCandidates) -> { logits, ids, logsumexp }
+//   await bridge.truncate(n); bridge.release();
+//
+// The bridge owns the KV cache. Under WebGPU the present.* outputs stay in GPU buffers
+// ('gpu-buffer') and are fed straight back as the next past_key_values.*; only the K
+// candidates and the log-sum-exp come back to the CPU. Python never sees the KV cache.
+
+const KINDS = ['key', 'value'];
+
+/** Threads for the WASM backend: up to 4, and 1 when the page is not cross-origin isolated
+ * (no SharedArrayBuffer, so no wasm threads). Must be set before the first session. */
+export function wasmThreads() {
+  const isolated = globalThis.crossOriginIsolated === true;
+  const cores = globalThis.navigator?.hardwareConcurrency || 1;
+  return isolated ? Math.max(1, Math.min(cores, 4)) : 1;
+}
+
+function toBigInt64(values) {
+  const out = new BigInt64Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = BigInt(values[i]);
+  return out;
+}
+
+export async function createBridge({ ort, modelBytes, config, backend = 'wasm', sessionOptions = {} }) {
+  if (backend !== 'wasm' && backend !== 'webgpu') throw new Error(`unknown backend '${backend}'`);
+  const layers = config.num_hidden_layers;
+  const kvHeads = config.num_key_value_heads ?? config.num_attention_heads;
+  const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
+  if (!Number.isInteger(layers) || !Number.isInteger(kvHeads) || !Number.isInteger(headDim)) {
+    throw new Error('config.json lacks num_hidden_layers / num_key_value_heads / head_dim');
+  }
+  const kvNames = [];
+  for (let i = 0; i < layers; i++) for (const k of KINDS) kvNames.push([`past_key_values.${i}.${k}`, `present.${i}.${k}`]);
+
+  let threads = 1;
+  const options = { graphOptimizationLevel: 'all', ...sessionOptions };
+  if (backend === 'wasm') {
+    threads = ort.env.wasm.numThreads || wasmThreads();
+    options.executionProviders = ['wasm'];
+  } else {
+    options.executionProviders = ['webgpu'];
+    // Keep the KV cache on the GPU between steps; the candidates come back to the CPU.
+    const loc = {};
+    for (const [, present] of kvNames) loc[present] = 'gpu-buffer';
+    options.preferredOutputLocation = loc;
+  }
+
+  const bytes = modelBytes instanceof Uint8Array ? modelBytes : new Uint8Array(modelBytes);
+  const session = await ort.InferenceSession.create(bytes, options);
+  for (const [past] of kvNames) {
+    if (!session.inputNames.includes(past)) throw new Error(`model.onnx has no input '${past}' (config.json says ${layers} layers)`);
+  }
+
+  const emptyKV = () => new ort.Tensor('float32', new Float32Array(0), [1, kvHeads, 0, headDim]);
+  let kv = kvNames.map(emptyKV); // one tensor per [past, present] pair, in kvNames order
+  let kvLength = 0;
+  let busy = false;
+  let released = false;
+
+  const disposeAll = (tensors) => {
+    for (const t of tensors) {
+      try { if (t.location === 'gpu-buffer') t.dispose(); } catch { /* already gone */ }
+    }
+  };
+
+  async function exclusive(fn) {
+    if (released) throw new Error('the bridge was released');
+    if (busy) throw new Error('bridge.forward/truncate called while another call is running');
+    busy = true;
+    try { return await fn(); } finally { busy = false; }
+  }
+
+  async function forward(ids, startPos = kvLength, numCandidates = 1) {
+    return exclusive(async () => {
+      startPos = Number(startPos);
+      if (startPos !== kvLength) throw new Error(`forward: startPos ${startPos} !== kvLength ${kvLength}`);
+      if (ids && typeof ids.toJs === 'function') ids = ids.toJs(); // a PyProxy list
+      const n = ids.length;
+      if (!(n >= 1)) throw new Error('forward: ids must hold at least one token');
+      const k = Math.max(1, Math.min(Number(numCandidates) | 0, config.vocab_size || Infinity));
+      const pos = new BigInt64Array(n);
+      for (let i = 0; i < n; i++) pos[i] = BigInt(startPos + i);
+      const feeds = {
+        input_ids: new ort.Tensor('int64', toBigInt64(ids), [1, n]),
+        position_ids: new ort.Tensor('int64', pos, [1, n]),
+        num_candidates: new ort.Tensor('int64', BigInt64Array.of(BigInt(k)), [1]),
+      };
+      kvNames.forEach(([past], i) => { feeds[past] = kv[i]; });
+      const out = await session.run(feeds);
+      // Success: the presents become the cache, the old pasts go.
+      const old = kv;
+      kv = kvNames.map(([, present]) => out[present]);
+      kvLength = startPos + n;
+      disposeAll(old);
+      const candLogits = out.cand_logits, candIds = out.cand_ids, lse = out.logsumexp;
+      const logits = Float32Array.from(await candLogits.getData());
+      const idsOut = Int32Array.from(await candIds.getData(), (v) => Number(v));
+      const logsumexp = Number((await lse.getData())[0]);
+      disposeAll([candLogits, candIds, lse]);
+      return { logits, ids: idsOut, logsumexp };
+    });
+  }
+
+  // Keep the first n positions. Rare (a conversation edited in the middle): the cache goes
+  // through the CPU, sliced along the sequence axis, and is re-uploaded on the next run.
+  async function truncate(n) {
+    return exclusive(async () => {
+      n = Number(n);
+      if (!Number.isInteger(n) || n < 0 || n > kvLength) throw new Error(`truncate(${n}): must be in 0..${kvLength}`);
+      if (n === kvLength) return;
+      const old = kv;
+      if (n === 0) {
+        kv = kvNames.map(emptyKV);
+      } else {
+        const P = kvLength;
+        kv = await Promise.all(old.map(async (t) => {
+          const data = await t.getData();
+          const out = new Float32Array(kvHeads * n * headDim);
+          for (let h = 0; h < kvHeads; h++) {
+            out.set(data.subarray(h * P * headDim, (h * P + n) * headDim), h * n * headDim);
+          }
+          return new ort.Tensor('float32', out, [1, kvHeads, n, headDim]);
+        }));
+      }
+      kvLength = n;
+      disposeAll(old);
+    });
+  }
+
+  function release() {
+    if (released) return;
+    released = true;
+    disposeAll(kv);
+    kv = [];
+    kvLength = 0;
+    session.release?.();
+  }
+
+  return {
+    backend,
+    threads: backend === 'wasm' ? threads : 1,
+    get kvLength() { return kvLength; },
+    layers, kvHeads, headDim,
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    forward, truncate, release,
+  };
+}
