@@ -39,3 +39,7 @@ class BackendError(IntabError):
 
 class Aborted(IntabError):
     hint = ""
+
+
+class EngineBusy(IntabError):
+    hint = "Wait for the current answer to finish, or stop it first."

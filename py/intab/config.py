@@ -1,0 +1,86 @@
+"""Generation options: one validated dataclass, built from user options over the model's defaults."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import InvalidParameter
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    max_tokens: int = 512
+    temperature: float = 0.2          # 0 = greedy
+    top_k: int = 0                    # 0 = off
+    top_p: float = 1.0                # 1 = off
+    min_p: float = 0.0                # 0 = off
+    repetition_penalty: float = 1.0   # 1 = off (transformers' definition)
+    seed: int | None = None
+    stop: tuple[str, ...] = field(default_factory=tuple)
+    ignore_eos: bool = False          # benchmarks: generate exactly max_tokens
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def __post_init__(self) -> None:
+        def bad(name: str, rule: str) -> InvalidParameter:
+            return InvalidParameter(f"{name}={getattr(self, name)!r} is invalid: it must be {rule}.")
+
+        if not (isinstance(self.max_tokens, int) and self.max_tokens >= 1):
+            raise bad("max_tokens", "an integer >= 1")
+        if not (self.temperature >= 0 and self.temperature <= 100):
+            raise bad("temperature", "between 0 (greedy) and 100")
+        if not (isinstance(self.top_k, int) and self.top_k >= 0):
+            raise bad("top_k", "an integer >= 0 (0 turns it off)")
+        if not (0 < self.top_p <= 1):
+            raise bad("top_p", "in (0, 1] (1 turns it off)")
+        if not (0 <= self.min_p < 1):
+            raise bad("min_p", "in [0, 1) (0 turns it off)")
+        if not (self.repetition_penalty > 0 and self.repetition_penalty <= 10):
+            raise bad("repetition_penalty", "in (0, 10] (1 turns it off)")
+        if self.seed is not None and not isinstance(self.seed, int):
+            raise bad("seed", "an integer or null")
+        if not all(isinstance(s, str) and s for s in self.stop):
+            raise bad("stop", "a list of non-empty strings")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None, defaults: dict[str, Any] | None = None) -> "GenerationConfig":
+        """Merge page/API options over model defaults (generation_config.json names accepted too)."""
+        known = {f.name: f for f in fields(cls)}
+        merged: dict[str, Any] = {}
+        for source in (defaults or {}, options or {}):
+            for key, value in source.items():
+                key = {"max_new_tokens": "max_tokens"}.get(key, key)
+                if key in known and value is not None:
+                    merged[key] = value
+                elif source is options and key not in known and value is not None:
+                    raise InvalidParameter(f"unknown generation option {key!r}.",
+                                           f"Valid options: {', '.join(sorted(known))}.")
+        if isinstance(merged.get("stop"), str):
+            merged["stop"] = (merged["stop"],)
+        if "stop" in merged:
+            merged["stop"] = tuple(merged["stop"])
+        for name in ("temperature", "top_p", "min_p", "repetition_penalty"):
+            if name in merged:
+                merged[name] = _number(name, merged[name], float)
+        for name in ("max_tokens", "top_k", "seed"):
+            if name in merged:
+                merged[name] = _number(name, merged[name], int)
+        return cls(**merged)
+
+
+def _number(name: str, value: Any, kind: type) -> Any:
+    if isinstance(value, bool):
+        raise InvalidParameter(f"{name}={value!r} is invalid: it must be a number.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidParameter(f"{name}={value!r} is invalid: it must be a number.") from None
+    if kind is int:
+        if number != int(number):
+            raise InvalidParameter(f"{name}={value!r} is invalid: it must be an integer.")
+        return int(number)
+    if number != number:  # NaN
+        raise InvalidParameter(f"{name}={value!r} is invalid: it must be a number.")
+    return number

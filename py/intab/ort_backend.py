@@ -1,0 +1,61 @@
+"""Backend for CPython: onnxruntime runs the same graph the browser runs (tests, parity, tools)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .candidates import Candidates
+from .errors import BackendError
+
+
+class OrtBackend:
+    name = "onnxruntime-cpu"
+
+    def __init__(self, model_path: str | Path, config: dict, threads: int = 0):
+        import numpy as np
+        import onnxruntime as ort
+
+        self._np = np
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            so.intra_op_num_threads = threads
+        self._session = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+        self._outputs = [o.name for o in self._session.get_outputs()]
+        self._kv_shape = (1, int(config["num_key_value_heads"]), 0, int(config["head_dim"]))
+        self._layers = int(config["num_hidden_layers"])
+        self._past: dict = {}
+        self._length = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        empty = self._np.zeros(self._kv_shape, dtype=self._np.float32)
+        self._past = {f"past_key_values.{i}.{kind}": empty for i in range(self._layers) for kind in ("key", "value")}
+        self._length = 0
+
+    @property
+    def kv_length(self) -> int:
+        return self._length
+
+    async def forward(self, ids: Sequence[int], start: int, num_candidates: int) -> Candidates:
+        np = self._np
+        if start != self._length:
+            raise BackendError(f"forward at position {start} but the KV cache holds {self._length} tokens.")
+        feeds = {
+            "input_ids": np.asarray([ids], dtype=np.int64),
+            "position_ids": np.arange(start, start + len(ids), dtype=np.int64)[None],
+            "num_candidates": np.asarray([num_candidates], dtype=np.int64),
+            **self._past,
+        }
+        out = dict(zip(self._outputs, self._session.run(None, feeds)))
+        self._past = {n.replace("present.", "past_key_values.", 1): v for n, v in out.items() if n.startswith("present.")}
+        self._length += len(ids)
+        return Candidates(tuple(out["cand_ids"][0].tolist()), tuple(out["cand_logits"][0].tolist()),
+                          float(out["logsumexp"][0]))
+
+    async def truncate(self, length: int) -> None:
+        if length == 0:
+            self._reset()
+        elif length < self._length:
+            self._past = {k: v[:, :, :length].copy() for k, v in self._past.items()}
+            self._length = length
