@@ -1,0 +1,384 @@
+"""HF `tokenizers`-compatible BPE tokenizer in pure Python (runs in Pyodide).
+
+Pipeline, as in `tokenizers`: split out added tokens (leftmost-longest) -> normalize the rest ->
+pre-tokenize -> byte-level mapping -> BPE per pre-token (cached per word) -> post-process (BOS).
+Only what the supported tokenizer.json files use is implemented; anything else raises
+TokenizerError at load rather than tokenizing differently.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from intab import pretokenize
+from intab.detokenizer import DecoderChain, StreamDecoder
+from intab.errors import TokenizerError
+
+_CACHE_LIMIT = 100_000  # distinct pre-token words kept in the BPE cache
+_SHORT_WORD = 48  # below this many symbols the quadratic BPE loop beats the heap
+
+
+@dataclass(frozen=True)
+class AddedToken:
+    id: int
+    content: str
+    special: bool
+    lstrip: bool = False
+    rstrip: bool = False
+    normalized: bool = False
+
+
+Normalizer = Callable[[str], str]
+
+
+def _normalizer(cfg: dict | None) -> Normalizer | None:
+    if cfg is None:
+        return None
+    k = cfg.get("type")
+    if k in ("NFC", "NFD", "NFKC", "NFKD"):
+        return lambda s, form=k: unicodedata.normalize(form, s)
+    if k == "Lowercase":
+        return str.lower
+    if k == "Replace":
+        pat, content = cfg["pattern"], cfg["content"]
+        if "String" in pat:
+            return lambda s, a=pat["String"], b=content: s.replace(a, b)
+        rx = pretokenize.compile_regex(pat["Regex"])
+        return lambda s, rx=rx, b=content: rx.sub(lambda _m: b, s)
+    if k == "Prepend":
+        return lambda s, p=cfg["prepend"]: (p + s) if s else s
+    if k == "Sequence":
+        fns = [f for f in (_normalizer(c) for c in cfg["normalizers"]) if f is not None]
+
+        def seq(s: str) -> str:
+            for f in fns:
+                s = f(s)
+            return s
+
+        return seq
+    raise TokenizerError(f"unsupported normalizer {k!r}")
+
+
+def _post_processor(cfg: dict | None, token_to_id: Callable[[str], int | None]) -> tuple[list[int], list[int]]:
+    """(ids before, ids after) the sequence for a single input with add_special_tokens."""
+    if cfg is None:
+        return [], []
+    k = cfg.get("type")
+    if k == "ByteLevel":
+        return [], []
+    if k == "Sequence":
+        pre: list[int] = []
+        post: list[int] = []
+        for sub in cfg["processors"]:
+            a, b = _post_processor(sub, token_to_id)
+            pre, post = pre + a, post + b
+        return pre, post
+    if k == "TemplateProcessing":
+        specials = cfg.get("special_tokens", {})
+        pre, post, seen = [], [], False
+        for item in cfg["single"]:
+            if "Sequence" in item:
+                seen = True
+                continue
+            name = item["SpecialToken"]["id"]
+            ids = specials[name]["ids"] if name in specials else [token_to_id(name)]
+            if None in ids:
+                raise TokenizerError(f"post-processor token {name!r} is not in the vocabulary")
+            (post if seen else pre).extend(ids)
+        return pre, post
+    raise TokenizerError(f"unsupported post-processor {k!r}")
+
+
+class _BPE:
+    """BPE model: merges applied lowest rank first, leftmost on ties (as `tokenizers`' heap does)."""
+
+    def __init__(self, model: dict):
+        if model.get("type") != "BPE":
+            raise TokenizerError(f"unsupported tokenizer model {model.get('type')!r}; only BPE is supported")
+        if model.get("dropout"):
+            raise TokenizerError("BPE dropout is not supported")
+        if model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):
+            raise TokenizerError("BPE continuing_subword_prefix / end_of_word_suffix are not supported")
+        self.vocab: dict[str, int] = model["vocab"]
+        merges = model["merges"]
+        if merges and isinstance(merges[0], str):
+            pairs: Iterable = (tuple(m.split(" ")) for m in merges)
+        else:
+            pairs = map(tuple, merges)
+        self.ranks: dict[tuple[str, str], int] = {}
+        for r, p in enumerate(pairs):
+            if len(p) != 2:
+                raise TokenizerError(f"bad merge #{r}: {p!r}")
+            self.ranks.setdefault(p, r)  # type: ignore[arg-type]
+        self.byte_fallback = bool(model.get("byte_fallback", False))
+        self.ignore_merges = bool(model.get("ignore_merges", False))
+        self.fuse_unk = bool(model.get("fuse_unk", False))
+        unk = model.get("unk_token")
+        self.unk_id = self.vocab.get(unk) if unk is not None else None
+        if unk is not None and self.unk_id is None:
+            raise TokenizerError(f"unk_token {unk!r} is not in the vocabulary")
+
+    def symbols(self, word: str) -> list[str]:
+        """Initial symbols: one per char, byte tokens or <unk> for chars outside the vocabulary."""
+        vocab = self.vocab
+        out: list[str] = []
+        unk_pending = False
+        for ch in word:
+            if ch in vocab:
+                if unk_pending:
+                    out.append("\x00unk")
+                    unk_pending = False
+                out.append(ch)
+                continue
+            if self.byte_fallback:
+                bts = [f"<0x{b:02X}>" for b in ch.encode("utf-8")]
+                if all(t in vocab for t in bts):
+                    if unk_pending:
+                        out.append("\x00unk")
+                        unk_pending = False
+                    out.extend(bts)
+                    continue
+            if self.unk_id is not None:
+                if unk_pending and not self.fuse_unk:
+                    out.append("\x00unk")
+                unk_pending = True
+        if unk_pending:
+            out.append("\x00unk")
+        return out
+
+    def word_ids(self, word: str) -> list[int]:
+        vocab = self.vocab
+        if self.ignore_merges:
+            i = vocab.get(word)
+            if i is not None:
+                return [i]
+        syms = self.symbols(word)
+        if len(syms) > 1:
+            syms = self._merge_short(syms) if len(syms) < _SHORT_WORD else self._merge_heap(syms)
+        unk = self.unk_id
+        return [unk if s == "\x00unk" else vocab[s] for s in syms]  # type: ignore[misc]
+
+    def _merge_short(self, syms: list[str]) -> list[str]:
+        ranks = self.ranks
+        get = ranks.get
+        while len(syms) > 1:
+            best_i = -1
+            best_r = 1 << 62
+            prev = syms[0]
+            for i in range(1, len(syms)):
+                cur = syms[i]
+                r = get((prev, cur))
+                if r is not None and r < best_r:
+                    best_r, best_i = r, i - 1
+                prev = cur
+            if best_i < 0:
+                break
+            syms[best_i:best_i + 2] = [syms[best_i] + syms[best_i + 1]]
+        return syms
+
+    def _merge_heap(self, syms: list[str]) -> list[str]:
+        """`tokenizers`' Word::merge_all: a heap of (rank, position) with lazy invalidation."""
+        ranks = self.ranks
+        n = len(syms)
+        nxt = list(range(1, n + 1))
+        prv = list(range(-1, n - 1))
+        alive = [True] * n
+        heap = []
+        for i in range(n - 1):
+            r = ranks.get((syms[i], syms[i + 1]))
+            if r is not None:
+                heap.append((r, i, syms[i] + syms[i + 1]))
+        heapq.heapify(heap)
+        while heap:
+            r, i, new = heapq.heappop(heap)
+            if not alive[i] or nxt[i] >= n:
+                continue
+            j = nxt[i]
+            if syms[i] + syms[j] != new or ranks.get((syms[i], syms[j])) is None:
+                continue
+            syms[i] = new
+            alive[j] = False
+            nxt[i] = nxt[j]
+            if nxt[j] < n:
+                prv[nxt[j]] = i
+            p = prv[i]
+            if p >= 0:
+                rr = ranks.get((syms[p], new))
+                if rr is not None:
+                    heapq.heappush(heap, (rr, p, syms[p] + new))
+            q = nxt[i]
+            if q < n:
+                rr = ranks.get((new, syms[q]))
+                if rr is not None:
+                    heapq.heappush(heap, (rr, i, new + syms[q]))
+        return [s for s, a in zip(syms, alive) if a]
+
+
+class Tokenizer:
+    """Encode/decode exactly as HF `tokenizers` does for the same tokenizer.json."""
+
+    def __init__(self, spec: dict, config: dict | None = None):
+        config = config or {}
+        self._bpe = _BPE(spec["model"])
+        self._normalize = _normalizer(spec.get("normalizer"))
+        self._pre, self._byte_level = pretokenize.from_json(spec.get("pre_tokenizer"))
+        self._decoder = DecoderChain.from_json(spec.get("decoder"))
+        added: list[AddedToken] = []
+        for a in spec.get("added_tokens") or []:
+            if a.get("single_word"):
+                raise TokenizerError(f"added token {a['content']!r}: single_word is not supported")
+            added.append(AddedToken(int(a["id"]), a["content"], bool(a.get("special")), bool(a.get("lstrip")),
+                                    bool(a.get("rstrip")), bool(a.get("normalized"))))
+        self._added = added
+        self._added_by_content = {a.content: a for a in added}
+        self._added_by_id = {a.id: a for a in added}
+        self.special_ids: frozenset[int] = frozenset(a.id for a in added if a.special)
+        self._split_special = bool(config.get("split_special_tokens", False))
+        self._pre_ids, self._post_ids = _post_processor(spec.get("post_processor"), self.token_to_id)
+        ids = list(self._bpe.vocab.values()) + [a.id for a in added]
+        self.vocab_size: int = (max(ids) + 1) if ids else 0
+        self._cache: dict[str, list[int]] = {}
+        self._splitter: re.Pattern[str] | None = None
+        self._splitter_norm: re.Pattern[str] | None = None
+        self._id_to_tok: list[str | None] | None = None
+
+    @classmethod
+    def from_json(cls, tokenizer_json: str | dict, config: dict | None = None) -> "Tokenizer":
+        """Build from tokenizer.json (text or parsed) and tokenizer_config.json (parsed, optional)."""
+        if isinstance(tokenizer_json, (str, bytes)):
+            try:
+                spec = json.loads(tokenizer_json)
+            except ValueError as e:
+                raise TokenizerError(f"tokenizer.json is not valid JSON: {e}") from e
+        else:
+            spec = tokenizer_json
+        try:
+            return cls(spec, config)
+        except TokenizerError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise TokenizerError(f"malformed tokenizer.json: {type(e).__name__}: {e}") from e
+
+    # ---- lookups -------------------------------------------------------------------------
+    def token_to_id(self, token: str) -> int | None:
+        a = self._added_by_content.get(token)
+        if a is not None:
+            return a.id
+        return self._bpe.vocab.get(token)
+
+    def id_to_token(self, token_id: int) -> str | None:
+        a = self._added_by_id.get(token_id)
+        if a is not None:
+            return a.content
+        table = self._id_table()
+        return table[token_id] if 0 <= token_id < len(table) else None
+
+    def _id_table(self) -> list[str | None]:
+        if self._id_to_tok is None:
+            table: list[str | None] = [None] * self.vocab_size
+            for t, i in self._bpe.vocab.items():
+                table[i] = t
+            self._id_to_tok = table
+        return self._id_to_tok
+
+    # ---- encode --------------------------------------------------------------------------
+    def _added_regex(self, normalized: bool) -> re.Pattern[str] | None:
+        toks = [a for a in self._added if a.normalized == normalized and not (self._split_special and a.special)]
+        if not toks:
+            return None
+        toks.sort(key=lambda a: -len(a.content))
+        ws = "[" + re.escape(pretokenize.WHITESPACE) + "]*"
+        alts = []
+        for a in toks:
+            body = "(" + re.escape(a.content) + ")"
+            alts.append((ws if a.lstrip else "") + body + (ws if a.rstrip else ""))
+        if not any(a.lstrip or a.rstrip for a in toks):
+            return re.compile("|".join(re.escape(a.content) for a in toks))
+        return re.compile("|".join(alts))
+
+    def _split_added(self, text: str, normalized: bool) -> list[tuple[str, int | None]]:
+        """Leftmost-longest split of `text` on added tokens: (piece, id or None for plain text)."""
+        if normalized:
+            if self._splitter_norm is None:
+                self._splitter_norm = self._added_regex(True) or re.compile("(?!)")
+            rx = self._splitter_norm
+        else:
+            if self._splitter is None:
+                self._splitter = self._added_regex(False) or re.compile("(?!)")
+            rx = self._splitter
+        out: list[tuple[str, int | None]] = []
+        prev = 0
+        by = self._added_by_content
+        for m in rx.finditer(text):
+            s, e = m.span()
+            if e == s:
+                continue
+            if s > prev:
+                out.append((text[prev:s], None))
+            content = m.group(0) if m.lastindex is None else next(g for g in m.groups() if g is not None)
+            out.append((content, by[content].id))
+            prev = e
+        if prev < len(text):
+            out.append((text[prev:], None))
+        return out
+
+    def _encode_plain(self, text: str, out: list[int]) -> None:
+        """Normalize, pre-tokenize and BPE a stretch of text holding no (non-normalized) added token."""
+        if self._normalize is not None:
+            text = self._normalize(text)
+            if self._splitter_norm is None:
+                self._splitter_norm = self._added_regex(True) or re.compile("(?!)")
+            if self._splitter_norm.pattern != "(?!)":
+                for piece, tid in self._split_added(text, True):
+                    if tid is not None:
+                        out.append(tid)
+                    else:
+                        self._encode_words(piece, out)
+                return
+        self._encode_words(text, out)
+
+    def _encode_words(self, text: str, out: list[int]) -> None:
+        cache = self._cache
+        bpe = self._bpe
+        byte_level = self._byte_level
+        for word in self._pre(text):
+            ids = cache.get(word)
+            if ids is None:
+                ids = bpe.word_ids(pretokenize.to_byte_level(word) if byte_level else word)
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                cache[word] = ids
+            out.extend(ids)
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of `text`, equal to `tokenizers.Tokenizer.encode(text, add_special_tokens).ids`."""
+        if not isinstance(text, str):
+            raise TokenizerError(f"encode expects a str, got {type(text).__name__}")
+        out: list[int] = list(self._pre_ids) if add_special_tokens else []
+        for piece, tid in self._split_added(text, False):
+            if tid is not None:
+                out.append(tid)
+            else:
+                self._encode_plain(piece, out)
+        if add_special_tokens:
+            out.extend(self._post_ids)
+        return out
+
+    # ---- decode --------------------------------------------------------------------------
+    def _token_for_decode(self, token_id: int, skip_special_tokens: bool) -> str | None:
+        if skip_special_tokens and token_id in self.special_ids:
+            return None
+        return self.id_to_token(token_id)
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
+        """Text of `ids`, equal to `tokenizers.Tokenizer.decode(ids, skip_special_tokens)`."""
+        toks = [t for t in (self._token_for_decode(int(i), skip_special_tokens) for i in ids) if t is not None]
+        return self._decoder.decode(toks)
+
+    def stream_decoder(self, skip_special_tokens: bool = False) -> StreamDecoder:
+        """A fresh incremental detokenizer over this tokenizer."""
+        return StreamDecoder(self, skip_special_tokens)
