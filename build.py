@@ -77,7 +77,7 @@ def ensure_venv(with_test: bool) -> None:
     if step(name, key):
         if not py.exists():
             venv.EnvBuilder(with_pip=True).create(VENV)
-        args = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        args = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-qq"]
         for r in reqs:
             args += ["-r", str(r)]
         run(args)
@@ -120,7 +120,7 @@ def fetch_tab_packages() -> dict[str, Path]:
             dl = CACHE / "downloads"
             dl.mkdir(parents=True, exist_ok=True)
             binary = ["--only-binary", ":all:"] if name == "jinja2" else ["--no-binary", ":all:"]
-            run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dl), *binary, f"{name}=={version}"])
+            run([sys.executable, "-m", "pip", "download", "--no-deps", "-qq", "-d", str(dl), *binary, f"{name}=={version}"])
             dest.mkdir(parents=True, exist_ok=True)
             if name == "jinja2":
                 with zipfile.ZipFile(next(dl.glob(f"jinja2-{version}-*.whl"))) as z:

