@@ -36,7 +36,7 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
   for (let i = 0; i < layers; i++) for (const k of KINDS) kvNames.push([`past_key_values.${i}.${k}`, `present.${i}.${k}`]);
 
   let threads = 1;
-  const options = { graphOptimizationLevel: 'all', ...sessionOptions };
+  const options = { graphOptimizationLevel: 'all', logSeverityLevel: 3, ...sessionOptions };
   if (backend === 'wasm') {
     threads = ort.env.wasm.numThreads || wasmThreads();
     options.executionProviders = ['wasm'];

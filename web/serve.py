@@ -18,21 +18,25 @@ import sys
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-# Why each directive (checked in Chromium 156 with Pyodide 314 and onnxruntime-web 1.30):
-# - script-src 'self': every script (page, worker, Pyodide, ORT glue) is a same-origin file.
-#   'wasm-unsafe-eval' lets WebAssembly.compile/instantiate run (Pyodide, ORT, and the
-#   wasm modules Pyodide loads for extension packages). No 'unsafe-eval': Pyodide's boot and
-#   onnxruntime-web's WASM and WebGPU paths run without JS eval (see tests/browser).
-#   blob: is needed because onnxruntime-web starts its pthread workers from blob URLs when
-#   its glue script is not given as a URL (kept harmless: blob: is same-origin content).
-# - worker-src 'self' blob:: the module worker, and ORT's pthread workers.
-# - connect-src 'self': fetch() of the model files, Pyodide's stdlib and wheels, ORT's wasm.
-#   This is what keeps user data inside the tab: no request to any other origin is allowed.
-# - style-src 'self': the page has no inline styles; img-src 'self' data: for icons.
+# Why each directive (checked in Chromium 156 with Pyodide 314 and onnxruntime-web 1.30,
+# on the WASM and the WebGPU paths):
+# - script-src 'self' 'wasm-unsafe-eval': every script (page, worker, Pyodide, the ORT bundle
+#   and its emscripten glue, ORT's pthread workers) is a same-origin file, and
+#   'wasm-unsafe-eval' allows WebAssembly compilation (Pyodide, ORT). No 'unsafe-eval': Pyodide
+#   has eval() calls (emscripten_run_script, JS code Python asks for with `js.eval`) but its
+#   boot, the FFI and everything intab does run without them; ORT's threaded build starts its
+#   pthread workers from the glue's own URL, not from blob: URLs, so no blob: either.
+# - worker-src 'self': the module worker and ORT's pthread workers.
+# - connect-src 'self': fetch() of the model files, the Python bundle, Pyodide's stdlib, ORT's
+#   wasm. This is what keeps user data inside the tab: no request to another origin can go out.
+# - style-src 'self': no inline styles (the page sets styles only through the CSSOM);
+#   img-src 'self' data: for the empty favicon.
+# Playwright note: page.evaluate()/wait_for_function() with a string *expression* uses eval and
+# is refused under this CSP; pass a function ("() => ...") instead.
 CSP = "; ".join([
     "default-src 'self'",
-    "script-src 'self' 'wasm-unsafe-eval' blob:",
-    "worker-src 'self' blob:",
+    "script-src 'self' 'wasm-unsafe-eval'",
+    "worker-src 'self'",
     "connect-src 'self'",
     "img-src 'self' data:",
     "style-src 'self'",

@@ -1,0 +1,284 @@
+// intab worker: Pyodide (tokenizer, template, sampler, generation loop) and onnxruntime-web
+// (the model) in one module worker, so the page never blocks.
+//
+// Messages, page -> worker
+//   {type:'load', backend?: 'auto'|'wasm'|'webgpu', model?: id}
+//   {type:'chat', id, messages:[{role, content}], options:{...}}
+//   {type:'stop', id}                       -> session.abort(); the turn ends with finish_reason 'abort'
+//   {type:'reset'}                          -> session.reset() (forget the KV cache)
+// Messages, worker -> page
+//   {type:'progress', phase:'boot'|'download'|'verify'|'init', message, loaded, total, files:[{name, loaded, total}]}
+//   {type:'ready', backend, threads, crossOriginIsolated, adapterInfo, shaderF16, model, generationConfig, loadMs, timings}
+//   {type:'delta', id, text}
+//   {type:'done', id, result}               result: contracts.md §4 (text, token_ids, finish_reason, ttft_ms, ...)
+//   {type:'error', id?, name, message, fatal}   fatal: the engine could not load (no later chat will work)
+//   {type:'reset-done'}
+
+import { createBridge, wasmThreads } from './bridge.mjs';
+
+const BASE = new URL('./', import.meta.url);
+const url = (p) => new URL(p, BASE).href;
+const TEXT_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json', 'generation_config.json'];
+
+let loading = null;   // promise of the engine, once 'load' was received
+let engine = null;    // { pyodide, session, bridge }
+let current = null;   // id of the chat being generated
+let resetAfter = false; // a 'reset' arrived mid-turn: abort, then reset when the turn ends
+const post = (msg, transfer) => self.postMessage(msg, transfer || []);
+
+// ---------------------------------------------------------------- errors
+function describeError(err) {
+  if (err && err.constructor && err.constructor.name === 'PythonError') {
+    // A Python exception that crossed as a PythonError: its message is the traceback.
+    const type = err.type || 'PythonError';
+    const lines = String(err.message || '').trim().split('\n');
+    let last = lines[lines.length - 1] || type;
+    // "intab.errors.InvalidParameter: message" -> "message"
+    const m = /^([\w.]+):\s*(.*)$/.exec(last);
+    if (m && m[1].split('.').pop() === type) last = m[2];
+    return { name: type, message: last };
+  }
+  return { name: (err && err.name) || 'Error', message: (err && err.message) || String(err) };
+}
+
+// ---------------------------------------------------------------- downloads
+async function fetchChecked(path, what) {
+  let res;
+  try {
+    res = await fetch(url(path));
+  } catch (e) {
+    throw Object.assign(new Error(`could not fetch ${what} (${path}): ${e.message}`), { name: 'LoadError' });
+  }
+  if (!res.ok) throw Object.assign(new Error(`could not fetch ${what} (${path}): HTTP ${res.status}`), { name: 'LoadError' });
+  return res;
+}
+
+async function hex(buf) {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
+  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Download every file of the manifest, in parallel, with streamed progress; check size and sha256. */
+async function downloadModel(modelId, onProgress) {
+  const manifest = await (await fetchChecked(`models/${modelId}/manifest.json`, 'the model manifest')).json();
+  const files = manifest.files;
+  const state = files.map((f) => ({ name: f.name, loaded: 0, total: f.size }));
+  const total = files.reduce((a, f) => a + f.size, 0);
+  let last = 0;
+  const report = (force) => {
+    const now = performance.now();
+    if (!force && now - last < 100) return;
+    last = now;
+    const loaded = state.reduce((a, f) => a + f.loaded, 0);
+    onProgress({ phase: 'download', loaded, total, files: state.map((s) => ({ ...s })) });
+  };
+  const out = {};
+  await Promise.all(files.map(async (f, i) => {
+    const res = await fetchChecked(`models/${modelId}/${f.name}`, `model file ${f.name}`);
+    const buf = new Uint8Array(f.size);
+    let off = 0;
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (off + value.length > f.size) {
+        await reader.cancel();
+        throw Object.assign(new Error(`model file ${f.name} is larger than the ${f.size} bytes its manifest lists; rebuild the model files (python3 build.py build)`), { name: 'IntegrityError' });
+      }
+      buf.set(value, off);
+      off += value.length;
+      state[i].loaded = off;
+      report(false);
+    }
+    if (off !== f.size) {
+      throw Object.assign(new Error(`model file ${f.name} has ${off} bytes, its manifest lists ${f.size}; rebuild the model files (python3 build.py build)`), { name: 'IntegrityError' });
+    }
+    const digest = await hex(buf);
+    if (digest !== f.sha256) {
+      throw Object.assign(new Error(`model file ${f.name} does not match its sha256 in the manifest (got ${digest.slice(0, 12)}…, expected ${String(f.sha256).slice(0, 12)}…); rebuild the model files or clear the site data`), { name: 'IntegrityError' });
+    }
+    out[f.name] = buf;
+  }));
+  report(true);
+  return { manifest, bytes: out };
+}
+
+// ---------------------------------------------------------------- backend choice
+async function probeWebGPU() {
+  if (!self.navigator || !navigator.gpu) return null;
+  try {
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) return null;
+    const info = adapter.info || {};
+    return {
+      adapter,
+      adapterInfo: {
+        vendor: info.vendor || '', architecture: info.architecture || '', device: info.device || '',
+        description: info.description || '', isFallbackAdapter: !!(info.isFallbackAdapter ?? adapter.isFallbackAdapter),
+      },
+      shaderF16: adapter.features.has('shader-f16'),
+    };
+  } catch {
+    return null;
+  }
+}
+
+async function importOrt(backend) {
+  // Each backend imports only its own bundle, so the WASM path never downloads the WebGPU wasm.
+  const ort = backend === 'webgpu'
+    ? await import('./vendor/ort/ort.webgpu.min.mjs')
+    : await import('./vendor/ort/ort.wasm.min.mjs');
+  ort.env.wasm.wasmPaths = url('vendor/ort/');
+  ort.env.wasm.numThreads = backend === 'wasm' ? wasmThreads() : 1;
+  ort.env.wasm.proxy = false;
+  ort.env.logLevel = 'error';
+  return ort;
+}
+
+// ---------------------------------------------------------------- load
+async function load({ backend: wanted = 'auto', model } = {}) {
+  const t0 = performance.now();
+  const timings = {};
+  const progress = (p) => post({ type: 'progress', message: '', loaded: 0, total: 0, files: [], ...p });
+  progress({ phase: 'boot', message: 'Starting Python…' });
+
+  // 1. Pyodide boot, in parallel with everything below.
+  const pyodidePromise = (async () => {
+    const { loadPyodide } = await import('./vendor/pyodide/pyodide.mjs');
+    const py = await loadPyodide({ indexURL: url('vendor/pyodide/'), packages: [] });
+    timings.pyodideMs = Math.round(performance.now() - t0);
+    return py;
+  })();
+  pyodidePromise.catch(() => {});
+
+  // 2. The Python bundle (intab + jinja2 + markupsafe).
+  const bundlePromise = fetchChecked('py/intab-bundle.zip', 'the Python bundle').then((r) => r.arrayBuffer());
+  bundlePromise.catch(() => {});
+
+  // 3. Backend choice, then its ORT bundle (wasm compile overlaps the download).
+  const probe = wanted === 'wasm' ? null : await probeWebGPU();
+  if (wanted === 'webgpu' && !probe) {
+    throw Object.assign(new Error('WebGPU was requested but this browser gives no WebGPU adapter; use ?backend=wasm'), { name: 'BackendError' });
+  }
+  const backend = probe ? 'webgpu' : 'wasm';
+  const ortPromise = importOrt(backend);
+  ortPromise.catch(() => {});
+
+  // 4. Model files.
+  const index = await (await fetchChecked('models/index.json', 'the model list')).json();
+  const ids = Array.isArray(index) ? index : (index.models || []).map((m) => (typeof m === 'string' ? m : m.id));
+  const modelId = model || ids[0];
+  if (!modelId) throw Object.assign(new Error('models/index.json lists no model'), { name: 'LoadError' });
+  if (!ids.includes(modelId)) throw Object.assign(new Error(`unknown model '${modelId}'; models/index.json lists ${ids.join(', ')}`), { name: 'LoadError' });
+  const tDl = performance.now();
+  const { manifest, bytes } = await downloadModel(modelId, progress);
+  timings.downloadMs = Math.round(performance.now() - tDl);
+  for (const name of ['model.onnx', ...TEXT_FILES]) {
+    if (!bytes[name]) throw Object.assign(new Error(`the model manifest lists no ${name}`), { name: 'LoadError' });
+  }
+  const dec = new TextDecoder();
+  const files = {};
+  for (const name of TEXT_FILES) files[name] = dec.decode(bytes[name]);
+  const config = JSON.parse(files['config.json']);
+  const generationConfig = JSON.parse(files['generation_config.json']);
+
+  // 5. The model session.
+  progress({ phase: 'init', message: `Starting the model on ${backend === 'webgpu' ? 'WebGPU' : 'WASM'}…` });
+  const ort = await ortPromise;
+  const tS = performance.now();
+  const bridge = await createBridge({ ort, modelBytes: bytes['model.onnx'], config, backend });
+  delete bytes['model.onnx']; // the session holds its own copy
+  timings.sessionMs = Math.round(performance.now() - tS);
+
+  // 6. Python: unpack the bundle into site-packages, create the engine session.
+  progress({ phase: 'init', message: 'Starting Python…' });
+  const pyodide = await pyodidePromise;
+  const bundle = await bundlePromise;
+  const sitePackages = pyodide.runPython(
+    "import sys\nnext(p for p in sys.path if p.endswith('site-packages'))");
+  pyodide.unpackArchive(bundle, 'zip', { extractDir: sitePackages });
+  const tP = performance.now();
+  const glue = pyodide.pyimport('intab.pyodide_glue');
+  const session = glue.create_session(bridge, files);
+  glue.destroy();
+  timings.pythonMs = Math.round(performance.now() - tP);
+
+  engine = { pyodide, session, bridge };
+  const loadMs = Math.round(performance.now() - t0);
+  post({
+    type: 'ready', backend, threads: bridge.threads, crossOriginIsolated: self.crossOriginIsolated === true,
+    adapterInfo: probe ? probe.adapterInfo : null, shaderF16: probe ? probe.shaderF16 : false,
+    model: { id: modelId, version: manifest.version, numCandidates: manifest.num_candidates, config },
+    generationConfig, loadMs, timings,
+  });
+  return engine;
+}
+
+// ---------------------------------------------------------------- chat
+function toPlain(v) {
+  if (v && typeof v.toJs === 'function') {
+    const js = v.toJs({ dict_converter: Object.fromEntries, create_pyproxies: false });
+    v.destroy();
+    return js;
+  }
+  return v;
+}
+
+async function chat({ id, messages, options }) {
+  if (!engine) {
+    try { await loading; } catch { /* reported by load */ }
+    if (!engine) throw Object.assign(new Error('the model is not loaded'), { name: 'NotReady' });
+  }
+  if (current !== null) throw Object.assign(new Error('a reply is already being generated; stop it first'), { name: 'Busy' });
+  current = id;
+  const onDelta = (text) => { post({ type: 'delta', id, text: String(text) }); };
+  let pending = null;
+  try {
+    pending = engine.session.generate(messages, options || {}, onDelta);
+    const result = toPlain(await pending);
+    if (result && result.token_ids && !Array.isArray(result.token_ids)) result.token_ids = Array.from(result.token_ids);
+    post({ type: 'done', id, result });
+  } finally {
+    if (pending && typeof pending.destroy === 'function') { try { pending.destroy(); } catch { /* done */ } }
+    current = null;
+    if (resetAfter) {
+      resetAfter = false;
+      engine.session.reset();
+      post({ type: 'reset-done' });
+    }
+  }
+}
+
+// ---------------------------------------------------------------- dispatch
+self.onmessage = async (ev) => {
+  const msg = ev.data || {};
+  try {
+    switch (msg.type) {
+      case 'load':
+        if (!loading) {
+          loading = load(msg);
+          loading.catch((err) => post({ type: 'error', fatal: true, ...describeError(err) }));
+        }
+        break;
+      case 'chat':
+        await chat(msg);
+        break;
+      case 'stop':
+        if (engine && current !== null && (msg.id === undefined || msg.id === current)) engine.session.abort();
+        break;
+      case 'reset':
+        if (engine && current !== null) {
+          resetAfter = true;
+          engine.session.abort();
+        } else {
+          if (engine) engine.session.reset();
+          post({ type: 'reset-done' });
+        }
+        break;
+      default:
+        throw new Error(`unknown message type '${msg.type}'`);
+    }
+  } catch (err) {
+    post({ type: 'error', id: msg.id, fatal: false, ...describeError(err) });
+  }
+};
