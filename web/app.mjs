@@ -50,7 +50,7 @@ const handlers = {
   },
   ready(m) {
     state.info = m;
-    applyDefaults(m.generationConfig || {}, true);
+    applyDefaults({ ...(m.generationConfig || {}), ...(m.defaults || {}) }, true);
     setPhase('ready');
     renderStatus();
     intab.ready = true;
@@ -161,6 +161,7 @@ function applyDefaults(gc, fromModel) {
     if (typeof gc.top_p === 'number') d.top_p = gc.top_p;
     if (typeof gc.top_k === 'number') d.top_k = gc.top_k;
     if (typeof gc.max_new_tokens === 'number') d.max_tokens = gc.max_new_tokens;
+    if (typeof gc.max_tokens === 'number') d.max_tokens = gc.max_tokens;
     if (gc.do_sample === false) d.temperature = 0;
   }
   for (const [el, key] of fields) {

@@ -8,7 +8,8 @@
 //   {type:'reset'}                          -> session.reset() (forget the KV cache)
 // Messages, worker -> page
 //   {type:'progress', phase:'boot'|'download'|'verify'|'init', message, loaded, total, files:[{name, loaded, total}]}
-//   {type:'ready', backend, threads, crossOriginIsolated, adapterInfo, shaderF16, model, generationConfig, loadMs, timings}
+//   {type:'ready', backend, threads, crossOriginIsolated, adapterInfo, shaderF16, model, generationConfig,
+//                  defaults:{temperature, top_p, top_k, max_tokens, ...}, loadMs, timings}
 //   {type:'delta', id, text}
 //   {type:'done', id, result}               result: contracts.md §4 (text, token_ids, finish_reason, ttft_ms, ...)
 //   {type:'error', id?, name, message, fatal}   fatal: the engine could not load (no later chat will work)
@@ -201,6 +202,9 @@ async function load({ backend: wanted = 'auto', model } = {}) {
   const glue = pyodide.pyimport('intab.pyodide_glue');
   const session = glue.create_session(bridge, files);
   glue.destroy();
+  // Sampling defaults as the engine resolves them (generation_config.json + engine defaults).
+  let defaults = {};
+  if (typeof session.defaults === 'function') defaults = toPlain(session.defaults());
   timings.pythonMs = Math.round(performance.now() - tP);
 
   engine = { pyodide, session, bridge };
@@ -209,7 +213,7 @@ async function load({ backend: wanted = 'auto', model } = {}) {
     type: 'ready', backend, threads: bridge.threads, crossOriginIsolated: self.crossOriginIsolated === true,
     adapterInfo: probe ? probe.adapterInfo : null, shaderF16: probe ? probe.shaderF16 : false,
     model: { id: modelId, version: manifest.version, numCandidates: manifest.num_candidates, config },
-    generationConfig, loadMs, timings,
+    generationConfig, defaults, loadMs, timings,
   });
   return engine;
 }
@@ -243,10 +247,18 @@ async function chat({ id, messages, options }) {
     current = null;
     if (resetAfter) {
       resetAfter = false;
-      engine.session.reset();
-      post({ type: 'reset-done' });
+      await resetSession();
     }
   }
+}
+
+async function resetSession() {
+  if (engine) {
+    const r = engine.session.reset(); // async in Python: a PyProxy awaitable
+    if (r && typeof r.then === 'function') await r;
+    if (r && typeof r.destroy === 'function') r.destroy();
+  }
+  post({ type: 'reset-done' });
 }
 
 // ---------------------------------------------------------------- dispatch
@@ -271,8 +283,7 @@ self.onmessage = async (ev) => {
           resetAfter = true;
           engine.session.abort();
         } else {
-          if (engine) engine.session.reset();
-          post({ type: 'reset-done' });
+          await resetSession();
         }
         break;
       default:

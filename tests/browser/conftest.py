@@ -103,15 +103,5 @@ def web_only_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def golden():
-    import json
-
-    path = REPO / "tests" / "golden" / "smollm2-135m-instruct.greedy.json"
-    if not path.exists():
-        pytest.skip(f"{path} does not exist yet")
-    return json.loads(path.read_text())
-
-
 def copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, dirs_exist_ok=True)
