@@ -42,6 +42,7 @@ def _bodies() -> dict[str, str]:
     return {
         "L": _class_body(unicode_tables.LETTER),
         "N": _class_body(unicode_tables.NUMBER),
+        "rust_numeric": _class_body(unicode_tables.RUST_NUMERIC),
         "s": "".join(_esc(ord(c)) for c in WHITESPACE),
     }
 
@@ -239,7 +240,7 @@ class RegexIsolated:
 
 @dataclass(frozen=True)
 class Digits:
-    """`Digits` pre-tokenizer: splits on Unicode numeric characters (Rust `char::is_numeric`)."""
+    """`Digits` pre-tokenizer: splits on Rust `char::is_numeric` (Rust std's Unicode, not Oniguruma's)."""
 
     individual: bool
 
@@ -250,7 +251,7 @@ class Digits:
 
 @lru_cache(maxsize=2)
 def _digit_regex(individual: bool) -> re.Pattern[str]:
-    body = _bodies()["N"]
+    body = _bodies()["rust_numeric"]
     return re.compile(f"[{body}]" if individual else f"[{body}]+")
 
 

@@ -1,0 +1,71 @@
+"""The pure-Python character classes equal the reference's, code point by code point.
+
+`tokenizers` (Oniguruma + Rust std) classifies with Unicode 16.0; CPython 3.11's `unicodedata`
+is 14.0 and Pyodide's 3.14 is 16.0. The pre-tokenizer classes come from the pinned tables in
+`intab.unicode_tables`, so they must match the reference here whatever the interpreter.
+"""
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+from tokenizers import Regex, normalizers, pre_tokenizers
+
+from intab import pretokenize, unicode_tables
+
+ALL = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+
+
+def _ref_spans(pattern: str, text: str) -> list[tuple[int, int]]:
+    pt = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
+    rx = pretokenize.compile_regex(pattern)
+    return [span for piece, span in pt.pre_tokenize_str(text)], rx
+
+
+@pytest.mark.parametrize("pattern", [r"\p{L}+", r"\p{N}+", r"\s+", r"[^\s\p{L}\p{N}]+", r"\S+"])
+def test_class_matches_reference_on_every_code_point(pattern):
+    spans, rx = _ref_spans(pattern, ALL)
+    ours = pretokenize.RegexIsolated(rx)(ALL)
+    pos, got = 0, []
+    for piece in ours:
+        got.append((pos, pos + len(piece)))
+        pos += len(piece)
+    assert got == spans
+
+
+def test_digits_pretokenizer_on_every_code_point():
+    ref = [p for p, _ in pre_tokenizers.Digits(individual_digits=True).pre_tokenize_str(ALL)]
+    assert pretokenize.Digits(True)(ALL) == ref
+    ref = [p for p, _ in pre_tokenizers.Digits(individual_digits=False).pre_tokenize_str(ALL)]
+    assert pretokenize.Digits(False)(ALL) == ref
+
+
+def test_gpt2_byte_level_regex_on_code_point_soup():
+    # every code point, in an order that puts letters, digits, spaces and marks next to each other
+    soup = "".join(ALL[i::97] for i in range(97))
+    ref = [p for p, _ in pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True).pre_tokenize_str(soup)]
+    ours = [pretokenize.to_byte_level(p) for p in pretokenize.ByteLevel(False, True)(soup)]
+    assert ours == ref
+
+
+def test_tables_are_pinned_not_runtime():
+    assert unicode_tables.UNICODE_VERSION == "16.0.0"
+    # How far the interpreter's own database is from the pinned one (0 under Pyodide's 3.14).
+    rx = pretokenize.compile_regex(r"\p{L}")
+    drift = sum(1 for c in ALL[:0x32000] if (unicodedata.category(c)[0] == "L") != bool(rx.match(c)))
+    if unicodedata.unidata_version == "16.0.0":
+        assert drift == 0
+    else:
+        assert drift > 0  # CPython 3.11 (Unicode 14): letters added since then are still letters for us
+
+
+def test_nfc_matches_reference_on_code_points_the_runtime_knows():
+    """NFC is the one step that uses the interpreter's Unicode database (Qwen3's normalizer)."""
+    ref = normalizers.NFC()
+    known = [c for c in ALL if unicodedata.category(c) != "Cn"]
+    # base + combining mark pairs exercise composition, singles exercise decomposition
+    marks = [c for c in known if unicodedata.combining(c)]
+    text_single = "\x00".join(known)
+    assert unicodedata.normalize("NFC", text_single) == ref.normalize_str(text_single)
+    pairs = "\x00".join(b + m for b in "aeiouAEIOUnNcCsSzZ\u3042\u1100\u0915" for m in marks)
+    assert unicodedata.normalize("NFC", pairs) == ref.normalize_str(pairs)
