@@ -19,6 +19,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from intab.errors import TemplateError
 
+# Names a message's reasoning may come under; templates read the first (transformers aliases them).
+_REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
+
 # The named special tokens transformers passes to every template (SPECIAL_TOKENS_ATTRIBUTES).
 _NAMED_TOKENS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
@@ -165,7 +168,11 @@ class ChatTemplate:
         for m in messages:
             if not isinstance(m, dict):
                 raise TemplateError(f"each message must be a dict, got {type(m).__name__}")
-            chat.append({k: v for k, v in m.items() if v is not None})
+            msg = {k: v for k, v in m.items() if v is not None}
+            reasoning = next((msg[k] for k in _REASONING_FIELDS if msg.get(k) is not None), None)
+            if reasoning is not None:
+                msg = {"thinking": reasoning, **msg, "reasoning_content": reasoning}
+            chat.append(msg)
         source = self.source
         if tools is not None and "tool_use" in self.named_templates:
             source = self.named_templates["tool_use"]
