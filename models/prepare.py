@@ -95,7 +95,7 @@ def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
     write_tokenizer(gguf.meta, out)
     (out / "config.json").write_text(json.dumps(cfg.to_hf(), indent=2) + "\n")
     gen = {"bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id, "pad_token_id": cfg.eos_token_id,
-           "do_sample": True, **recipe.generation}
+           **recipe.generation}
     (out / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
     manifest = write_manifest(out, recipe)
     stamp_path.write_text(json.dumps(stamp))

