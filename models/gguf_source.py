@@ -72,6 +72,16 @@ class GGUFModel:
         """Quantized blocks as stored: uint8 array of shape [rows, bytes_per_row]."""
         return np.asarray(self.tensors[name].data)
 
+    def blocks(self, name: str):
+        """Quantized tensors as their blocks (QuantBlocks, for in-graph dequantization); float ones as float32."""
+        from .graph import QuantBlocks
+        t = self.tensors[name]
+        if t.tensor_type.name not in ("Q4_1", "Q8_0"):
+            return self.float32(name)
+        raw = np.asarray(t.data)
+        out_f, in_f = int(t.shape[1]), int(t.shape[0])
+        return QuantBlocks(t.tensor_type.name, raw.reshape(out_f, -1), (out_f, in_f))
+
     def float32(self, name: str) -> np.ndarray:
         """Dequantized weight in PyTorch layout [out_features, in_features] (or [n] for norms)."""
         t = self.tensors[name]

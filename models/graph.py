@@ -23,26 +23,53 @@ from .gguf_source import LlamaConfig
 OPSET = 17
 
 
+@dataclass(frozen=True)
+class QuantBlocks:
+    """A GGUF-quantized matrix kept as its blocks, PyTorch layout [out_features, in_features].
+
+    Shipped as is (the transport format) and dequantized by graph nodes that use only initializers,
+    so onnxruntime's constant folding turns them into float32 once, at session creation (the
+    compute format). The node arithmetic repeats gguf-py's, so the float32 weights are bit-identical
+    to those transformers computes from the same GGUF.
+    """
+    kind: str              # "Q4_1" or "Q8_0"
+    raw: np.ndarray        # uint8 [out, bytes_per_row]
+    shape: tuple[int, int]
+
+    def rows(self, order: np.ndarray) -> "QuantBlocks":
+        return QuantBlocks(self.kind, self.raw[order], self.shape)
+
+
+def concat_rows(parts: list) -> "np.ndarray | QuantBlocks":
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts)
+    kinds = {p.kind for p in parts if isinstance(p, QuantBlocks)}
+    if len(kinds) != 1 or not all(isinstance(p, QuantBlocks) for p in parts):
+        raise ValueError("cannot fuse weights of different formats")
+    return QuantBlocks(kinds.pop(), np.concatenate([p.raw for p in parts]),
+                       (sum(p.shape[0] for p in parts), parts[0].shape[1]))
+
+
 @dataclass
 class LayerWeights:
     """Float32 weights of one decoder layer, PyTorch layout [out_features, in_features]."""
     attn_norm: np.ndarray
-    q: np.ndarray
-    k: np.ndarray
-    v: np.ndarray
-    o: np.ndarray
+    q: np.ndarray | QuantBlocks
+    k: np.ndarray | QuantBlocks
+    v: np.ndarray | QuantBlocks
+    o: np.ndarray | QuantBlocks
     ffn_norm: np.ndarray
-    gate: np.ndarray
-    up: np.ndarray
-    down: np.ndarray
+    gate: np.ndarray | QuantBlocks
+    up: np.ndarray | QuantBlocks
+    down: np.ndarray | QuantBlocks
 
 
 @dataclass
 class ModelWeights:
-    embed: np.ndarray            # [vocab, hidden]; also the output layer when tied
+    embed: np.ndarray | QuantBlocks   # [vocab, hidden]; also the output layer when tied
     layers: list[LayerWeights]
     final_norm: np.ndarray
-    lm_head: np.ndarray | None   # [vocab, hidden] when not tied
+    lm_head: np.ndarray | QuantBlocks | None   # [vocab, hidden] when not tied
 
 
 class _G:
@@ -108,6 +135,8 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, producer: str = "intab") -
     c_1 = g.const("i1", i64(1))
     c_s0 = g.const("s0", np.array(0, dtype=np.int64))
     c_s1 = g.const("s1", np.array(1, dtype=np.int64))
+    c_sixteen = g.const("sixteen", np.array(16.0, dtype=np.float32))
+    c_sixteenth = g.const("sixteenth", np.array(1 / 16, dtype=np.float32))
 
     def rmsnorm(x: str, weight: np.ndarray, hint: str) -> str:
         sq = g.op("Mul", [x, x])
@@ -121,8 +150,33 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, producer: str = "intab") -
         rot = g.op("Concat", [g.op("Neg", [x2]), x1], axis=-1)
         return g.op("Add", [g.op("Mul", [x, cos]), g.op("Mul", [rot, sin])])
 
-    def linear_t(w_out_in: np.ndarray, hint: str) -> str:
-        return g.const(hint, np.ascontiguousarray(w_out_in.T.astype(np.float32)))
+    def dense(w, hint: str) -> str:
+        """A float32 [out, in] weight: as is, or dequantized from blocks by foldable nodes."""
+        if isinstance(w, np.ndarray):
+            return g.const(hint, w.astype(np.float32))
+        out_f, in_f = w.shape
+        nb = in_f // 32
+        blocks = w.raw.reshape(out_f, nb, -1)
+        d = g.op("Cast", [g.const(hint + "_d", blocks[:, :, 0:2].copy().view(np.float16))], to=TensorProto.FLOAT)
+        if w.kind == "Q4_1":
+            m = g.op("Cast", [g.const(hint + "_m", blocks[:, :, 2:4].copy().view(np.float16))], to=TensorProto.FLOAT)
+            x = g.op("Cast", [g.const(hint + "_qs", blocks[:, :, 4:20].copy())], to=TensorProto.FLOAT)
+            hi = g.op("Floor", [g.op("Mul", [x, c_sixteenth])])          # exact: nibbles as floats
+            lo = g.op("Sub", [x, g.op("Mul", [hi, c_sixteen])])
+            q = g.op("Concat", [lo, hi], axis=2)                          # weight j, then j+16
+            flat = g.op("Add", [g.op("Mul", [d, q]), m])                  # gguf-py: (d * q) + m
+        elif w.kind == "Q8_0":
+            q = g.op("Cast", [g.const(hint + "_qs", blocks[:, :, 2:34].copy().view(np.int8))], to=TensorProto.FLOAT)
+            flat = g.op("Mul", [q, d])                                    # gguf-py: x * d
+        else:
+            raise ValueError(f"unsupported block format {w.kind}")
+        return g.op("Reshape", [flat, g.const(hint + "_shape", i64(out_f, in_f))])
+
+    def linear_t(w, hint: str) -> str:
+        """[in, out] for MatMul."""
+        if isinstance(w, np.ndarray):
+            return g.const(hint, np.ascontiguousarray(w.T.astype(np.float32)))
+        return g.op("Transpose", [dense(w, hint)], perm=[1, 0])
 
     # Graph inputs
     inputs = [
@@ -143,7 +197,7 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, producer: str = "intab") -
                 f"present.{i}.{kind}", TensorProto.FLOAT, [1, nkv, "total_sequence_length", hd]))
 
     # Embedding, rotary tables gathered once per call
-    embed = g.const("embed", w.embed.astype(np.float32))
+    embed = dense(w.embed, "embed")
     x = g.op("Gather", [embed, "input_ids"], axis=0)                    # [1, S, H]
     cos_t, sin_t = rope_tables(cfg)
     cos = g.op("Unsqueeze", [g.op("Gather", [g.const("cos", cos_t), "position_ids"], axis=0), c_1])  # [1,1,S,hd]
@@ -161,7 +215,7 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, producer: str = "intab") -
 
     for i, lw in enumerate(w.layers):
         h = rmsnorm(x, lw.attn_norm, f"l{i}_attn_norm")
-        qkv = g.op("MatMul", [h, linear_t(np.concatenate([lw.q, lw.k, lw.v]), f"l{i}_qkv")])
+        qkv = g.op("MatMul", [h, linear_t(concat_rows([lw.q, lw.k, lw.v]), f"l{i}_qkv")])
         q, k, v = g.op("Split", [qkv, c_qkv_split], n_out=3, axis=-1)
         q = g.op("Transpose", [g.op("Reshape", [q, c_shape_q])], perm=[0, 2, 1, 3])   # [1, nh, S, hd]
         k = g.op("Transpose", [g.op("Reshape", [k, c_shape_kv])], perm=[0, 2, 1, 3])  # [1, nkv, S, hd]
@@ -180,7 +234,7 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, producer: str = "intab") -
         x = g.op("Add", [x, g.op("MatMul", [attn, linear_t(lw.o, f"l{i}_o")])])
 
         h = rmsnorm(x, lw.ffn_norm, f"l{i}_ffn_norm")
-        gu = g.op("MatMul", [h, linear_t(np.concatenate([lw.gate, lw.up]), f"l{i}_gate_up")])
+        gu = g.op("MatMul", [h, linear_t(concat_rows([lw.gate, lw.up]), f"l{i}_gate_up")])
         gate, up = g.op("Split", [gu, c_ffn_split], n_out=2, axis=-1)
         act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up])
         x = g.op("Add", [x, g.op("MatMul", [act, linear_t(lw.down, f"l{i}_down")])])
@@ -188,7 +242,7 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, producer: str = "intab") -
     # Sampling head on the last position only
     last = g.op("Gather", [x, c_last], axis=1)                                  # [1, H]
     last = rmsnorm(last, w.final_norm, "final_norm")
-    head = embed if w.lm_head is None else g.const("lm_head", w.lm_head.astype(np.float32))
+    head = embed if w.lm_head is None else dense(w.lm_head, "lm_head")
     logits = g.op("Gemm", [last, head], transB=1)                                    # [1, V]
     g.op("TopK", [logits, "num_candidates"], outputs=["cand_logits", "cand_ids"], axis=-1, largest=1, sorted=1)
     g.op("ReduceLogSumExp", [logits], outputs=["logsumexp"], axes=[1], keepdims=0)
@@ -200,10 +254,12 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, producer: str = "intab") -
     return model
 
 
-def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
-    """Undo llama.cpp's convert-time permutation of Q/K rows (interleaved rope -> rotate_half)."""
-    dim = w.shape[0] // n_head // 2
-    return w.reshape(n_head, dim, 2, *w.shape[1:]).swapaxes(2, 1).reshape(w.shape)
+def unpermute_qk(w, n_head: int):
+    """Undo llama.cpp's convert-time permutation of Q/K rows (interleaved rope -> rotate_half).
+    It only reorders output rows, so quantized blocks (which run along input columns) survive it."""
+    n = w.shape[0]
+    order = np.arange(n).reshape(n_head, n // n_head // 2, 2).swapaxes(2, 1).reshape(n)
+    return w[order] if isinstance(w, np.ndarray) else w.rows(order)
 
 
 def weights_from_gguf(cfg: LlamaConfig, load: Callable[[str], np.ndarray]) -> ModelWeights:

@@ -83,7 +83,12 @@ def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
             _progress(f"dequantizing weights {done['n']}/{len(names)}")
         return gguf.float32(name)
 
-    weights = weights_from_gguf(cfg, load)
+    if recipe.weight_format == "blocks":
+        weights = weights_from_gguf(cfg, gguf.blocks)
+    elif recipe.weight_format == "float32":
+        weights = weights_from_gguf(cfg, load)
+    else:
+        raise ValueError(f"unknown weight_format {recipe.weight_format!r}")
     _progress("writing model.onnx")
     model = build_graph(cfg, weights)
     del weights

@@ -14,6 +14,10 @@ class Recipe:
     generation: dict = field(default_factory=dict)
     # Number of candidates the sampling head returns per step.
     num_candidates: int = 64
+    # How weights travel in model.onnx: "blocks" = the GGUF's quantized blocks, dequantized by
+    # graph nodes that onnxruntime folds to float32 at session creation (small download, same
+    # output); "float32" = dequantized at build time.
+    weight_format: str = "float32"
 
 
 SMOLLM2_135M = Recipe(

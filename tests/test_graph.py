@@ -1,0 +1,67 @@
+"""The graph's in-graph dequantization of GGUF blocks equals gguf-py's (what transformers uses),
+bit for bit, once onnxruntime has folded it: shipping blocks changes no output."""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+from gguf import GGMLQuantizationType
+from gguf.quants import dequantize
+
+from models.gguf_source import LlamaConfig
+from models.graph import QuantBlocks, build_graph, random_weights, unpermute_qk
+
+CFG = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-5,
+                  rope_theta=10000.0, max_position_embeddings=64, bos_token_id=1, eos_token_id=2,
+                  tie_word_embeddings=True)
+
+
+def random_blocks(kind: str, out_f: int, in_f: int, rng) -> QuantBlocks:
+    nb = in_f // 32
+    scale = (rng.standard_normal((out_f, nb, 1)) * 0.02).astype(np.float16).view(np.uint8)
+    if kind == "Q4_1":
+        minimum = (rng.standard_normal((out_f, nb, 1)) * 0.1).astype(np.float16).view(np.uint8)
+        qs = rng.integers(0, 256, (out_f, nb, 16), dtype=np.uint8)
+        raw = np.concatenate([scale, minimum, qs], axis=2)
+    else:
+        raw = np.concatenate([scale, rng.integers(0, 256, (out_f, nb, 32), dtype=np.uint8)], axis=2)
+    return QuantBlocks(kind, raw.reshape(out_f, -1), (out_f, in_f))
+
+
+def as_float(w: QuantBlocks) -> np.ndarray:
+    return dequantize(w.raw, GGMLQuantizationType[w.kind]).reshape(w.shape).astype(np.float32)
+
+
+def run(model, ids):
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    past = {f"past_key_values.{i}.{k}": np.zeros((1, 2, 0, 16), np.float32)
+            for i in range(CFG.num_hidden_layers) for k in ("key", "value")}
+    feeds = {"input_ids": np.array([ids], np.int64), "position_ids": np.arange(len(ids))[None],
+             "num_candidates": np.array([10], np.int64), **past}
+    return session.run(["cand_logits", "cand_ids", "logsumexp"], feeds)
+
+
+def test_blocks_and_floats_give_identical_outputs():
+    rng = np.random.default_rng(0)
+    quant = random_weights(CFG, seed=3)
+    quant.embed = random_blocks("Q8_0", CFG.vocab_size, CFG.hidden_size, rng)
+    for layer in quant.layers:
+        for name in ("q", "k", "v", "o", "gate", "up", "down"):
+            out_f, in_f = getattr(layer, name).shape
+            setattr(layer, name, random_blocks("Q4_1", out_f, in_f, rng))
+    floats = random_weights(CFG, seed=3)
+    floats.embed = as_float(quant.embed)
+    for fl, q in zip(floats.layers, quant.layers):
+        for name in ("q", "k", "v", "o", "gate", "up", "down"):
+            setattr(fl, name, as_float(getattr(q, name)))
+    ids = [5, 17, 3, 90, 42, 8]
+    a = run(build_graph(CFG, quant), ids)
+    b = run(build_graph(CFG, floats), ids)
+    for x, y in zip(a, b):
+        assert np.array_equal(x, y)
+
+
+def test_unpermute_reorders_block_rows_like_float_rows():
+    rng = np.random.default_rng(1)
+    w = random_blocks("Q4_1", 32, 64, rng)
+    assert np.array_equal(as_float(unpermute_qk(w, 4)), unpermute_qk(as_float(w), 4))
