@@ -195,14 +195,13 @@ els.defaultsBtn.addEventListener('click', () => {
 
 // ------------------------------------------------------------------ turns
 function conversation() {
-  const sys = els.system.value.trim();
-  return sys ? [{ role: 'system', content: sys }, ...state.messages] : state.messages.slice();
+  const sys = els.system.value;
+  return sys.trim() ? [{ role: 'system', content: sys }, ...state.messages] : state.messages.slice();
 }
 
 function send(text) {
   if (state.phase !== 'ready') return false;
-  text = text.trim();
-  if (!text) return false;
+  if (!text.trim()) return false; // sent as typed: no trimming (the model sees exactly this)
   let options;
   try {
     options = readOptions();
@@ -293,11 +292,14 @@ const intab = {
   ready: false,
   /** The conversation as sent to the model (system prompt excluded). */
   messages: () => structuredClone(state.messages),
-  /** Replace the conversation (e.g. earlier turns of a scripted test); shown in the log. */
+  /** Replace the conversation (e.g. earlier turns of a scripted test) and the system prompt
+   * (a leading system message, or empty); shown in the log. */
   setMessages(list) {
     if (state.phase === 'generating') throw new Error('cannot replace the conversation while generating');
     state.messages = [];
     els.log.replaceChildren();
+    clearError();
+    els.system.value = '';
     for (const m of list) {
       if (m.role === 'system') { els.system.value = m.content; continue; }
       state.messages.push({ role: m.role, content: m.content });

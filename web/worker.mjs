@@ -5,7 +5,7 @@
 //   {type:'load', backend?: 'auto'|'wasm'|'webgpu', model?: id}
 //   {type:'chat', id, messages:[{role, content}], options:{...}}
 //   {type:'stop', id}                       -> session.abort(); the turn ends with finish_reason 'abort'
-//   {type:'reset'}                          -> session.reset() (forget the KV cache)
+//   {type:'reset'}                          -> aborts a running turn, then session.reset() (forget the KV cache)
 // Messages, worker -> page
 //   {type:'progress', phase:'boot'|'download'|'verify'|'init', message, loaded, total, files:[{name, loaded, total}]}
 //   {type:'ready', backend, threads, crossOriginIsolated, adapterInfo, shaderF16, model, generationConfig,
@@ -24,7 +24,7 @@ const TEXT_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json', 'g
 let loading = null;   // promise of the engine, once 'load' was received
 let engine = null;    // { pyodide, session, bridge }
 let current = null;   // id of the chat being generated
-let resetAfter = false; // a 'reset' arrived mid-turn: abort, then reset when the turn ends
+const cancelled = new Set(); // ids stopped while still queued
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 
 // ---------------------------------------------------------------- errors
@@ -233,7 +233,11 @@ async function chat({ id, messages, options }) {
     try { await loading; } catch { /* reported by load */ }
     if (!engine) throw Object.assign(new Error('the model is not loaded'), { name: 'NotReady' });
   }
-  if (current !== null) throw Object.assign(new Error('a reply is already being generated; stop it first'), { name: 'Busy' });
+  if (cancelled.delete(id)) {
+    // Stopped before it started (it was queued behind a reset): nothing was generated.
+    post({ type: 'done', id, result: { text: '', token_ids: [], new_tokens: 0, finish_reason: 'abort' } });
+    return;
+  }
   current = id;
   const onDelta = (text) => { post({ type: 'delta', id, text: String(text) }); };
   let pending = null;
@@ -245,10 +249,6 @@ async function chat({ id, messages, options }) {
   } finally {
     if (pending && typeof pending.destroy === 'function') { try { pending.destroy(); } catch { /* done */ } }
     current = null;
-    if (resetAfter) {
-      resetAfter = false;
-      await resetSession();
-    }
   }
 }
 
@@ -262,34 +262,34 @@ async function resetSession() {
 }
 
 // ---------------------------------------------------------------- dispatch
-self.onmessage = async (ev) => {
+// 'chat' and 'reset' run one at a time, in arrival order (the engine owns one KV cache);
+// 'stop' acts at once, on the running turn or on a queued one.
+let queue = Promise.resolve();
+function enqueue(msg, task) {
+  queue = queue.then(task).catch((err) => post({ type: 'error', id: msg.id, fatal: false, ...describeError(err) }));
+}
+
+self.onmessage = (ev) => {
   const msg = ev.data || {};
-  try {
-    switch (msg.type) {
-      case 'load':
-        if (!loading) {
-          loading = load(msg);
-          loading.catch((err) => post({ type: 'error', fatal: true, ...describeError(err) }));
-        }
-        break;
-      case 'chat':
-        await chat(msg);
-        break;
-      case 'stop':
-        if (engine && current !== null && (msg.id === undefined || msg.id === current)) engine.session.abort();
-        break;
-      case 'reset':
-        if (engine && current !== null) {
-          resetAfter = true;
-          engine.session.abort();
-        } else {
-          await resetSession();
-        }
-        break;
-      default:
-        throw new Error(`unknown message type '${msg.type}'`);
-    }
-  } catch (err) {
-    post({ type: 'error', id: msg.id, fatal: false, ...describeError(err) });
+  switch (msg.type) {
+    case 'load':
+      if (!loading) {
+        loading = load(msg);
+        loading.catch((err) => post({ type: 'error', fatal: true, ...describeError(err) }));
+      }
+      break;
+    case 'chat':
+      enqueue(msg, () => chat(msg));
+      break;
+    case 'stop':
+      if (msg.id !== undefined && msg.id !== current) cancelled.add(msg.id);
+      else if (engine && current !== null) engine.session.abort();
+      break;
+    case 'reset':
+      if (engine && current !== null) engine.session.abort(); // a reset ends the running turn
+      enqueue(msg, resetSession);
+      break;
+    default:
+      post({ type: 'error', id: msg.id, fatal: false, name: 'ProtocolError', message: `unknown message type '${msg.type}'` });
   }
 };

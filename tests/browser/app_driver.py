@@ -1,0 +1,103 @@
+"""Driving web/index.html the way a user does (Playwright, sync API).
+
+Under the page's CSP (no 'unsafe-eval'), Playwright's string *expressions* are refused:
+every evaluate / wait_for_function below passes a function ("() => ...").
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+LOAD_TIMEOUT_MS = 240_000
+
+
+@dataclass
+class Answer:
+    text: str
+    token_ids: list[int]
+    finish_reason: str
+    tok_s: float
+    ttft_ms: float
+    seconds: float
+
+
+def open_app(context, url: str, timeout_ms: int = LOAD_TIMEOUT_MS):
+    """A page of the app, waited until the engine is ready (or fails with the page's error)."""
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.state)", timeout=timeout_ms)
+    state = page.evaluate("() => document.body.dataset.state")
+    if state != "ready":
+        raise AssertionError(f"the app did not load: {page.inner_text('#error')} {errors}")
+    page.intab_errors = errors
+    return page
+
+
+def state(page) -> str:
+    return page.evaluate("() => document.body.dataset.state")
+
+
+def error_text(page) -> str:
+    return page.inner_text("#error") if page.is_visible("#error") else ""
+
+
+def open_settings(page) -> None:
+    if not page.evaluate("() => document.getElementById('settings').open"):
+        page.click("#settings summary")
+
+
+def set_settings(page, **values) -> None:
+    """Fill the settings panel: temperature, top_p, top_k, max_tokens, seed, system_prompt (str or number)."""
+    ids = {"temperature": "#temperature", "top_p": "#top-p", "top_k": "#top-k", "max_tokens": "#max-tokens",
+           "seed": "#seed", "system_prompt": "#system-prompt"}
+    open_settings(page)
+    for key, value in values.items():
+        page.fill(ids[key], "" if value is None else str(value))
+
+
+def restore_defaults(page) -> None:
+    open_settings(page)
+    page.click("#defaults")
+    page.fill("#system-prompt", "")
+
+
+def new_chat(page) -> None:
+    page.click("#new-chat")
+    page.wait_for_function("() => document.querySelectorAll('#log .msg').length === 0")
+
+
+def answers(page) -> int:
+    return page.evaluate("() => document.querySelectorAll('#log .msg.assistant[data-finish-reason]').length")
+
+
+def send(page, text: str) -> int:
+    """Type a message and press Enter; returns how many finished answers there were before."""
+    before = answers(page)
+    page.fill("#prompt", text)
+    page.press("#prompt", "Enter")
+    return before
+
+
+def wait_answer(page, before: int, timeout_ms: int = 300_000) -> Answer:
+    """Wait for answer number before+1 (or an error line); return it as shown by the page."""
+    t0 = time.time()
+    page.wait_for_function(
+        """(n) => document.querySelectorAll('#log .msg.assistant[data-finish-reason]').length > n
+                 || (!document.getElementById('error').hidden && document.body.dataset.state !== 'generating')""",
+        arg=before, timeout=timeout_ms)
+    if answers(page) <= before:
+        raise AssertionError(f"no answer, the page shows an error: {error_text(page)}")
+    d = page.evaluate("""() => {
+        const els = document.querySelectorAll('#log .msg.assistant[data-finish-reason]');
+        const el = els[els.length - 1];
+        return { text: el.querySelector('.content').textContent, ids: el.dataset.tokenIds,
+                 reason: el.dataset.finishReason, tokS: el.dataset.tokS, ttft: el.dataset.ttftMs };
+    }""")
+    import json
+    return Answer(d["text"], json.loads(d["ids"]), d["reason"], float(d["tokS"]), float(d["ttft"]), time.time() - t0)
+
+
+def chat(page, text: str, timeout_ms: int = 300_000) -> Answer:
+    return wait_answer(page, send(page, text), timeout_ms)

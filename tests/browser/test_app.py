@@ -1,0 +1,171 @@
+"""The whole app in Chromium on the WASM backend: golden greedy tokens through the UI, a
+sensible answer with the page's defaults, no request leaves the origin, errors and Stop.
+
+No part of the engine is mocked: the page loads the real model through web/worker.mjs,
+Python in Pyodide tokenizes, templates and samples, onnxruntime-web runs the graph.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from app_driver import (answers, chat, error_text, new_chat, open_app, restore_defaults, send,
+                        set_settings, state, wait_answer)
+
+GOLDEN_PATH = Path(__file__).resolve().parents[1] / "golden" / "smollm2-135m-instruct.greedy.json"
+GOLDEN_CASES = json.loads(GOLDEN_PATH.read_text())["cases"] if GOLDEN_PATH.exists() else []
+
+
+@pytest.fixture(scope="module")
+def wasm_context(browser):
+    ctx = browser.new_context()
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture(scope="module")
+def wasm_page(wasm_context, app_url):
+    page = open_app(wasm_context, app_url + "?backend=wasm")
+    yield page
+    page.close()
+
+
+def run_golden_case(page, case, max_new_tokens):
+    """Earlier turns through the page hook, the last user message typed into the UI."""
+    msgs = case["messages"]
+    assert msgs[-1]["role"] == "user"
+    new_chat(page)
+    page.evaluate("(m) => window.intab.setMessages(m)", msgs[:-1])
+    set_settings(page, temperature=0, max_tokens=max_new_tokens, top_p=1, top_k=0, seed="")
+    ans = chat(page, msgs[-1]["content"])
+    earlier = [m for m in msgs[:-1] if m["role"] != "system"]
+    sent = page.evaluate("() => window.intab.messages()")
+    assert sent[: len(earlier) + 1] == earlier + [msgs[-1]]
+    print(f"{case['name']}: {len(ans.token_ids)} tokens, {ans.tok_s:.1f} tok/s, ttft {ans.ttft_ms:.0f} ms, {ans.seconds:.1f} s")
+    return ans
+
+
+@pytest.mark.parametrize("case", GOLDEN_CASES, ids=[c["name"] for c in GOLDEN_CASES])
+def test_golden_greedy_wasm(wasm_page, golden, case):
+    ans = run_golden_case(wasm_page, case, golden["max_new_tokens"])
+    assert ans.token_ids == case["output_ids"]
+    assert ans.text == case["output_text"]
+    ended_at_eos = len(case["output_ids"]) < golden["max_new_tokens"] or case["output_ids"][-1] == 2
+    assert ans.finish_reason == ("stop" if ended_at_eos else "length")
+
+
+def test_status_line_names_backend_and_speed(wasm_page):
+    status = wasm_page.inner_text("#status")
+    threads = int(wasm_page.get_attribute("#status", "data-threads"))
+    assert wasm_page.get_attribute("#status", "data-backend") == "wasm"
+    assert f"WASM, {threads} thread" in status
+    assert threads == min(wasm_page.evaluate("() => navigator.hardwareConcurrency"), 4)
+    new_chat(wasm_page)
+    set_settings(wasm_page, temperature=0, max_tokens=8)
+    ans = chat(wasm_page, "Say hi.")
+    assert ans.tok_s > 0 and ans.ttft_ms > 0
+    assert "tok/s" in wasm_page.inner_text("#status") and "first token" in wasm_page.inner_text("#status")
+
+
+def test_capital_of_france_with_default_settings(wasm_page):
+    new_chat(wasm_page)
+    restore_defaults(wasm_page)
+    ans = chat(wasm_page, "What is the capital of France?")
+    assert "Paris" in ans.text
+    assert ans.finish_reason == "stop"
+
+
+def test_invalid_setting_shows_error_and_next_chat_works(wasm_page):
+    new_chat(wasm_page)
+    set_settings(wasm_page, temperature=0.5, top_p=2, max_tokens=16)
+    before = send(wasm_page, "Hello there")
+    wasm_page.wait_for_function("() => !document.getElementById('error').hidden")
+    wasm_page.wait_for_function("() => document.body.dataset.state === 'ready'")
+    err = error_text(wasm_page)
+    assert "InvalidParameter" in err and "top_p" in err, err
+    assert answers(wasm_page) == before
+    assert wasm_page.evaluate("() => window.intab.messages()") == []  # the failed turn is not kept
+    set_settings(wasm_page, top_p=0.9, temperature=0, max_tokens=16)
+    ans = chat(wasm_page, "What is the capital of France?")
+    assert ans.finish_reason in ("stop", "length") and ans.token_ids
+    assert "Paris" in ans.text
+    assert error_text(wasm_page) == ""
+
+
+def test_stop_mid_stream_then_next_turn(wasm_page):
+    new_chat(wasm_page)
+    set_settings(wasm_page, temperature=0, top_p=1, max_tokens=400)
+    before = send(wasm_page, "Write a long story about a dragon who learns to bake bread.")
+    wasm_page.wait_for_function(
+        "() => { const c = document.querySelector('#log .msg.assistant.streaming .content');"
+        "        return c && c.textContent.length > 40; }", timeout=120_000)
+    assert state(wasm_page) == "generating"
+    assert wasm_page.is_enabled("#stop")
+    wasm_page.click("#stop")
+    ans = wait_answer(wasm_page, before)
+    assert ans.finish_reason == "abort"
+    assert 0 < len(ans.token_ids) < 400
+    assert not wasm_page.is_enabled("#stop")
+    # The next turn continues the conversation (the partial answer is part of it) and works.
+    ans2 = chat(wasm_page, "What is the capital of France?")
+    assert ans2.finish_reason in ("stop", "length") and ans2.token_ids
+    msgs = wasm_page.evaluate("() => window.intab.messages()")
+    assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant"]
+    assert msgs[1]["content"] == ans.text
+
+
+def test_no_request_leaves_the_origin_nor_any_during_a_turn(browser, app_url):
+    """Every request from load through two turns (page and workers): same origin, none in a turn."""
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(app_url))
+    ctx = browser.new_context()
+    log: list[tuple[str, str]] = []
+    phase = {"now": "load"}
+    ctx.on("request", lambda r: log.append((phase["now"], r.url)))
+    try:
+        page = open_app(ctx, app_url)  # automatic backend choice: WASM in this browser
+        assert page.get_attribute("#status", "data-backend") == "wasm"
+        loaded = [u for _, u in log]
+        assert any(u.endswith("/model.onnx") for u in loaded)           # the worker's fetches are seen
+        assert any("ort-wasm-simd-threaded" in u for u in loaded)
+        assert not any("asyncify" in u or "jsep" in u for u in loaded)   # WASM path: no WebGPU wasm
+        restore_defaults(page)
+        set_settings(page, max_tokens=32)
+        for text in ("What is the capital of France?", "And of Italy?"):
+            page.wait_for_timeout(300)  # let stray requests of the previous phase land first
+            phase["now"] = "turn"
+            ans = chat(page, text)
+            page.wait_for_timeout(300)
+            phase["now"] = "between"
+            assert ans.token_ids
+        page.close()
+    finally:
+        ctx.close()
+    foreign = [u for _, u in log if not (u.startswith(origin + "/") or u == origin)]
+    assert foreign == [], foreign
+    assert [u for p, u in log if p == "turn"] == []
+
+
+def test_server_headers_isolate_and_restrict(wasm_page, app_url):
+    import urllib.request
+
+    with urllib.request.urlopen(app_url) as r:
+        h = r.headers
+    assert h["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert h["Cross-Origin-Embedder-Policy"] == "require-corp"
+    csp = h["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "connect-src 'self'" in csp and "'unsafe-eval'" not in csp
+    assert wasm_page.evaluate("() => self.crossOriginIsolated") is True
+    # The CSP is enforced: a fetch to another origin is refused by the browser's policy
+    # (a securitypolicyviolation on connect-src), not merely failing on the network.
+    port = urlsplit(app_url).port
+    verdict = wasm_page.evaluate("""async (port) => {
+        const seen = new Promise((res) => document.addEventListener('securitypolicyviolation',
+            (e) => res(e.effectiveDirective), { once: true }));
+        let sent = true;
+        try { await fetch(`http://localhost:${port}/index.html`); } catch (e) { sent = false; }
+        return { sent, directive: await Promise.race([seen, new Promise((r) => setTimeout(() => r(null), 2000))]) };
+    }""", port)
+    assert verdict == {"sent": False, "directive": "connect-src"}
