@@ -77,7 +77,7 @@ def tokenizer_files(meta: dict) -> tuple[dict, dict]:
         "chat_template": meta["tokenizer.chat_template"],
         "clean_up_tokenization_spaces": False,
         "model_max_length": int(meta.get("context_length", 8192)),
-        "tokenizer_class": "GPT2Tokenizer",
+        "tokenizer_class": "PreTrainedTokenizerFast",  # loads tokenizer.json as is; GPT2Tokenizer drops the Digits step
         "vocab_size": len(tokens),
     }
     return tok_json, config
