@@ -124,17 +124,19 @@ GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s
 _BEHAVIORS = ("Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous")
 
 
-def split_pieces(text: str, matches: list[tuple[int, int]], behavior: str) -> list[str]:
-    """HF `NormalizedString::split`: cut `text` at the match spans, keep pieces per `behavior`."""
+def split_pieces(text: str, matches: list[tuple[int, int]], behavior: str, invert: bool = False) -> list[str]:
+    """HF `NormalizedString::split`: cut `text` at the match spans, keep pieces per `behavior`.
+
+    `invert` swaps which segments count as the delimiter, on the same segmentation."""
     marked: list[tuple[int, int, bool]] = []
     prev = 0
     for s, e in matches:
         if s > prev:
-            marked.append((prev, s, False))
-        marked.append((s, e, True))
+            marked.append((prev, s, invert))
+        marked.append((s, e, not invert))
         prev = e
     if prev < len(text):
-        marked.append((prev, len(text), False))
+        marked.append((prev, len(text), invert))
     if behavior == "Isolated":
         spans = [(s, e) for s, e, _ in marked]
     elif behavior == "Removed":
@@ -160,9 +162,9 @@ def split_pieces(text: str, matches: list[tuple[int, int]], behavior: str) -> li
         spans.reverse()
     elif behavior == "Contiguous":
         spans = []
-        prev_match = None
+        prev_match = False
         for s, e, m in marked:
-            if m and prev_match and spans:
+            if m == prev_match and spans:
                 spans[-1] = (spans[-1][0], e)
             else:
                 spans.append((s, e))
@@ -176,17 +178,6 @@ def _regex_matches(rx: re.Pattern[str], text: str) -> list[tuple[int, int]]:
     return [m.span() for m in rx.finditer(text)]
 
 
-def _invert(matches: list[tuple[int, int]], length: int) -> list[tuple[int, int]]:
-    out, prev = [], 0
-    for s, e in matches:
-        if s > prev:
-            out.append((prev, s))
-        prev = e
-    if prev < length:
-        out.append((prev, length))
-    return out
-
-
 @dataclass(frozen=True)
 class Split:
     """`Split` pre-tokenizer (String or Regex pattern)."""
@@ -197,10 +188,7 @@ class Split:
     isolated_fast: bool = False  # Isolated, not inverted: the pieces are the regex's own coverage
 
     def __call__(self, text: str) -> list[str]:
-        matches = _regex_matches(self.regex, text)
-        if self.invert:
-            matches = _invert(matches, len(text))
-        return split_pieces(text, matches, self.behavior)
+        return split_pieces(text, _regex_matches(self.regex, text), self.behavior, self.invert)
 
 
 def split_from_json(cfg: dict) -> Split:

@@ -254,6 +254,34 @@ class _BPE:
         return [s for s, a in zip(syms, alive) if a]
 
 
+def _assign_added_ids(entries: list[dict], vocab: dict[str, int]) -> list[AddedToken]:
+    """Added tokens with the ids `tokenizers` gives them, which ignores the file's "id" fields.
+
+    A token already in the model vocabulary keeps that id; a new one gets len(vocab), or one past
+    the largest added id once added ids reach past the vocabulary. A repeated content keeps its
+    first id and takes the later flags (but stays special if it ever was)."""
+    out: dict[str, AddedToken] = {}
+    ever_special: set[str] = set()
+    n = len(vocab)
+    top = -1
+    for a in entries:
+        content = a["content"]
+        if a.get("single_word"):
+            raise TokenizerError(f"added token {content!r}: single_word is not supported")
+        if content in out:
+            tid = out[content].id
+        elif content in vocab:
+            tid = vocab[content]
+        else:
+            tid = n if (top < 0 or (top < n and n != 0)) else top + 1
+        top = max(top, tid)
+        if a.get("special"):
+            ever_special.add(content)
+        out[content] = AddedToken(tid, content, content in ever_special, bool(a.get("lstrip")),
+                                  bool(a.get("rstrip")), bool(a.get("normalized")))
+    return list(out.values())
+
+
 class Tokenizer:
     """Encode/decode exactly as HF `tokenizers` does for the same tokenizer.json."""
 
@@ -263,19 +291,13 @@ class Tokenizer:
         self._normalize = _normalizer(spec.get("normalizer"))
         self._pre, self._byte_level = pretokenize.from_json(spec.get("pre_tokenizer"))
         self._decoder = DecoderChain.from_json(spec.get("decoder"))
-        added: list[AddedToken] = []
-        for a in spec.get("added_tokens") or []:
-            if a.get("single_word"):
-                raise TokenizerError(f"added token {a['content']!r}: single_word is not supported")
-            added.append(AddedToken(int(a["id"]), a["content"], bool(a.get("special")), bool(a.get("lstrip")),
-                                    bool(a.get("rstrip")), bool(a.get("normalized"))))
-        self._added = added
-        self._added_by_content = {a.content: a for a in added}
-        self._added_by_id = {a.id: a for a in added}
-        self.special_ids: frozenset[int] = frozenset(a.id for a in added if a.special)
+        self._added = _assign_added_ids(spec.get("added_tokens") or [], self._bpe.vocab)
+        self._added_by_content = {a.content: a for a in self._added}
+        self._added_by_id = {a.id: a for a in self._added}
+        self.special_ids: frozenset[int] = frozenset(a.id for a in self._added if a.special)
         self._split_special = bool(config.get("split_special_tokens", False))
         self._pre_ids, self._post_ids = _post_processor(spec.get("post_processor"), self.token_to_id)
-        ids = list(self._bpe.vocab.values()) + [a.id for a in added]
+        ids = list(self._bpe.vocab.values()) + [a.id for a in self._added]
         self.vocab_size: int = (max(ids) + 1) if ids else 0
         self._cache: dict[str, list[int]] = {}
         self._splitter: re.Pattern[str] | None = None
