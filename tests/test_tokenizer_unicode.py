@@ -69,3 +69,34 @@ def test_nfc_matches_reference_on_code_points_the_runtime_knows():
     assert unicodedata.normalize("NFC", text_single) == ref.normalize_str(text_single)
     pairs = "\x00".join(b + m for b in "aeiouAEIOUnNcCsSzZ\u3042\u1100\u0915" for m in marks)
     assert unicodedata.normalize("NFC", pairs) == ref.normalize_str(pairs)
+
+
+def test_reference_normalizer_ignores_code_points_after_unicode_14():
+    """Why intab holds NFC & co. to Unicode 14.0: the reference leaves newer code points inert."""
+    body = pretokenize._class_body(unicode_tables.AFTER_UNICODE_14)
+    import re
+
+    newer = [c for c in ALL if re.fullmatch(f"[{body}]", c)]
+    assert len(newer) > 10000
+    probe = "\x00".join("a" + c + "\u0323\u0301" for c in newer)  # reordering / composition around them
+    want = probe  # an inert starter between "a" and the marks: nothing composes or reorders
+    for form in ("NFC", "NFKC"):
+        assert getattr(normalizers, form)().normalize_str(probe) == want
+    assert normalizers.NFD().normalize_str("".join(newer)) == "".join(newer)
+
+
+def test_guarded_normalizer_under_a_newer_unicode_database():
+    """Pyodide's interpreter knows Unicode 16: simulate it with unicodedata2 when installed."""
+    ud = pytest.importorskip("unicodedata2")
+    if ud.unidata_version == unicodedata.unidata_version:
+        pytest.skip("unicodedata2 is not newer than this interpreter's database")
+    from unittest import mock
+
+    from intab import tokenizer
+
+    with mock.patch.object(tokenizer, "unicodedata", ud):
+        fns = {f: tokenizer._unicode_normalizer(f) for f in ("NFC", "NFD", "NFKC", "NFKD")}
+    s = "x\U00016d63\U00016d67 \U000113c2\U000113c9 \U0001611e\U0001611e a\U0001E08F\u0323 e\u0301 \ufb01 \u1e9b\u0323"
+    for form, fn in fns.items():
+        assert fn(s) == getattr(normalizers, form)().normalize_str(s), form
+    assert ud.normalize("NFC", s) != normalizers.NFC().normalize_str(s)  # the unguarded call would differ

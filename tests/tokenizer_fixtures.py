@@ -177,3 +177,60 @@ def family_specials(tok_json_text: str) -> list[str]:
     head = [t for t in toks if not t.startswith("<unused") and not t.startswith("<|reserved_special_token_")]
     tail = [t for t in toks if t not in head]
     return head[:200] + rng.sample(tail, min(20, len(tail)))
+
+
+# ---- Pyodide (Node) -----------------------------------------------------------------------
+PYODIDE_MJS = ROOT / "node_modules" / "pyodide" / "pyodide.mjs"
+
+_NODE_RUNNER = r"""
+import { loadPyodide } from %(pyodide)s;
+import { readFileSync, writeFileSync } from 'node:fs';
+const py = await loadPyodide();
+const files = JSON.parse(readFileSync(%(manifest)s, 'utf8'));
+for (const [dst, src] of Object.entries(files)) {
+  py.FS.mkdirTree(dst.substring(0, dst.lastIndexOf('/')));
+  py.FS.writeFile(dst, readFileSync(src));
+}
+const out = await py.runPythonAsync(readFileSync(%(code)s, 'utf8'));
+writeFileSync(%(result)s, out);
+"""
+
+
+def run_in_pyodide(code: str, files: dict[str, Path], tmp: Path, timeout: float = 300) -> str:
+    """Run `code` (its last expression must be a str) in Pyodide under Node; `files`: FS path -> host file.
+
+    intab (py/intab/*.py) is copied to /lib/py/intab and /lib/py is on sys.path; jinja2 and
+    markupsafe are copied from this interpreter as pure Python (markupsafe falls back without
+    its C speedups), as the web bundle does."""
+    import shutil
+    import subprocess
+
+    if shutil.which("node") is None or not PYODIDE_MJS.exists():
+        pytest.skip("node or node_modules/pyodide not available")
+    import jinja2
+    import markupsafe
+
+    allf = {f"/lib/py/intab/{p.name}": p for p in (ROOT / "py" / "intab").glob("*.py")}
+    for mod in (jinja2, markupsafe):
+        base = Path(mod.__file__).parent
+        for p in base.glob("*.py"):
+            allf[f"/lib/py/{base.name}/{p.name}"] = p
+    allf.update(files)
+    manifest = tmp / "files.json"
+    manifest.write_text(json.dumps({k: str(v) for k, v in allf.items()}))
+    code_file = tmp / "code.py"
+    code_file.write_text("import sys\nsys.path.insert(0, '/lib/py')\n" + code)
+    result = tmp / "result.txt"
+    script = tmp / "run.mjs"
+    script.write_text(_NODE_RUNNER % {"pyodide": json.dumps(PYODIDE_MJS.as_uri()), "manifest": json.dumps(str(manifest)),
+                                      "code": json.dumps(str(code_file)), "result": json.dumps(str(result))})
+    res = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=timeout, cwd=tmp)
+    if res.returncode != 0:
+        raise AssertionError(f"Pyodide run failed:\n{res.stderr[-4000:]}")
+    return result.read_text(encoding="utf-8")
+
+CHATS_FOR_PYODIDE = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi 👋"},
+     {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "日本語で?"}],
+]
