@@ -22,8 +22,13 @@ WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\
 PreTokenizer = Callable[[str], list[str]]
 
 
+_CLASS_SPECIAL = frozenset("\\]-[^")
+
+
 def _esc(cp: int) -> str:
-    return f"\\U{cp:08x}"
+    """A code point as written inside a character class: literal (fast for re's parser) unless special."""
+    c = chr(cp)
+    return "\\" + c if c in _CLASS_SPECIAL else c
 
 
 def _class_body(table: str) -> str:

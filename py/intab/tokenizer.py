@@ -156,14 +156,13 @@ class _BPE:
         self.vocab: dict[str, int] = model["vocab"]
         merges = model["merges"]
         if merges and isinstance(merges[0], str):
-            pairs: Iterable = (tuple(m.split(" ")) for m in merges)
+            pairs = [tuple(m.split(" ")) for m in merges]
         else:
-            pairs = map(tuple, merges)
-        self.ranks: dict[tuple[str, str], int] = {}
-        for r, p in enumerate(pairs):
-            if len(p) != 2:
-                raise TokenizerError(f"bad merge #{r}: {p!r}")
-            self.ranks.setdefault(p, r)  # type: ignore[arg-type]
+            pairs = list(map(tuple, merges))
+        # later duplicates win, as in tokenizers' HashMap collect
+        self.ranks: dict[tuple[str, str], int] = dict(zip(pairs, range(len(pairs))))  # type: ignore[arg-type]
+        if pairs and (len(min(pairs, key=len)) != 2 or len(max(pairs, key=len)) != 2):
+            raise TokenizerError("malformed merges: each merge must be a pair of tokens")
         self.byte_fallback = bool(model.get("byte_fallback", False))
         self.ignore_merges = bool(model.get("ignore_merges", False))
         self.fuse_unk = bool(model.get("fuse_unk", False))
