@@ -165,3 +165,22 @@ def test_sandbox_blocks_escapes():
     ct = ChatTemplate.from_config({"chat_template": "{% set ns = namespace() %}{% set ns._x = 1 %}"})
     with pytest.raises(TemplateError):
         ct.render([{"role": "user", "content": "x"}])
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_prompt_ids_match_transformers_tokenized_chat(name, family_dirs):
+    """Rendered prompt encoded with add_special_tokens=False = apply_chat_template(tokenize=True).
+
+    (The template already writes BOS where the model wants one; encoding with special tokens
+    would double Gemma's <bos>.)"""
+    from tests.tokenizer_fixtures import ours
+
+    folder = str(family_dirs[name])
+    tok = ours(folder)
+    ct = ChatTemplate.from_config(load_texts(folder)[1])
+    hf = _reference(folder)
+    for chat in (CHATS["single"], CHATS["multi"], CHATS["unicode"]):
+        want = hf.apply_chat_template(copy.deepcopy(chat), tokenize=True, add_generation_prompt=True)
+        if hasattr(want, "keys"):
+            want = want["input_ids"]
+        assert tok.encode(ct.render(chat), add_special_tokens=False) == list(want)

@@ -43,13 +43,14 @@ def test_pyodide_matches_references(family_dirs, tmp_path):
     from tokenizers import Tokenizer as HF
     from transformers import AutoTokenizer
 
-    fams = ("smollm2", "qwen3")
+    fams = ("smollm2", "qwen3", "llama3", "gemma3")
+    sizes = {"smollm2": 500, "qwen3": 500, "llama3": 200, "gemma3": 200}
     strings = {}
     files = {}
     for fam in fams:
         folder = family_dirs[fam]
         text, _ = load_texts(str(folder))
-        strings[fam] = corpus(family_specials(text), n=500, seed=21) + [_post_14_chars()]
+        strings[fam] = corpus(family_specials(text), n=sizes[fam], seed=21) + [_post_14_chars()]
         files[f"/job/{fam}/tokenizer.json"] = folder / "tokenizer.json"
         files[f"/job/{fam}/tokenizer_config.json"] = folder / "tokenizer_config.json"
     job = tmp_path / "job.json"
