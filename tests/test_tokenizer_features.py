@@ -132,6 +132,18 @@ def test_template_post_processor_and_no_decoder(smol_spec):
     _check(spec)
 
 
+def test_sequence_post_processor(smol_spec):
+    spec = copy.deepcopy(smol_spec)
+    spec["post_processor"] = {"type": "Sequence", "processors": [
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        {"type": "TemplateProcessing",
+         "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+         "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+         "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]}}},
+    ]}
+    _check(spec)
+
+
 def test_metaspace_and_strip_decoders(smol_spec):
     spec = copy.deepcopy(smol_spec)
     spec["decoder"] = {"type": "Sequence", "decoders": [

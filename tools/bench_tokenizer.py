@@ -192,7 +192,8 @@ def main() -> None:
             print(json.dumps(r))
             continue
         where = "Pyodide " if "pyodide_boot_ms" in r else "CPython "
-        print(f"{where}{r['python']} ({d.name}): {r['prompt_tokens']} tokens ({r['distinct_words']} distinct words) | from_json {r['from_json_ms']} ms "
+        label = d.parent.name if d.name == "models" else d.name
+        print(f"{where}{r['python']} ({label}): {r['prompt_tokens']} tokens ({r['distinct_words']} distinct words) | from_json {r['from_json_ms']} ms "
               f"(+ JSON parse {r['json_parse_ms']} ms) | encode cold {r['encode_cold_ms']} ms "
               f"({r['encode_cold_tok_s']} tok/s), warm {r['encode_warm_ms']} ms ({r['encode_warm_tok_s']} tok/s) | "
               f"decode {r['decode_ms']} ms | stream {r['stream_us_per_token']} us/token")

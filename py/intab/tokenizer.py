@@ -19,7 +19,8 @@ from intab.detokenizer import DecoderChain, StreamDecoder
 from intab.errors import TokenizerError
 
 _CACHE_LIMIT = 100_000  # distinct pre-token words kept in the BPE cache
-_SHORT_WORD = 256  # below this many symbols the list-scan BPE loop beats the heap
+_CACHE_MAX_WORD = 256  # longer "words" (Gemma's whole lines) rarely repeat: not worth the memory
+_SHORT_WORD = 32  # below this many symbols the list-scan BPE loop beats the heap
 _NO_MERGE = 1 << 62
 
 
@@ -240,41 +241,36 @@ class _BPE:
         return syms
 
     def _merge_heap(self, syms: list[str]) -> list[str]:
-        """`tokenizers`' Word::merge_all: a heap of (rank, position) with lazy invalidation."""
-        ranks = self.ranks
+        """`tokenizers`' Word::merge_all: a heap of (rank, position) with lazy invalidation.
+
+        An entry is live while the pair at its position still has its rank (ranks are unique
+        per pair), which is what tokenizers' "same new id" check amounts to."""
+        get = self.ranks.get
         n = len(syms)
         nxt = list(range(1, n + 1))
         prv = list(range(-1, n - 1))
-        alive = [True] * n
-        heap = []
-        for i in range(n - 1):
-            r = ranks.get((syms[i], syms[i + 1]))
-            if r is not None:
-                heap.append((r, i, syms[i] + syms[i + 1]))
+        heap = [(r, i) for i, r in enumerate(map(get, zip(syms, syms[1:]))) if r is not None]
         heapq.heapify(heap)
+        pop, push = heapq.heappop, heapq.heappush
         while heap:
-            r, i, new = heapq.heappop(heap)
-            if not alive[i] or nxt[i] >= n:
-                continue
+            r, i = pop(heap)
             j = nxt[i]
-            if syms[i] + syms[j] != new or ranks.get((syms[i], syms[j])) is None:
+            if j >= n or syms[i] is None or get((syms[i], syms[j])) != r:
                 continue
-            syms[i] = new
-            alive[j] = False
-            nxt[i] = nxt[j]
-            if nxt[j] < n:
-                prv[nxt[j]] = i
+            syms[i] = new = syms[i] + syms[j]
+            syms[j] = None  # type: ignore[call-overload]
+            k = nxt[i] = nxt[j]
+            if k < n:
+                prv[k] = i
+                rr = get((new, syms[k]))
+                if rr is not None:
+                    push(heap, (rr, i))
             p = prv[i]
             if p >= 0:
-                rr = ranks.get((syms[p], new))
+                rr = get((syms[p], new))
                 if rr is not None:
-                    heapq.heappush(heap, (rr, p, syms[p] + new))
-            q = nxt[i]
-            if q < n:
-                rr = ranks.get((new, syms[q]))
-                if rr is not None:
-                    heapq.heappush(heap, (rr, i, new + syms[q]))
-        return [s for s, a in zip(syms, alive) if a]
+                    push(heap, (rr, p))
+        return [s for s in syms if s is not None]
 
 
 def _assign_added_ids(entries: list[dict], vocab: dict[str, int]) -> list[AddedToken]:
@@ -431,9 +427,10 @@ class Tokenizer:
             ids = cache.get(word)
             if ids is None:
                 ids = bpe.word_ids(pretokenize.to_byte_level(word) if byte_level else word)
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                cache[word] = ids
+                if len(word) <= _CACHE_MAX_WORD:
+                    if len(cache) >= _CACHE_LIMIT:
+                        cache.clear()
+                    cache[word] = ids
             out.extend(ids)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
