@@ -169,21 +169,19 @@ class _BPE:
         self.fuse_unk = bool(model.get("fuse_unk", False))
         unk = model.get("unk_token")
         self.unk_id = self.vocab.get(unk) if unk is not None else None
-        self._alphabet: frozenset[str] | None = None
+        self._known_chars: set[str] = set()
         if unk is not None and self.unk_id is None:
             raise TokenizerError(f"unk_token {unk!r} is not in the vocabulary")
 
-    def alphabet(self) -> frozenset[str]:
-        """Single-char vocabulary entries (built on first use: a pass over the vocabulary)."""
-        if self._alphabet is None:
-            self._alphabet = frozenset(t for t in self.vocab if len(t) == 1)
-        return self._alphabet
-
     def symbols(self, word: str) -> list[str]:
         """Initial symbols: one per char, byte tokens or <unk> for chars outside the vocabulary."""
-        if self.alphabet().issuperset(word):
+        known = self._known_chars  # chars seen so far that are vocabulary entries (grows lazily)
+        if known.issuperset(word):
             return list(word)
         vocab = self.vocab
+        known.update(c for c in set(word) if c in vocab)
+        if known.issuperset(word):
+            return list(word)
         out: list[str] = []
         unk_pending = False
         for ch in word:
