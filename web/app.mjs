@@ -38,7 +38,7 @@ const handlers = {
   progress(m) {
     if (m.phase === 'download' && m.total) {
       const pct = (100 * m.loaded) / m.total;
-      els.loadPhase.textContent = `Downloading the model: ${pct.toFixed(0)}%`;
+      els.loadPhase.textContent = `Loading the model: ${pct.toFixed(0)}%`;
       els.loadBar.value = m.loaded / m.total;
       els.loadDetail.textContent = `${mb(m.loaded)} of ${mb(m.total)} MB` +
         (m.files.length > 1 ? ' · ' + m.files.filter((f) => f.total > 1e6).map((f) => `${f.name} ${((100 * f.loaded) / f.total).toFixed(0)}%`).join(' · ') : '');
@@ -54,6 +54,7 @@ const handlers = {
     setPhase('ready');
     renderStatus();
     intab.ready = true;
+    intab.info = m;
     console.info('intab ready', m);
   },
   delta(m) {
@@ -290,6 +291,7 @@ els.newChat.addEventListener('click', newChat);
 // ------------------------------------------------------------------ hooks (tests, embedding)
 const intab = {
   ready: false,
+  info: null,      // the worker's 'ready' message: backend, threads, timings, fromCache, ...
   /** The conversation as sent to the model (system prompt excluded). */
   messages: () => structuredClone(state.messages),
   /** Replace the conversation (e.g. earlier turns of a scripted test) and the system prompt

@@ -6,10 +6,15 @@ static/
   index.html app.mjs worker.mjs bridge.mjs style.css
   vendor/pyodide/   pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip pyodide-lock.json
   vendor/ort/       ort.wasm.min.mjs    + ort-wasm-simd-threaded.{mjs,wasm}           (WASM, 14 MB)
-                    ort.webgpu.min.mjs  + ort-wasm-simd-threaded.asyncify.{mjs,wasm}  (WebGPU, 27 MB)
+                    ort.jspi.min.mjs    + ort-wasm-simd-threaded.jspi.{mjs,wasm}      (WebGPU, 17 MB)
+                    ort.webgpu.min.mjs  + ort-wasm-simd-threaded.asyncify.{mjs,wasm}  (WebGPU without JSPI, 27 MB)
 
-Only what is used is copied: the WASM path never downloads the WebGPU build's wasm, and the
-worker imports the ORT bundle of the backend it picked. Idempotent: a file whose size and
+Only what is used is copied, and a page downloads one of the three: the worker imports the ORT
+bundle of the backend it picked. WebGPU uses onnxruntime-web's native WebGPU execution
+provider; the JSPI build is preferred (smaller, and on Chromium's SwiftShader adapter it created
+the session in 9 s vs 25 s and decoded at 18-22 s/token vs 25 s for the asyncify build and 31-39 s
+for the JSEP bundle `ort.min.mjs`); the asyncify build serves browsers without
+WebAssembly JSPI (`WebAssembly.Suspending`). Idempotent: a file whose size and
 mtime are unchanged is not copied again.
 """
 from __future__ import annotations
@@ -33,6 +38,11 @@ PYODIDE_FILES = [
 ORT_FILES = {
     "wasm": ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"],
     "webgpu": [
+        "ort.jspi.min.mjs",
+        "ort-wasm-simd-threaded.jspi.mjs",
+        "ort-wasm-simd-threaded.jspi.wasm",
+    ],
+    "webgpu-asyncify": [
         "ort.webgpu.min.mjs",
         "ort-wasm-simd-threaded.asyncify.mjs",
         "ort-wasm-simd-threaded.asyncify.wasm",

@@ -7,9 +7,9 @@
 //   {type:'stop', id}                       -> session.abort(); the turn ends with finish_reason 'abort'
 //   {type:'reset'}                          -> aborts a running turn, then session.reset() (forget the KV cache)
 // Messages, worker -> page
-//   {type:'progress', phase:'boot'|'download'|'verify'|'init', message, loaded, total, files:[{name, loaded, total}]}
+//   {type:'progress', phase:'boot'|'download'|'init', message, loaded, total, files:[{name, loaded, total, cached}]}
 //   {type:'ready', backend, threads, crossOriginIsolated, adapterInfo, shaderF16, model, generationConfig,
-//                  defaults:{temperature, top_p, top_k, max_tokens, ...}, loadMs, timings}
+//                  defaults:{temperature, top_p, top_k, max_tokens, ...}, loadMs, timings, fromCache:[file names]}
 //   {type:'delta', id, text}
 //   {type:'done', id, result}               result: contracts.md §4 (text, token_ids, finish_reason, ttft_ms, ...)
 //   {type:'error', id?, name, message, fatal}   fatal: the engine could not load (no later chat will work)
@@ -59,11 +59,41 @@ async function hex(buf) {
   return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/** Download every file of the manifest, in parallel, with streamed progress; check size and sha256. */
+const CACHE_NAME = 'intab-models-v1';
+
+async function openCache() {
+  try { return self.caches ? await caches.open(CACHE_NAME) : null; } catch { return null; }
+}
+
+const integrity = (msg) => Object.assign(new Error(msg), { name: 'IntegrityError' });
+
+/** Read a response body into a buffer of the manifest's size, reporting progress. */
+async function readBody(res, f, onBytes) {
+  const buf = new Uint8Array(f.size);
+  let off = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (off + value.length > f.size) {
+      await reader.cancel();
+      throw integrity(`model file ${f.name} is larger than the ${f.size} bytes its manifest lists; rebuild the model files (python3 build.py build)`);
+    }
+    buf.set(value, off);
+    off += value.length;
+    onBytes(off);
+  }
+  if (off !== f.size) throw integrity(`model file ${f.name} has ${off} bytes, its manifest lists ${f.size}; rebuild the model files (python3 build.py build)`);
+  return buf;
+}
+
+/** Download every file of the manifest, in parallel, with streamed progress; check size and
+ * sha256. Verified files are kept in Cache Storage, keyed by their sha256: a later visit reads
+ * them from there (and checks them again) instead of downloading them. */
 async function downloadModel(modelId, onProgress) {
   const manifest = await (await fetchChecked(`models/${modelId}/manifest.json`, 'the model manifest')).json();
   const files = manifest.files;
-  const state = files.map((f) => ({ name: f.name, loaded: 0, total: f.size }));
+  const state = files.map((f) => ({ name: f.name, loaded: 0, total: f.size, cached: false }));
   const total = files.reduce((a, f) => a + f.size, 0);
   let last = 0;
   const report = (force) => {
@@ -73,35 +103,48 @@ async function downloadModel(modelId, onProgress) {
     const loaded = state.reduce((a, f) => a + f.loaded, 0);
     onProgress({ phase: 'download', loaded, total, files: state.map((s) => ({ ...s })) });
   };
+  const cache = await openCache();
   const out = {};
   await Promise.all(files.map(async (f, i) => {
-    const res = await fetchChecked(`models/${modelId}/${f.name}`, `model file ${f.name}`);
-    const buf = new Uint8Array(f.size);
-    let off = 0;
-    const reader = res.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (off + value.length > f.size) {
-        await reader.cancel();
-        throw Object.assign(new Error(`model file ${f.name} is larger than the ${f.size} bytes its manifest lists; rebuild the model files (python3 build.py build)`), { name: 'IntegrityError' });
+    const path = `models/${modelId}/${f.name}`;
+    const key = `${url(path)}?sha256=${f.sha256}`;
+    const onBytes = (n) => { state[i].loaded = n; report(false); };
+    if (cache) {
+      const hit = await cache.match(key).catch(() => null);
+      if (hit) {
+        try {
+          const buf = await readBody(hit, f, onBytes);
+          if ((await hex(buf)) === f.sha256) {
+            state[i].cached = true;
+            out[f.name] = buf;
+            return;
+          }
+        } catch { /* a damaged entry: download again */ }
+        await cache.delete(key).catch(() => {});
+        state[i].loaded = 0;
       }
-      buf.set(value, off);
-      off += value.length;
-      state[i].loaded = off;
-      report(false);
     }
-    if (off !== f.size) {
-      throw Object.assign(new Error(`model file ${f.name} has ${off} bytes, its manifest lists ${f.size}; rebuild the model files (python3 build.py build)`), { name: 'IntegrityError' });
-    }
+    const buf = await readBody(await fetchChecked(path, `model file ${f.name}`), f, onBytes);
     const digest = await hex(buf);
     if (digest !== f.sha256) {
-      throw Object.assign(new Error(`model file ${f.name} does not match its sha256 in the manifest (got ${digest.slice(0, 12)}…, expected ${String(f.sha256).slice(0, 12)}…); rebuild the model files or clear the site data`), { name: 'IntegrityError' });
+      throw integrity(`model file ${f.name} does not match its sha256 in the manifest (got ${digest.slice(0, 12)}…, expected ${String(f.sha256).slice(0, 12)}…); rebuild the model files or clear the site data`);
     }
     out[f.name] = buf;
+    if (cache) {
+      await cache.put(key, new Response(buf, { headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(f.size) } }))
+        .catch((e) => console.warn(`intab: could not cache ${f.name}: ${e.message}`));
+    }
   }));
   report(true);
-  return { manifest, bytes: out };
+  if (cache) {
+    // Forget this model's files of earlier versions.
+    const keep = new Set(files.map((f) => `${url(`models/${modelId}/${f.name}`)}?sha256=${f.sha256}`));
+    const prefix = url(`models/${modelId}/`);
+    for (const req of await cache.keys().catch(() => [])) {
+      if (req.url.startsWith(prefix) && !keep.has(req.url)) await cache.delete(req).catch(() => {});
+    }
+  }
+  return { manifest, bytes: out, fromCache: state.filter((s) => s.cached).map((s) => s.name) };
 }
 
 // ---------------------------------------------------------------- backend choice
@@ -124,11 +167,17 @@ async function probeWebGPU() {
   }
 }
 
+/** The onnxruntime-web bundle for a backend. Each backend imports only its own bundle (and
+ * that bundle's wasm), so the WASM path never downloads the WebGPU build. WebGPU: the native
+ * WebGPU EP, in its JSPI build where WebAssembly JSPI exists (17 MB wasm, faster), else asyncify (27 MB). */
+export function ortBundle(backend) {
+  if (backend !== 'webgpu') return 'ort.wasm.min.mjs';
+  return typeof WebAssembly.Suspending === 'function' ? 'ort.jspi.min.mjs' : 'ort.webgpu.min.mjs';
+}
+
 async function importOrt(backend) {
-  // Each backend imports only its own bundle, so the WASM path never downloads the WebGPU wasm.
-  const ort = backend === 'webgpu'
-    ? await import('./vendor/ort/ort.webgpu.min.mjs')
-    : await import('./vendor/ort/ort.wasm.min.mjs');
+  const bundle = ortBundle(backend);
+  const ort = await import(`./vendor/ort/${bundle}`);
   ort.env.wasm.wasmPaths = url('vendor/ort/');
   ort.env.wasm.numThreads = backend === 'wasm' ? wasmThreads() : 1;
   ort.env.wasm.proxy = false;
@@ -157,6 +206,9 @@ async function load({ backend: wanted = 'auto', model } = {}) {
   bundlePromise.catch(() => {});
 
   // 3. Backend choice, then its ORT bundle (wasm compile overlaps the download).
+  if (!['auto', 'wasm', 'webgpu'].includes(wanted)) {
+    throw Object.assign(new Error(`unknown backend '${wanted}': use ?backend=wasm or ?backend=webgpu`), { name: 'BackendError' });
+  }
   const probe = wanted === 'wasm' ? null : await probeWebGPU();
   if (wanted === 'webgpu' && !probe) {
     throw Object.assign(new Error('WebGPU was requested but this browser gives no WebGPU adapter; use ?backend=wasm'), { name: 'BackendError' });
@@ -172,7 +224,7 @@ async function load({ backend: wanted = 'auto', model } = {}) {
   if (!modelId) throw Object.assign(new Error('models/index.json lists no model'), { name: 'LoadError' });
   if (!ids.includes(modelId)) throw Object.assign(new Error(`unknown model '${modelId}'; models/index.json lists ${ids.join(', ')}`), { name: 'LoadError' });
   const tDl = performance.now();
-  const { manifest, bytes } = await downloadModel(modelId, progress);
+  const { manifest, bytes, fromCache } = await downloadModel(modelId, progress);
   timings.downloadMs = Math.round(performance.now() - tDl);
   for (const name of ['model.onnx', ...TEXT_FILES]) {
     if (!bytes[name]) throw Object.assign(new Error(`the model manifest lists no ${name}`), { name: 'LoadError' });
@@ -210,10 +262,10 @@ async function load({ backend: wanted = 'auto', model } = {}) {
   engine = { pyodide, session, bridge };
   const loadMs = Math.round(performance.now() - t0);
   post({
-    type: 'ready', backend, threads: bridge.threads, crossOriginIsolated: self.crossOriginIsolated === true,
+    type: 'ready', backend, ortBundle: ortBundle(backend), threads: bridge.threads, crossOriginIsolated: self.crossOriginIsolated === true,
     adapterInfo: probe ? probe.adapterInfo : null, shaderF16: probe ? probe.shaderF16 : false,
     model: { id: modelId, version: manifest.version, numCandidates: manifest.num_candidates, config },
-    generationConfig, defaults, loadMs, timings,
+    generationConfig, defaults, loadMs, timings, fromCache,
   });
   return engine;
 }

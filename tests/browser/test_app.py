@@ -33,14 +33,14 @@ def wasm_page(wasm_context, app_url):
     page.close()
 
 
-def run_golden_case(page, case, max_new_tokens):
+def run_golden_case(page, case, max_new_tokens, timeout_ms=300_000):
     """Earlier turns through the page hook, the last user message typed into the UI."""
     msgs = case["messages"]
     assert msgs[-1]["role"] == "user"
     new_chat(page)
     page.evaluate("(m) => window.intab.setMessages(m)", msgs[:-1])
     set_settings(page, temperature=0, max_tokens=max_new_tokens, top_p=1, top_k=0, seed="")
-    ans = chat(page, msgs[-1]["content"])
+    ans = chat(page, msgs[-1]["content"], timeout_ms)
     earlier = [m for m in msgs[:-1] if m["role"] != "system"]
     sent = page.evaluate("() => window.intab.messages()")
     assert sent[: len(earlier) + 1] == earlier + [msgs[-1]]
@@ -169,3 +169,19 @@ def test_server_headers_isolate_and_restrict(wasm_page, app_url):
         return { sent, directive: await Promise.race([seen, new Promise((r) => setTimeout(() => r(null), 2000))]) };
     }""", port)
     assert verdict == {"sent": False, "directive": "connect-src"}
+
+
+def test_second_visit_reads_the_model_from_cache(wasm_page, wasm_context, app_url):
+    """The first visit (wasm_page) stored the verified model files in Cache Storage: a second
+    page of the same browser profile loads without downloading them again."""
+    seen: list[str] = []
+    wasm_context.on("request", lambda r: seen.append(r.url))
+    page = open_app(wasm_context, app_url + "?backend=wasm")
+    try:
+        from_cache = page.evaluate("() => window.intab.info.fromCache")
+        assert "model.onnx" in from_cache and "tokenizer.json" in from_cache
+        assert not [u for u in seen if "/models/" in u and not u.endswith(("/index.json", "/manifest.json"))]
+        set_settings(page, temperature=0, max_tokens=12)
+        assert "Paris" in chat(page, "What is the capital of France?").text
+    finally:
+        page.close()

@@ -27,10 +27,8 @@ SCRIPT = [
 ]
 
 RUN_SCRIPT = """
-async ({backend, config, script, k}) => {
-  const ort = backend === 'webgpu'
-    ? await import('./vendor/ort/ort.webgpu.min.mjs')
-    : await import('./vendor/ort/ort.wasm.min.mjs');
+async ({backend, bundle, config, script, k}) => {
+  const ort = await import('./vendor/ort/' + bundle);
   const { createBridge, wasmThreads } = await import('./bridge.mjs');
   ort.env.wasm.wasmPaths = new URL('./vendor/ort/', location.href).href;
   ort.env.wasm.numThreads = backend === 'wasm' ? wasmThreads() : 1;
@@ -95,20 +93,24 @@ def test_bridge_wasm_matches_cpu_reference(browser, serve, tiny_root):
     page = browser.new_page()
     try:
         page.goto(url + "blank.html")
-        result = page.evaluate(RUN_SCRIPT, {"backend": "wasm", "config": CONFIG, "script": SCRIPT, "k": K})
+        result = page.evaluate(RUN_SCRIPT, {"backend": "wasm", "bundle": "ort.wasm.min.mjs", "config": CONFIG,
+                                            "script": SCRIPT, "k": K})
     finally:
         page.close()
     _check(result, "wasm", (tiny_root / "tiny" / "model.onnx").read_bytes())
 
 
-def test_bridge_webgpu_matches_cpu_reference(webgpu_browser, serve, tiny_root):
+# The worker uses the JSPI build where WebAssembly JSPI exists, else the asyncify build.
+@pytest.mark.parametrize("bundle", ["ort.jspi.min.mjs", "ort.webgpu.min.mjs"])
+def test_bridge_webgpu_matches_cpu_reference(webgpu_browser, serve, tiny_root, bundle):
     url = serve(tiny_root)
     page = webgpu_browser.new_page()
     try:
         page.goto(url + "blank.html")
         if not page.evaluate("async () => !!(navigator.gpu && await navigator.gpu.requestAdapter())"):
             pytest.skip("no WebGPU adapter in this Chromium")
-        result = page.evaluate(RUN_SCRIPT, {"backend": "webgpu", "config": CONFIG, "script": SCRIPT, "k": K})
+        result = page.evaluate(RUN_SCRIPT, {"backend": "webgpu", "bundle": bundle, "config": CONFIG,
+                                            "script": SCRIPT, "k": K})
     finally:
         page.close()
     _check(result, "webgpu", (tiny_root / "tiny" / "model.onnx").read_bytes())

@@ -1,0 +1,54 @@
+"""The whole app on WebGPU (Chromium's SwiftShader adapter, CPU-emulated): golden greedy tokens
+through the UI.
+
+SwiftShader is slow on these 2-core machines (measured with the fp32 SmolLM2 graph and the JSPI
+build of onnxruntime-web's WebGPU EP: session 9 s, a 37-token prefill ~90 s, then ~20 s per
+decoded token), so only the shortest golden case runs here: 'capital' (37 prompt tokens,
+8 output tokens, ~4-5 minutes). The full golden set runs on WASM (test_app.py); the bridge
+itself is checked on WebGPU against onnxruntime on the CPU in test_bridge.py. Set
+INTAB_WEBGPU_CASES=all (or a comma-separated list of case names) to run more on a real GPU.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from app_driver import open_app
+from test_app import run_golden_case
+
+GOLDEN_PATH = Path(__file__).resolve().parents[1] / "golden" / "smollm2-135m-instruct.greedy.json"
+CASES = json.loads(GOLDEN_PATH.read_text())["cases"] if GOLDEN_PATH.exists() else []
+WANTED = os.environ.get("INTAB_WEBGPU_CASES", "capital")
+SELECTED = [c for c in CASES if WANTED == "all" or c["name"] in WANTED.split(",")]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def webgpu_page(webgpu_browser, app_url):
+    ctx = webgpu_browser.new_context()
+    page = ctx.new_page()
+    has_adapter = page.goto(app_url + "style.css") and page.evaluate(
+        "async () => !!(navigator.gpu && await navigator.gpu.requestAdapter())")
+    page.close()
+    if not has_adapter:
+        ctx.close()
+        pytest.skip("this Chromium gives no WebGPU adapter")
+    page = open_app(ctx, app_url + "?backend=webgpu", timeout_ms=600_000)
+    yield page
+    ctx.close()
+
+
+def test_webgpu_status(webgpu_page):
+    assert webgpu_page.get_attribute("#status", "data-backend") == "webgpu"
+    assert webgpu_page.inner_text("#status").startswith("WebGPU")
+
+
+@pytest.mark.parametrize("case", SELECTED, ids=[c["name"] for c in SELECTED])
+def test_golden_greedy_webgpu(webgpu_page, golden, case):
+    ans = run_golden_case(webgpu_page, case, golden["max_new_tokens"], timeout_ms=1_200_000)
+    assert ans.token_ids == case["output_ids"]
+    assert ans.text == case["output_text"]
