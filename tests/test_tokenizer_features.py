@@ -71,9 +71,11 @@ def test_added_tokens_overlapping_longest_wins(smol_spec):
 
 
 def test_normalized_added_token(smol_spec):
-    spec = _add(smol_spec, "mark", normalized=True)
+    spec = _add(_add(smol_spec, "mark", normalized=True), "MaRk<", normalized=True)
     spec["normalizer"] = {"type": "Lowercase"}
-    _check(spec)
+    _check(spec, PROBES + ["MARK< x", "mark<", "Mark<MARK<"])
+    spec["normalizer"] = None
+    _check(spec, PROBES + ["MaRk< x", "mark<"])
 
 
 @pytest.mark.parametrize("normalizer", [

@@ -319,6 +319,7 @@ class Tokenizer:
         self._cache: dict[str, list[int]] = {}
         self._splitter: re.Pattern[str] | None = None
         self._splitter_norm: re.Pattern[str] | None = None
+        self._added_by_norm: dict[str, AddedToken] = {}
         self._id_to_tok: list[str | None] | None = None
 
     @classmethod
@@ -348,6 +349,8 @@ class Tokenizer:
     def id_to_token(self, token_id: int) -> str | None:
         a = self._added_by_id.get(token_id)
         if a is not None:
+            if a.normalized and self._normalize is not None:
+                return self._normalize(a.content)  # tokenizers returns normalized tokens normalized
             return a.content
         table = self._id_table()
         return table[token_id] if 0 <= token_id < len(table) else None
@@ -362,9 +365,19 @@ class Tokenizer:
 
     # ---- encode --------------------------------------------------------------------------
     def _added_regex(self, normalized: bool) -> re.Pattern[str] | None:
-        toks = [a.content for a in self._added
-                if a.normalized == normalized and a.content and not (self._split_special and a.special)]
-        return _trie_regex(toks) if toks else None
+        """Trie over the added tokens matched before (raw text) or after (normalized) normalization.
+
+        Normalized tokens are matched in their normalized form, as tokenizers does."""
+        table: dict[str, AddedToken] = {}
+        for a in self._added:
+            if a.normalized != normalized or (self._split_special and a.special):
+                continue
+            key = self._normalize(a.content) if (normalized and self._normalize) else a.content
+            if key:
+                table.setdefault(key, a)
+        if normalized:
+            self._added_by_norm = table
+        return _trie_regex(list(table)) if table else None
 
     def _matcher(self, normalized: bool) -> re.Pattern[str]:
         if normalized:
@@ -381,7 +394,7 @@ class Tokenizer:
         lstrip/rstrip tokens also take the whitespace next to them, as `tokenizers` does."""
         rx = self._matcher(normalized)
         out: list[tuple[str, int | None]] = []
-        by = self._added_by_content
+        by = self._added_by_norm if normalized else self._added_by_content
         prev = pos = 0
         n = len(text)
         while True:
@@ -408,13 +421,13 @@ class Tokenizer:
         """Normalize, pre-tokenize and BPE a stretch of text holding no (non-normalized) added token."""
         if self._normalize is not None:
             text = self._normalize(text)
-            if self._matcher(True) is not _NEVER:
-                for piece, tid in self._split_added(text, True):
-                    if tid is not None:
-                        out.append(tid)
-                    else:
-                        self._encode_words(piece, out)
-                return
+        if self._matcher(True) is not _NEVER:  # normalized added tokens (matched even with no normalizer)
+            for piece, tid in self._split_added(text, True):
+                if tid is not None:
+                    out.append(tid)
+                else:
+                    self._encode_words(piece, out)
+            return
         self._encode_words(text, out)
 
     def _encode_words(self, text: str, out: list[int]) -> None:
