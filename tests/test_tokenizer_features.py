@@ -179,3 +179,34 @@ def test_unsupported_parts_refuse_to_load(smol_spec):
     spec["pre_tokenizer"] = {"type": "Split", "pattern": {"Regex": r"\p{Greek}+"}, "behavior": "Isolated"}
     with pytest.raises(TokenizerError):
         Tokenizer.from_json(spec)
+
+
+def test_fuzz_feature_mix(smol_spec):
+    """Arbitrary text through lstrip/rstrip/normalized added tokens, NFKC+Lowercase, Split + ByteLevel."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    spec = _add(_add(_add(smol_spec, "<L>", lstrip=True), "<R>", rstrip=True, special=True), "ǅx", normalized=True)
+    spec["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "Lowercase"}]}
+    spec["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": r" ?\p{L}+|\p{N}{1,3}|\s+(?!\S)|\s+"}, "behavior": "MergedWithNext",
+         "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": False},
+    ]}
+    ref = HFTokenizer.from_str(json.dumps(spec))
+    ours = Tokenizer.from_json(copy.deepcopy(spec))
+    pieces = st.one_of(st.text(max_size=8), st.sampled_from(["<L>", "<R>", "ǅX", "ǆx", " ", "\t\n", "12345", "ﬁ"]))
+
+    @settings(max_examples=300, derandomize=True, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(pieces, max_size=8).map("".join))
+    def check(s: str) -> None:
+        import unicodedata
+
+        if any(unicodedata.category(c) == "Cn" for c in s):  # NFKC/lower use this interpreter's tables
+            return
+        ids = ref.encode(s).ids
+        assert ours.encode(s) == ids
+        assert ours.decode(ids) == ref.decode(ids, skip_special_tokens=False)
+
+    check()
