@@ -70,6 +70,13 @@ def test_added_tokens_overlapping_longest_wins(smol_spec):
     _check(spec, PROBES + ["<MARK> <MARK>", "<MARK> <MA", "<MARK <MA<MARK>"])
 
 
+def test_added_tokens_through_the_byte_level_decoder(smol_spec):
+    """Added tokens go through the decoder too: one in the byte alphabet ("ü" = byte 0xFC) decodes
+    to U+FFFD, one with a char outside it ("é ü") is taken as raw UTF-8 - both as tokenizers does."""
+    spec = _add(_add(_add(smol_spec, "é ü"), "ü"), "Ġhi")
+    _check(spec, PROBES + ["x é ü y", "ü", "aüb", "Ġhi there", "üé"])
+
+
 def test_normalized_added_token(smol_spec):
     spec = _add(_add(smol_spec, "mark", normalized=True), "MaRk<", normalized=True)
     spec["normalizer"] = {"type": "Lowercase"}
