@@ -1,7 +1,6 @@
 """Property-based parity with HF `tokenizers` on arbitrary Unicode (hypothesis, derandomized)."""
 from __future__ import annotations
 
-import json
 import unicodedata
 
 from hypothesis import HealthCheck, given, settings
