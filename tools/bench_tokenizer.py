@@ -114,7 +114,7 @@ def run_bench(tokenizer_json: str, config: dict | None, repeats: int = 5) -> dic
 
 def _model_dir(arg: str | None) -> Path:
     if arg:
-        return Path(arg)
+        return Path(arg).resolve()
     for d in DEFAULT_DIRS:
         if (d / "tokenizer.json").exists():
             return d
