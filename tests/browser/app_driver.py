@@ -25,7 +25,10 @@ def open_app(context, url: str, timeout_ms: int = LOAD_TIMEOUT_MS):
     """A page of the app, waited until the engine is ready (or fails with the page's error)."""
     page = context.new_page()
     errors: list[str] = []
+    console: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    page.intab_console = console
     page.goto(url)
     page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.state)", timeout=timeout_ms)
     state = page.evaluate("() => document.body.dataset.state")

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import threading
 from pathlib import Path
@@ -36,10 +35,14 @@ BASE_ARGS = [
 WEBGPU_ARGS = ["--enable-unsafe-webgpu"]
 
 
+BROWSER_FIXTURES = {"browser", "webgpu_browser", "page", "context"}
+
+
 def pytest_collection_modifyitems(config, items):
+    """Mark every test here that drives Chromium (directly or through a fixture) as `browser`."""
     here = Path(__file__).resolve().parent
     for item in items:
-        if Path(str(item.fspath)).resolve().parent == here:
+        if Path(str(item.fspath)).resolve().parent == here and BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.browser)
 
 
@@ -102,6 +105,3 @@ def web_only_root(tmp_path_factory) -> Path:
     (root / "blank.html").write_text("<!doctype html><meta charset=utf-8><title>blank</title>\n")
     return root
 
-
-def copy_tree(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, dirs_exist_ok=True)

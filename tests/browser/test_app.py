@@ -171,17 +171,25 @@ def test_server_headers_isolate_and_restrict(wasm_page, app_url):
     assert verdict == {"sent": False, "directive": "connect-src"}
 
 
-def test_second_visit_reads_the_model_from_cache(wasm_page, wasm_context, app_url):
-    """The first visit (wasm_page) stored the verified model files in Cache Storage: a second
-    page of the same browser profile loads without downloading them again."""
+def test_second_visit_reads_the_model_from_cache(playwright, browser_type_launch_args, app_url, tmp_path):
+    """The first visit stores the verified model files in Cache Storage: a second visit loads
+    without downloading them again. (A persistent profile: Playwright's ordinary contexts are
+    incognito-like, with a storage quota too small for the model.)"""
+    ctx = playwright.chromium.launch_persistent_context(str(tmp_path / "profile"), **browser_type_launch_args)
     seen: list[str] = []
-    wasm_context.on("request", lambda r: seen.append(r.url))
-    page = open_app(wasm_context, app_url + "?backend=wasm")
+    ctx.on("request", lambda r: seen.append(r.url))
     try:
+        page = open_app(ctx, app_url + "?backend=wasm")
+        first = page.evaluate("() => window.intab.info.fromCache")
+        assert first == []
+        assert any(u.endswith("/model.onnx") for u in seen)
+        page.close()
+        seen.clear()
+        page = open_app(ctx, app_url + "?backend=wasm")
         from_cache = page.evaluate("() => window.intab.info.fromCache")
-        assert "model.onnx" in from_cache and "tokenizer.json" in from_cache
+        assert "model.onnx" in from_cache and "tokenizer.json" in from_cache, (from_cache, page.intab_console)
         assert not [u for u in seen if "/models/" in u and not u.endswith(("/index.json", "/manifest.json"))]
         set_settings(page, temperature=0, max_tokens=12)
         assert "Paris" in chat(page, "What is the capital of France?").text
     finally:
-        page.close()
+        ctx.close()
