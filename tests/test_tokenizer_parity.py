@@ -70,3 +70,5 @@ def test_bad_input_raises_typed_error(family):
     name, ours, ref, folder = family
     with pytest.raises(TokenizerError):
         ours.encode(b"bytes")  # type: ignore[arg-type]
+    with pytest.raises(TokenizerError, match="surrogate"):
+        ours.encode("ok \ud800 not")

@@ -449,11 +449,15 @@ class Tokenizer:
         if not isinstance(text, str):
             raise TokenizerError(f"encode expects a str, got {type(text).__name__}")
         out: list[int] = list(self._pre_ids) if add_special_tokens else []
-        for piece, tid in self._split_added(text, False):
-            if tid is not None:
-                out.append(tid)
-            else:
-                self._encode_plain(piece, out)
+        try:
+            for piece, tid in self._split_added(text, False):
+                if tid is not None:
+                    out.append(tid)
+                else:
+                    self._encode_plain(piece, out)
+        except UnicodeEncodeError as e:  # lone surrogates (possible in JS strings) have no UTF-8 form
+            raise TokenizerError(f"text contains an unpaired surrogate at position {e.start}",
+                                 "Replace unpaired UTF-16 surrogates (e.g. with U+FFFD) before encoding.") from e
         if add_special_tokens:
             out.extend(self._post_ids)
         return out
