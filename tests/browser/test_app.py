@@ -140,6 +140,7 @@ def test_no_request_leaves_the_origin_nor_any_during_a_turn(browser, app_url):
             page.wait_for_timeout(300)
             phase["now"] = "between"
             assert ans.token_ids
+        assert not [m for m in page.intab_console if "Content Security Policy" in m], page.intab_console
         page.close()
     finally:
         ctx.close()
