@@ -224,7 +224,7 @@ def run_in_pyodide(code: str, files: dict[str, Path], tmp: Path, timeout: float 
             allf[f"/lib/py/{base.name}/{p.name}"] = p
     allf.update(files)
     manifest = tmp / "files.json"
-    manifest.write_text(json.dumps({k: str(v) for k, v in allf.items()}))
+    manifest.write_text(json.dumps({k: str(Path(v).resolve()) for k, v in allf.items()}))
     code_file = tmp / "code.py"
     code_file.write_text("import sys\nsys.path.insert(0, '/lib/py')\n" + code)
     result = tmp / "result.txt"
