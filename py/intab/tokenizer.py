@@ -223,7 +223,7 @@ class _BPE:
         """Leftmost lowest-rank merge first; pair ranks kept in a list so min()/index() run in C."""
         get = self.ranks.get
         inf = _NO_MERGE
-        pr = [get((syms[i], syms[i + 1]), inf) for i in range(len(syms) - 1)]
+        pr = [get(pair, inf) for pair in zip(syms, syms[1:])]
         while pr:
             best = min(pr)
             if best == inf:
