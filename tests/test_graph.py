@@ -65,3 +65,31 @@ def test_unpermute_reorders_block_rows_like_float_rows():
     rng = np.random.default_rng(1)
     w = random_blocks("Q4_1", 32, 64, rng)
     assert np.array_equal(as_float(unpermute_qk(w, 4)), unpermute_qk(as_float(w), 4))
+
+
+def test_fused_graph_agrees_with_the_reference_layout():
+    """The opt-in contrib-op graph (GroupQueryAttention, SimplifiedLayerNormalization) computes the
+    same function: same candidates in the same order, logits equal to float32 rounding."""
+    w = random_weights(CFG, seed=5)
+    chunks = [[5, 17, 3, 90, 42], [8], [11, 60], [7]]   # prefill, then steps that use the KV cache
+    a = run_steps(build_graph(CFG, w), chunks)
+    b = run_steps(build_graph(CFG, w, fused=True), chunks)
+    for (la, ia, za), (lb, ib, zb) in zip(a, b):
+        assert np.array_equal(ia, ib)
+        assert np.allclose(la, lb, atol=1e-4) and np.allclose(za, zb, atol=1e-4)
+
+
+def run_steps(model, chunks):
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    past = {f"past_key_values.{i}.{k}": np.zeros((1, 2, 0, 16), np.float32)
+            for i in range(CFG.num_hidden_layers) for k in ("key", "value")}
+    pos, results = 0, []
+    for ids in chunks:
+        feeds = {"input_ids": np.array([ids], np.int64), "position_ids": np.arange(pos, pos + len(ids))[None],
+                 "num_candidates": np.array([10], np.int64), **past}
+        out = dict(zip(names, session.run(None, feeds)))
+        past = {n.replace("present.", "past_key_values."): v for n, v in out.items() if n.startswith("present.")}
+        pos += len(ids)
+        results.append((out["cand_logits"], out["cand_ids"], out["logsumexp"]))
+    return results
