@@ -31,8 +31,3 @@ def built_static(built_model_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def golden() -> dict:
     return json.loads(GOLDEN.read_text())
-
-
-def model_files(folder: Path) -> dict[str, str]:
-    names = ("tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json", "manifest.json")
-    return {n: (folder / n).read_text(encoding="utf-8") for n in names}

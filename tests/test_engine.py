@@ -9,7 +9,7 @@ import shutil
 import onnx
 import pytest
 
-from conftest import model_files
+from model_files import model_files
 from intab.engine import Engine
 from intab.errors import EngineBusy, InvalidParameter, PromptTooLong
 from intab.ort_backend import OrtBackend

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import model_files
+from model_files import model_files
 from intab.engine import Engine
 from intab.ort_backend import OrtBackend
 
