@@ -225,22 +225,13 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False,
         cos_half = g.const("cos_half", np.ascontiguousarray(cos_t[:, :hd // 2]))
         sin_half = g.const("sin_half", np.ascontiguousarray(sin_t[:, :hd // 2]))
 
-    for i, lw in enumerate(w.layers):
-        h = rmsnorm(x, lw.attn_norm, f"l{i}_attn_norm")
-        qkv = g.op("MatMul", [h, linear_t(concat_rows([lw.q, lw.k, lw.v]), f"l{i}_qkv")])
-        q, k, v = g.op("Split", [qkv, c_qkv_split], n_out=3, axis=-1)
-        if fused:
-            attn = g.op("GroupQueryAttention", [q, k, v, f"past_key_values.{i}.key", f"past_key_values.{i}.value",
-                                                seqlens_k, total_i32, cos_half, sin_half],
-                        outputs=[g.name("gqa"), f"present.{i}.key", f"present.{i}.value"], domain="com.microsoft",
-                        num_heads=nh, kv_num_heads=nkv, do_rotary=1, rotary_interleaved=0, scale=hd ** -0.5)[0]
-            x = g.op("Add", [x, g.op("MatMul", [attn, linear_t(lw.o, f"l{i}_o")])])
-            h = rmsnorm(x, lw.ffn_norm, f"l{i}_ffn_norm")
-            gu = g.op("MatMul", [h, linear_t(concat_rows([lw.gate, lw.up]), f"l{i}_gate_up")])
-            gate, up = g.op("Split", [gu, c_ffn_split], n_out=2, axis=-1)
-            act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up])
-            x = g.op("Add", [x, g.op("MatMul", [act, linear_t(lw.down, f"l{i}_down")])])
-            continue
+    def attention_fused(i: int, q: str, k: str, v: str) -> str:
+        return g.op("GroupQueryAttention", [q, k, v, f"past_key_values.{i}.key", f"past_key_values.{i}.value",
+                                            seqlens_k, total_i32, cos_half, sin_half],
+                    outputs=[g.name("gqa"), f"present.{i}.key", f"present.{i}.value"], domain="com.microsoft",
+                    num_heads=nh, kv_num_heads=nkv, do_rotary=1, rotary_interleaved=0, scale=hd ** -0.5)[0]
+
+    def attention_eager(i: int, q: str, k: str, v: str) -> str:
         q = g.op("Transpose", [g.op("Reshape", [q, c_shape_q])], perm=[0, 2, 1, 3])   # [1, nh, S, hd]
         k = g.op("Transpose", [g.op("Reshape", [k, c_shape_kv])], perm=[0, 2, 1, 3])  # [1, nkv, S, hd]
         v = g.op("Transpose", [g.op("Reshape", [v, c_shape_kv])], perm=[0, 2, 1, 3])
@@ -254,7 +245,13 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False,
         scores = g.op("Add", [g.op("Mul", [scores, c_scale]), mask])
         probs = g.op("Softmax", [scores], axis=-1)
         attn = g.op("Reshape", [g.op("MatMul", [probs, vals]), c_shape_heads])         # [1, nh, S, hd]
-        attn = g.op("Reshape", [g.op("Transpose", [attn], perm=[0, 2, 1, 3]), c_shape_hidden])
+        return g.op("Reshape", [g.op("Transpose", [attn], perm=[0, 2, 1, 3]), c_shape_hidden])
+
+    attention = attention_fused if fused else attention_eager
+    for i, lw in enumerate(w.layers):
+        h = rmsnorm(x, lw.attn_norm, f"l{i}_attn_norm")
+        qkv = g.op("MatMul", [h, linear_t(concat_rows([lw.q, lw.k, lw.v]), f"l{i}_qkv")])
+        attn = attention(i, *g.op("Split", [qkv, c_qkv_split], n_out=3, axis=-1))
         x = g.op("Add", [x, g.op("MatMul", [attn, linear_t(lw.o, f"l{i}_o")])])
 
         h = rmsnorm(x, lw.ffn_norm, f"l{i}_ffn_norm")
