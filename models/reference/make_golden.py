@@ -22,7 +22,6 @@ in a single forward pass without a KV cache, and every greedy token is checked a
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
@@ -39,20 +38,13 @@ import transformers  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedTokenizerFast  # noqa: E402
 
 from models.gguf_source import GGUFModel  # noqa: E402
+from models.prepare import sha256_file  # noqa: E402
 from models.recipes import DEFAULT, RECIPES  # noqa: E402
 from models.source import fetch_gguf  # noqa: E402
 from models.tokenizer_export import write_tokenizer  # noqa: E402
 
 MAX_NEW_TOKENS = 64
 PROMPTS = Path(__file__).with_name("prompts.json")
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_tokenizer(gguf_path: Path, out_dir: Path):
@@ -194,7 +186,7 @@ def build(model_id: str = DEFAULT.model_id, gguf_path: Path | None = None) -> di
         "reference": f"transformers {transformers.__version__} on the GGUF, fp32, greedy",
         "max_new_tokens": MAX_NEW_TOKENS,
         "eos_token_id": eos_id,
-        "gguf": {"file": gguf_path.name, "sha256": sha256(gguf_path),
+        "gguf": {"file": gguf_path.name, "sha256": sha256_file(gguf_path),
                  "source": f"pip {recipe.pip_package}=={recipe.pip_version}: {recipe.gguf_member}"},
         "versions": {"transformers": transformers.__version__, "torch": torch.__version__,
                      "gguf": getattr(gguf, "__version__", None) or _dist_version("gguf"),
