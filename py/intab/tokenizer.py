@@ -38,24 +38,25 @@ Normalizer = Callable[[str], str]
 
 
 def _unicode_normalizer(form: str) -> Normalizer:
-    """unicodedata.normalize, held to the reference normalizer's Unicode 14.0.
+    """unicodedata.normalize, held to the reference normalizers' (older, patchy) Unicode data.
 
-    `tokenizers`' NFC & co. treat code points assigned after Unicode 14.0 as unassigned (inert
-    starters: no decomposition, no composition, no reordering), while a newer interpreter (Pyodide's
-    3.14 is on 16.0) would compose e.g. U+16D63 U+16D67 -> U+16D69. Normalizing the stretches
-    between such code points separately reproduces the reference exactly."""
+    `tokenizers`' NFC & co. leave some code points inert (combining class 0, no decomposition,
+    no composition): everything assigned after Unicode 14.0 (Pyodide's 3.14 is on 16.0 and would
+    compose e.g. U+16D63 U+16D67), ~100 marks whose combining class they lack, U+11938, and for
+    NFKC/NFKD 72 compatibility characters. Normalizing the stretches between such code points
+    separately, and keeping them as they are, reproduces the reference exactly."""
     from intab import unicode_tables
 
     norm = unicodedata.normalize
-    if unicodedata.unidata_version == unicode_tables.NORMALIZER_UNICODE_VERSION:
-        return lambda s: norm(form, s)
-    body = pretokenize._class_body(unicode_tables.AFTER_UNICODE_14)
-    newer = re.compile(f"([{body}])")
+    table = unicode_tables.NORMALIZER_INERT
+    if form in ("NFKC", "NFKD"):
+        table += " " + unicode_tables.NORMALIZER_INERT_COMPAT
+    inert = re.compile(f"([{pretokenize._class_body(table)}])")
 
     def guarded(s: str) -> str:
-        if newer.search(s) is None:
+        if inert.search(s) is None:
             return norm(form, s)
-        parts = newer.split(s)  # odd indexes: the newer code points themselves
+        parts = inert.split(s)  # odd indexes: the inert code points themselves
         return "".join(p if i % 2 else norm(form, p) for i, p in enumerate(parts))
 
     return guarded
