@@ -115,3 +115,11 @@ def test_guarded_normalizer_under_a_newer_unicode_database():
     for form, fn in fns.items():
         assert fn(s) == getattr(normalizers, form)().normalize_str(s), form
     assert ud.normalize("NFC", s) != normalizers.NFC().normalize_str(s)  # the unguarded call would differ
+
+
+def test_lowercase_matches_reference_on_every_code_point():
+    from intab.tokenizer import _normalizer
+
+    lower = _normalizer({"type": "Lowercase"})
+    joined = "\x01".join(c for c in ALL if c != "\x01")
+    assert lower(joined) == normalizers.Lowercase().normalize_str(joined)

@@ -69,7 +69,9 @@ def _normalizer(cfg: dict | None) -> Normalizer | None:
     if k in ("NFC", "NFD", "NFKC", "NFKD"):
         return _unicode_normalizer(k)
     if k == "Lowercase":
-        return str.lower
+        from intab.unicode_tables import LOWERCASE_EXTRA  # Rust's newer case mappings
+
+        return lambda s: s.translate(LOWERCASE_EXTRA).lower()
     if k == "Replace":
         pat, content = cfg["pattern"], cfg["content"]
         if "String" in pat:

@@ -6,6 +6,8 @@ points or ranges A-B. Pinned to the reference tokenizer, not to the running inte
 NORMALIZER_INERT: code points the reference's normalizers (NFC...) leave untouched, unlike
 unicodedata: everything assigned after Unicode 14.0 plus the reference's gaps (marks without
 combining class, U+11938); NORMALIZER_INERT_COMPAT: more of them for NFKC/NFKD only.
+LOWERCASE_EXTRA: lowercase mappings of the reference's Lowercase (Rust, Unicode 17.0) that
+str.lower() under Unicode 14.0 lacks.
 """
 
 UNICODE_VERSION = "16.0.0"
@@ -189,3 +191,61 @@ NORMALIZER_INERT_COMPAT = """
 0x32FF 0xA7F2-0xA7F4 0xAB69 0x10781-0x10785 0x10787-0x107B0 0x107B2-0x107BA 0x1F16C
 0x1FBF0-0x1FBF9
 """
+
+LOWERCASE_EXTRA = {
+    0x1C89: '\u1c8a',
+    0xA7CB: 'ɤ',
+    0xA7CC: '\ua7cd',
+    0xA7CE: '\ua7cf',
+    0xA7D2: 'ꟓ',
+    0xA7D4: 'ꟕ',
+    0xA7DA: '\ua7db',
+    0xA7DC: 'ƛ',
+    0x10D50: '\U00010d70',
+    0x10D51: '\U00010d71',
+    0x10D52: '\U00010d72',
+    0x10D53: '\U00010d73',
+    0x10D54: '\U00010d74',
+    0x10D55: '\U00010d75',
+    0x10D56: '\U00010d76',
+    0x10D57: '\U00010d77',
+    0x10D58: '\U00010d78',
+    0x10D59: '\U00010d79',
+    0x10D5A: '\U00010d7a',
+    0x10D5B: '\U00010d7b',
+    0x10D5C: '\U00010d7c',
+    0x10D5D: '\U00010d7d',
+    0x10D5E: '\U00010d7e',
+    0x10D5F: '\U00010d7f',
+    0x10D60: '\U00010d80',
+    0x10D61: '\U00010d81',
+    0x10D62: '\U00010d82',
+    0x10D63: '\U00010d83',
+    0x10D64: '\U00010d84',
+    0x10D65: '\U00010d85',
+    0x16EA0: '\U00016ebb',
+    0x16EA1: '\U00016ebc',
+    0x16EA2: '\U00016ebd',
+    0x16EA3: '\U00016ebe',
+    0x16EA4: '\U00016ebf',
+    0x16EA5: '\U00016ec0',
+    0x16EA6: '\U00016ec1',
+    0x16EA7: '\U00016ec2',
+    0x16EA8: '\U00016ec3',
+    0x16EA9: '\U00016ec4',
+    0x16EAA: '\U00016ec5',
+    0x16EAB: '\U00016ec6',
+    0x16EAC: '\U00016ec7',
+    0x16EAD: '\U00016ec8',
+    0x16EAE: '\U00016ec9',
+    0x16EAF: '\U00016eca',
+    0x16EB0: '\U00016ecb',
+    0x16EB1: '\U00016ecc',
+    0x16EB2: '\U00016ecd',
+    0x16EB3: '\U00016ece',
+    0x16EB4: '\U00016ecf',
+    0x16EB5: '\U00016ed0',
+    0x16EB6: '\U00016ed1',
+    0x16EB7: '\U00016ed2',
+    0x16EB8: '\U00016ed3',
+}
