@@ -89,7 +89,9 @@ async function readBody(res, f, onBytes) {
 
 /** Download every file of the manifest, in parallel, with streamed progress; check size and
  * sha256. Verified files are kept in Cache Storage, keyed by their sha256: a later visit reads
- * them from there (and checks them again) instead of downloading them. */
+ * them from there (and checks them again) instead of downloading them.
+ * Returns at once with a promise per file (the small files are used before the model arrives)
+ * and `done`, which settles when every file is in. */
 async function downloadModel(modelId, onProgress) {
   const manifest = await (await fetchChecked(`models/${modelId}/manifest.json`, 'the model manifest')).json();
   const files = manifest.files;
@@ -104,8 +106,7 @@ async function downloadModel(modelId, onProgress) {
     onProgress({ phase: 'download', loaded, total, files: state.map((s) => ({ ...s })) });
   };
   const cache = await openCache();
-  const out = {};
-  await Promise.all(files.map(async (f, i) => {
+  const one = async (f, i) => {
     const path = `models/${modelId}/${f.name}`;
     const key = `${url(path)}?sha256=${f.sha256}`;
     const onBytes = (n) => { state[i].loaded = n; report(false); };
@@ -116,8 +117,7 @@ async function downloadModel(modelId, onProgress) {
           const buf = await readBody(hit, f, onBytes);
           if ((await hex(buf)) === f.sha256) {
             state[i].cached = true;
-            out[f.name] = buf;
-            return;
+            return buf;
           }
         } catch { /* a damaged entry: download again */ }
         await cache.delete(key).catch(() => {});
@@ -129,22 +129,45 @@ async function downloadModel(modelId, onProgress) {
     if (digest !== f.sha256) {
       throw integrity(`model file ${f.name} does not match its sha256 in the manifest (got ${digest.slice(0, 12)}…, expected ${String(f.sha256).slice(0, 12)}…); rebuild the model files or clear the site data`);
     }
-    out[f.name] = buf;
     if (cache) {
       await cache.put(key, new Response(buf, { headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(f.size) } }))
         .catch((e) => console.warn(`intab: could not cache ${f.name}: ${e.message}`));
     }
-  }));
-  report(true);
-  if (cache) {
-    // Forget this model's files of earlier versions.
-    const keep = new Set(files.map((f) => `${url(`models/${modelId}/${f.name}`)}?sha256=${f.sha256}`));
-    const prefix = url(`models/${modelId}/`);
-    for (const req of await cache.keys().catch(() => [])) {
-      if (req.url.startsWith(prefix) && !keep.has(req.url)) await cache.delete(req).catch(() => {});
+    return buf;
+  };
+  const byName = {};
+  files.forEach((f, i) => { byName[f.name] = one(f, i); byName[f.name].catch(() => {}); });
+  const done = (async () => {
+    await Promise.all(Object.values(byName));
+    report(true);
+    if (cache) {
+      // Forget this model's files of earlier versions.
+      const keep = new Set(files.map((f) => `${url(`models/${modelId}/${f.name}`)}?sha256=${f.sha256}`));
+      const prefix = url(`models/${modelId}/`);
+      for (const req of await cache.keys().catch(() => [])) {
+        if (req.url.startsWith(prefix) && !keep.has(req.url)) await cache.delete(req).catch(() => {});
+      }
     }
-  }
-  return { manifest, bytes: out, fromCache: state.filter((s) => s.cached).map((s) => s.name) };
+    return state.filter((s) => s.cached).map((s) => s.name);
+  })();
+  done.catch(() => {});
+  return { manifest, files: byName, done };
+}
+
+/** A bridge that Python can hold before the ORT session exists (Python's set-up then overlaps
+ * the model download and the session creation); calls wait for the real one. */
+function lateBridge(backend, threads, bridgePromise) {
+  let real = null;
+  bridgePromise.then((b) => { real = b; }, () => {});
+  const get = async () => real || bridgePromise;
+  return {
+    backend,
+    threads,
+    get kvLength() { return real ? real.kvLength : 0; },
+    async forward(ids, startPos, k) { return (await get()).forward(ids, startPos, k); },
+    async truncate(n) { return (await get()).truncate(n); },
+    release() { bridgePromise.then((b) => b.release(), () => {}); },
+  };
 }
 
 // ---------------------------------------------------------------- backend choice
@@ -224,27 +247,32 @@ async function load({ backend: wanted = 'auto', model } = {}) {
   if (!modelId) throw Object.assign(new Error('models/index.json lists no model'), { name: 'LoadError' });
   if (!ids.includes(modelId)) throw Object.assign(new Error(`unknown model '${modelId}'; models/index.json lists ${ids.join(', ')}`), { name: 'LoadError' });
   const tDl = performance.now();
-  const { manifest, bytes, fromCache } = await downloadModel(modelId, progress);
-  timings.downloadMs = Math.round(performance.now() - tDl);
+  const dl = await downloadModel(modelId, progress);
   for (const name of ['model.onnx', ...TEXT_FILES]) {
-    if (!bytes[name]) throw Object.assign(new Error(`the model manifest lists no ${name}`), { name: 'LoadError' });
+    if (!dl.files[name]) throw Object.assign(new Error(`the model manifest lists no ${name}`), { name: 'LoadError' });
   }
+  const manifest = dl.manifest;
   const dec = new TextDecoder();
   const files = {};
-  for (const name of TEXT_FILES) files[name] = dec.decode(bytes[name]);
+  await Promise.all(TEXT_FILES.map(async (name) => { files[name] = dec.decode(await dl.files[name]); }));
   const config = JSON.parse(files['config.json']);
   const generationConfig = JSON.parse(files['generation_config.json']);
 
-  // 5. The model session.
-  progress({ phase: 'init', message: `Starting the model on ${backend === 'webgpu' ? 'WebGPU' : 'WASM'}…` });
-  const ort = await ortPromise;
-  const tS = performance.now();
-  const bridge = await createBridge({ ort, modelBytes: bytes['model.onnx'], config, backend });
-  delete bytes['model.onnx']; // the session holds its own copy
-  timings.sessionMs = Math.round(performance.now() - tS);
+  // 5. The model session, once model.onnx is in and checked.
+  const bridgePromise = (async () => {
+    const modelBytes = await dl.files['model.onnx'];
+    timings.downloadMs = Math.round(performance.now() - tDl);
+    progress({ phase: 'init', message: `Starting the model on ${backend === 'webgpu' ? 'WebGPU' : 'WASM'}…` });
+    const ort = await ortPromise;
+    const tS = performance.now();
+    const b = await createBridge({ ort, modelBytes, config, backend });
+    timings.sessionMs = Math.round(performance.now() - tS);
+    return b;
+  })();
+  bridgePromise.catch(() => {});
 
-  // 6. Python: unpack the bundle into site-packages, create the engine session.
-  progress({ phase: 'init', message: 'Starting Python…' });
+  // 6. Meanwhile Python: unpack the bundle into site-packages, create the engine session
+  //    (tokenizer, template) over a bridge that waits for the real one.
   const pyodide = await pyodidePromise;
   const bundle = await bundlePromise;
   const sitePackages = pyodide.runPython(
@@ -252,13 +280,22 @@ async function load({ backend: wanted = 'auto', model } = {}) {
   pyodide.unpackArchive(bundle, 'zip', { extractDir: sitePackages });
   const tP = performance.now();
   const glue = pyodide.pyimport('intab.pyodide_glue');
-  const session = glue.create_session(bridge, files);
+  const threads = backend === 'wasm' ? wasmThreads() : 1;
+  const session = glue.create_session(lateBridge(backend, threads, bridgePromise), files);
   glue.destroy();
   // Sampling defaults as the engine resolves them (generation_config.json + engine defaults).
   let defaults = {};
   if (typeof session.defaults === 'function') defaults = toPlain(session.defaults());
   timings.pythonMs = Math.round(performance.now() - tP);
 
+  let bridge;
+  try {
+    bridge = await bridgePromise;
+  } catch (err) {
+    session.destroy?.();
+    throw err;
+  }
+  const fromCache = await dl.done;
   engine = { pyodide, session, bridge };
   const loadMs = Math.round(performance.now() - t0);
   post({
