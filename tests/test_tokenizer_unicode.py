@@ -22,7 +22,7 @@ def _ref_spans(pattern: str, text: str) -> list[tuple[int, int]]:
     return [span for piece, span in pt.pre_tokenize_str(text)], rx
 
 
-@pytest.mark.parametrize("pattern", [r"\p{L}+", r"\p{N}+", r"\s+", r"[^\s\p{L}\p{N}]+", r"\S+"])
+@pytest.mark.parametrize("pattern", [r"\p{L}+", r"\p{N}+", r"\s+", r"[^\s\p{L}\p{N}]+"])
 def test_class_matches_reference_on_every_code_point(pattern):
     spans, rx = _ref_spans(pattern, ALL)
     ours = pretokenize.RegexIsolated(rx)(ALL)
@@ -123,3 +123,15 @@ def test_lowercase_matches_reference_on_every_code_point():
     lower = _normalizer({"type": "Lowercase"})
     joined = "\x01".join(c for c in ALL if c != "\x01")
     assert lower(joined) == normalizers.Lowercase().normalize_str(joined)
+
+
+def test_case_insensitive_contractions_on_every_code_point():
+    """(?i:'s|'t|...) of the Qwen3/Llama 3 pattern: Python's case folding = Oniguruma's (e.g. 'ſ)."""
+    pattern = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+               r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+    # all of Latin, Greek, Cyrillic, letterlike symbols and ligatures (where case folding lives), a sample beyond
+    chars = [c for c in ALL[:0x2200] + "".join(map(chr, range(0xFB00, 0xFB50))) + ALL[0x2200::13] if c not in "\r\n"]
+    text = "".join("'" + c + "x\n'" + c + c + "\n" for c in chars)
+    spans, rx = _ref_spans(pattern, text)
+    ours = pretokenize.RegexIsolated(rx)(text)
+    assert [text[s:e] for s, e in spans] == ours
