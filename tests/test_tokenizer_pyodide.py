@@ -30,6 +30,8 @@ for fam, strings in job["strings"].items():
     ct = ChatTemplate.from_config(json.load(open(f'/job/{fam}/tokenizer_config.json', encoding='utf-8')))
     prompts = [ct.render(m, add_generation_prompt=True) for m in job["chats"]]
     out["families"][fam] = {"enc": enc, "dec": dec, "streamed": streamed, "prompts": prompts}
+from intab import pretokenize
+out["contractions"] = pretokenize.RegexIsolated(pretokenize.compile_regex(job["pattern"]))(job["ci_text"])
 json.dumps(out)
 """
 
@@ -54,10 +56,19 @@ def test_pyodide_matches_references(family_dirs, tmp_path):
         files[f"/job/{fam}/tokenizer.json"] = folder / "tokenizer.json"
         files[f"/job/{fam}/tokenizer_config.json"] = folder / "tokenizer_config.json"
     job = tmp_path / "job.json"
-    job.write_text(json.dumps({"strings": strings, "chats": CHATS_FOR_PYODIDE}), encoding="utf-8")
+    # Python's own case folding decides (?i:'s|...): check it in Pyodide's 3.14 too
+    pattern = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+               r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+    ci_text = "".join("'" + chr(c) + "x\n'" + chr(c) * 2 + "\n" for c in [*range(0x20, 0x2200), *range(0xFB00, 0xFB50)])
+    job.write_text(json.dumps({"strings": strings, "chats": CHATS_FOR_PYODIDE, "pattern": pattern, "ci_text": ci_text}),
+                   encoding="utf-8")
     files["/job/job.json"] = job
     res = json.loads(run_in_pyodide(CODE, files, tmp_path))
     assert res["python"].startswith("3.1")
+    from tokenizers import Regex, pre_tokenizers
+
+    ref_pieces = [p for p, _ in pre_tokenizers.Split(Regex(pattern), behavior="isolated").pre_tokenize_str(ci_text)]
+    assert res["contractions"] == ref_pieces
     for fam in fams:
         ref = HF.from_file(str(family_dirs[fam] / "tokenizer.json"))
         got = res["families"][fam]
