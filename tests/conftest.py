@@ -31,3 +31,8 @@ def built_static(built_model_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def golden() -> dict:
     return json.loads(GOLDEN.read_text())
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the CPython tests first and the browser tests last: quick failures come quickly."""
+    items.sort(key=lambda item: "browser" in Path(str(item.fspath)).parts)

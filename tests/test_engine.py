@@ -9,7 +9,7 @@ import shutil
 import onnx
 import pytest
 
-from model_files import model_files
+from model_files import model_files, run_async
 from intab.engine import Engine
 from intab.errors import EngineBusy, InvalidParameter, PromptTooLong
 from intab.ort_backend import OrtBackend
@@ -39,7 +39,7 @@ def make_engine(tiny_dir, **kw) -> Engine:
 
 
 def gen(engine, messages=USER, options=GREEDY, on_delta=None):
-    return asyncio.run(engine.generate(messages, options, on_delta))
+    return run_async(engine.generate(messages, options, on_delta))
 
 
 def test_stream_deltas_add_up_to_the_text_and_the_tokens(tiny_dir):
@@ -84,10 +84,10 @@ def test_stop_string_ends_the_answer_and_is_never_shown(tiny_dir):
 def test_abort_mid_stream_then_the_engine_still_works(tiny_dir):
     engine = make_engine(tiny_dir)
     expected = gen(engine).token_ids
-    asyncio.run(engine.reset())
+    run_async(engine.reset())
     r = gen(engine, options={**GREEDY, "max_tokens": 50}, on_delta=lambda _: engine.abort())
     assert r.finish_reason == "abort" and 0 < r.new_tokens < 50
-    asyncio.run(engine.reset())
+    run_async(engine.reset())
     assert gen(engine).token_ids == expected
 
 
@@ -97,7 +97,7 @@ def test_prompt_longer_than_the_context_is_a_clear_error_and_loses_nothing(tiny_
     with pytest.raises(PromptTooLong) as err:
         gen(engine, [{"role": "user", "content": "fox " * 400}])
     assert "160" in str(err.value) and "Shorten" in str(err.value)
-    asyncio.run(engine.reset())
+    run_async(engine.reset())
     assert gen(engine).token_ids == before
 
 
@@ -124,7 +124,7 @@ def test_one_generation_at_a_time(tiny_dir):
             await engine.generate(USER, GREEDY)
         return await first
 
-    assert asyncio.run(both()).new_tokens == 12
+    assert run_async(both()).new_tokens == 12
 
 
 def test_seeded_sampling_is_reproducible(tiny_dir):

@@ -3,12 +3,11 @@ reference's greedy tokens (tests/golden, written by models/reference/make_golden
 transformers on the same GGUF)."""
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 
-from model_files import model_files
+from model_files import model_files, run_async
 from intab.engine import Engine
 from intab.ort_backend import OrtBackend
 
@@ -27,8 +26,8 @@ def test_prompt_ids_match_reference(engine, golden):
 def test_greedy_tokens_match_reference(engine, golden):
     mismatches = []
     for case in golden["cases"]:
-        asyncio.run(engine.reset())
-        result = asyncio.run(engine.generate(case["messages"], {"temperature": 0, "max_tokens": golden["max_new_tokens"]}))
+        run_async(engine.reset())
+        result = run_async(engine.generate(case["messages"], {"temperature": 0, "max_tokens": golden["max_new_tokens"]}))
         if result.token_ids != case["output_ids"]:
             mismatches.append(case["name"])
             continue
@@ -38,6 +37,6 @@ def test_greedy_tokens_match_reference(engine, golden):
 
 
 def test_capital_of_france_names_paris(engine):
-    asyncio.run(engine.reset())
-    result = asyncio.run(engine.generate([{"role": "user", "content": "What is the capital of France?"}], {}))
+    run_async(engine.reset())
+    result = run_async(engine.generate([{"role": "user", "content": "What is the capital of France?"}], {}))
     assert "Paris" in result.text
