@@ -150,11 +150,16 @@ def long_document() -> str:
 
 
 def corpus(specials: list[str], n: int = 2000, seed: int = 3) -> list[str]:
+    return list(_corpus(tuple(specials), n, seed))
+
+
+@lru_cache(maxsize=16)
+def _corpus(specials: tuple[str, ...], n: int, seed: int) -> tuple[str, ...]:
     """At least `n` deterministic test strings; `specials` are the family's added-token texts."""
     rng = random.Random(seed)
     pools = [ENGLISH, SCRIPTS, EMOJI, COMBINING, CODE, NUMBERS, WHITESPACE, MISC]
     fixed = [s for pool in pools for s in pool]
-    fixed += [s for s in specials[:64]]
+    fixed += list(specials[:64])
     fixed += _single_chars(rng, 300)
     fixed.append(long_document())
     out = list(fixed)
@@ -173,12 +178,16 @@ def corpus(specials: list[str], n: int = 2000, seed: int = 3) -> list[str]:
             bits.append(s)
             bits.append(rng.choice(seps))
         out.append("".join(bits))
-    return out
+    return tuple(out)
+
+
+@lru_cache(maxsize=8)
+def _added_contents(tok_json_text: str) -> tuple[str, ...]:
+    return tuple(a["content"] for a in json.loads(tok_json_text).get("added_tokens", []))
 
 
 def family_specials(tok_json_text: str) -> list[str]:
-    spec = json.loads(tok_json_text)
-    toks = [a["content"] for a in spec.get("added_tokens", [])]
+    toks = list(_added_contents(tok_json_text))
     # keep the special ones and a sample of the rest (Gemma has thousands of <unusedN>)
     rng = random.Random(5)
     head = [t for t in toks if not t.startswith("<unused") and not t.startswith("<|reserved_special_token_")]
