@@ -213,8 +213,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description="Build, serve and test intab.")
     ap.add_argument("command", choices=["build", "serve", "test"])
     ap.add_argument("--port", type=int, default=8000)
-    ap.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest (test)")
-    args = ap.parse_args()
+    args, extra = ap.parse_known_args()   # test: anything else goes to pytest
+    if extra and args.command != "test":
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
 
     if Path(sys.prefix).resolve() != VENV.resolve():
         ensure_venv(with_test=args.command == "test")
@@ -224,7 +225,7 @@ def main() -> int:
     if args.command == "serve":
         serve(args.port)
     elif args.command == "test":
-        return test(args.pytest_args)
+        return test(extra)
     return 0
 
 
