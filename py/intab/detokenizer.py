@@ -118,14 +118,9 @@ class DecoderChain:
                         s = s[: len(s) - len(st.a)]
                 out.append(s)
             return out
-        if k == "Metaspace":
-            out = []
-            for i, t in enumerate(toks):
-                s = t.replace(st.a, " ")
-                if i == 0 and st.b != "never" and s.startswith(" "):
-                    s = s[1:]
-                out.append(s)
-            return out
+        if k == "Metaspace":  # the first token loses every replacement char unless prepend_scheme is never
+            first = "" if st.b != "never" else " "
+            return [t.replace(st.a, first if i == 0 else " ") for i, t in enumerate(toks)]
         raise TokenizerError(f"unsupported decoder {k!r}")  # pragma: no cover - filtered in _parse
 
     def cut_safe(self, tokens: list[str]) -> bool | None:
