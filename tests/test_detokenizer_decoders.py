@@ -42,7 +42,7 @@ CASES = [
 def test_decoder_matches_tokenizers(cfg, ref):
     chain = DecoderChain.from_json(cfg)
 
-    @settings(max_examples=300, derandomize=True, deadline=None, database=None)
+    @settings(max_examples=150, derandomize=True, deadline=None, database=None)
     @given(st.lists(_TOKENS, max_size=10))
     def check(tokens):
         assert chain.decode(tokens) == ref.decode(tokens)
