@@ -104,8 +104,8 @@ def _token_text(value: Any) -> str | None:
     return str(value)
 
 
-def _select_template(raw: Any, with_tools: bool) -> tuple[str | None, dict[str, str]]:
-    """The config's `chat_template` may be one string or named templates (pick `tool_use` with tools)."""
+def _select_template(raw: Any) -> tuple[str | None, dict[str, str]]:
+    """The config's `chat_template`: one string, or named templates ("default", "tool_use", ...)."""
     if raw is None or isinstance(raw, str):
         return raw, {}
     if isinstance(raw, list):
@@ -114,8 +114,6 @@ def _select_template(raw: Any, with_tools: bool) -> tuple[str | None, dict[str, 
         named = dict(raw)
     else:
         raise TemplateError(f"chat_template has an unexpected type {type(raw).__name__}")
-    if with_tools and "tool_use" in named:
-        return named["tool_use"], named
     return named.get("default"), named
 
 
@@ -131,7 +129,7 @@ class ChatTemplate:
     @classmethod
     def from_config(cls, tokenizer_config: dict) -> "ChatTemplate":
         """From parsed tokenizer_config.json (its `chat_template` and special tokens)."""
-        source, named = _select_template(tokenizer_config.get("chat_template"), False)
+        source, named = _select_template(tokenizer_config.get("chat_template"))
         if source is None and not named:
             raise TemplateError("tokenizer_config.json has no chat_template",
                                 "Use a model whose tokenizer_config.json includes a chat template.")
