@@ -194,3 +194,35 @@ def test_second_visit_reads_the_model_from_cache(playwright, browser_type_launch
         assert "Paris" in chat(page, "What is the capital of France?").text
     finally:
         ctx.close()
+
+
+def test_corrupted_model_file_fails_with_a_clear_error(browser, serve, static_root, tmp_path):
+    """A model file that does not match its manifest's sha256: the page names the file."""
+    root = tmp_path / "site"
+    root.mkdir()
+    for p in static_root.iterdir():
+        if p.name != "models":
+            (root / p.name).symlink_to(p)
+    index = json.loads((static_root / "models" / "index.json").read_text())
+    model_id = index["models"][0] if isinstance(index, dict) else index[0]
+    src, dst = static_root / "models" / model_id, root / "models" / model_id
+    dst.mkdir(parents=True)
+    (root / "models" / "index.json").symlink_to(static_root / "models" / "index.json")
+    for p in src.iterdir():
+        if p.name != "generation_config.json":
+            (dst / p.name).symlink_to(p)
+    good = (src / "generation_config.json").read_bytes()
+    bad = good.replace(b"2", b"3", 1)  # same size, different bytes
+    assert bad != good and len(bad) == len(good)
+    (dst / "generation_config.json").write_bytes(bad)
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.goto(serve(root) + "?backend=wasm")
+        page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.state)", timeout=240_000)
+        assert state(page) == "error"
+        err = error_text(page)
+        assert "IntegrityError" in err and "generation_config.json" in err and "sha256" in err, err
+        assert page.is_disabled("#send")
+    finally:
+        ctx.close()
