@@ -74,19 +74,15 @@ def test_bad_input_raises_typed_error(family):
         ours.encode("ok \ud800 not")
 
 
-def test_encode_speed_guard(family):
-    """Loose guard against accidental super-linear paths (a 4,000-token prompt takes ~20-60 ms here)."""
+def test_long_document_with_long_runs(family):
+    """A 4,000-word document with runs of thousands of letters, spaces and digits (the BPE's long-word
+    path). Speed is measured by tools/bench_tokenizer.py, not asserted here."""
     import random
-    import time
 
     name, ours, ref, folder = family
     rng = random.Random(0)
     words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyzéü日本") for _ in range(rng.randint(2, 12)))
              for _ in range(4000)]
-    text = " ".join(words) + "\n" + "x" * 3000 + " " * 2000 + "9" * 500  # also long runs
+    text = " ".join(words) + "\n" + "x" * 3000 + " " * 2000 + "9" * 500
     ours._cache.clear()  # cold: no word seen before
-    t0 = time.perf_counter()
-    ids = ours.encode(text)
-    elapsed = time.perf_counter() - t0
-    assert ids == ref.encode(text).ids
-    assert elapsed < 2.0, f"{name}: {len(ids)} tokens took {elapsed:.2f} s"
+    assert ours.encode(text) == ref.encode(text).ids, name
