@@ -106,6 +106,7 @@ async function downloadModel(modelId, onProgress) {
     onProgress({ phase: 'download', loaded, total, files: state.map((s) => ({ ...s })) });
   };
   const cache = await openCache();
+  const puts = [];
   const one = async (f, i) => {
     const path = `models/${modelId}/${f.name}`;
     const key = `${url(path)}?sha256=${f.sha256}`;
@@ -117,6 +118,7 @@ async function downloadModel(modelId, onProgress) {
           const buf = await readBody(hit, f, onBytes);
           if ((await hex(buf)) === f.sha256) {
             state[i].cached = true;
+            report(true);
             return buf;
           }
         } catch { /* a damaged entry: download again */ }
@@ -130,16 +132,18 @@ async function downloadModel(modelId, onProgress) {
       throw integrity(`model file ${f.name} does not match its sha256 in the manifest (got ${digest.slice(0, 12)}…, expected ${String(f.sha256).slice(0, 12)}…); rebuild the model files or clear the site data`);
     }
     if (cache) {
-      await cache.put(key, new Response(buf, { headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(f.size) } }))
-        .catch((e) => console.warn(`intab: could not cache ${f.name}: ${e.message}`));
+      // Stored in the background: the session need not wait for it, `done` does.
+      puts.push(cache.put(key, new Response(buf, { headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(f.size) } }))
+        .catch((e) => console.warn(`intab: could not cache ${f.name}: ${e.message}`)));
     }
+    report(true);
     return buf;
   };
   const byName = {};
   files.forEach((f, i) => { byName[f.name] = one(f, i); byName[f.name].catch(() => {}); });
   const done = (async () => {
     await Promise.all(Object.values(byName));
-    report(true);
+    await Promise.all(puts);
     if (cache) {
       // Forget this model's files of earlier versions.
       const keep = new Set(files.map((f) => `${url(`models/${modelId}/${f.name}`)}?sha256=${f.sha256}`));
