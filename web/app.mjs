@@ -10,7 +10,7 @@ const els = {
   error: $('error'), log: $('log'), composer: $('composer'), prompt: $('prompt'),
   send: $('send'), stop: $('stop'), newChat: $('new-chat'), defaultsBtn: $('defaults'),
   system: $('system-prompt'), temperature: $('temperature'), topP: $('top-p'), topK: $('top-k'),
-  maxTokens: $('max-tokens'), seed: $('seed'),
+  maxTokens: $('max-tokens'), seed: $('seed'), backend: $('backend'),
 };
 
 const params = new URLSearchParams(location.search);
@@ -287,6 +287,13 @@ els.stop.addEventListener('click', () => {
   if (state.turn) worker.postMessage({ type: 'stop', id: state.turn.id });
 });
 els.newChat.addEventListener('click', newChat);
+els.backend.value = ['webgpu', 'wasm'].includes(params.get('backend')) ? params.get('backend') : 'auto';
+els.backend.addEventListener('change', () => {
+  // The backend is fixed for the life of a worker (ORT's wasm threads too): reload with it.
+  const p = new URLSearchParams(location.search);
+  if (els.backend.value === 'auto') p.delete('backend'); else p.set('backend', els.backend.value);
+  location.search = p.toString();
+});
 
 // ------------------------------------------------------------------ hooks (tests, embedding)
 const intab = {

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app_driver import (answers, chat, error_text, new_chat, open_app, restore_defaults, send,
-                        set_settings, state, wait_answer)
+from app_driver import (answers, chat, error_text, new_chat, open_app, open_settings, restore_defaults,
+                        send, set_settings, state, wait_answer)
 
 GOLDEN_PATH = Path(__file__).resolve().parents[1] / "golden" / "smollm2-135m-instruct.greedy.json"
 GOLDEN_CASES = json.loads(GOLDEN_PATH.read_text())["cases"] if GOLDEN_PATH.exists() else []
@@ -180,15 +180,21 @@ def test_second_visit_reads_the_model_from_cache(playwright, browser_type_launch
     seen: list[str] = []
     ctx.on("request", lambda r: seen.append(r.url))
     try:
-        page = open_app(ctx, app_url + "?backend=wasm")
+        page = open_app(ctx, app_url)  # automatic choice: WASM in this browser
         first = page.evaluate("() => window.intab.info.fromCache")
         assert first == []
         assert any(u.endswith("/model.onnx") for u in seen)
-        page.close()
         seen.clear()
-        page = open_app(ctx, app_url + "?backend=wasm")
+        # Second visit: through the settings' backend menu, which reloads the page with ?backend=.
+        open_settings(page)
+        with page.expect_navigation():
+            page.select_option("#backend", "wasm")
+        assert page.url.endswith("?backend=wasm")
+        page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.state)", timeout=240_000)
+        assert state(page) == "ready", error_text(page)
+        assert page.input_value("#backend") == "wasm"
         from_cache = page.evaluate("() => window.intab.info.fromCache")
-        assert "model.onnx" in from_cache and "tokenizer.json" in from_cache, (from_cache, page.intab_console)
+        assert "model.onnx" in from_cache and "tokenizer.json" in from_cache, from_cache
         assert not [u for u in seen if "/models/" in u and not u.endswith(("/index.json", "/manifest.json"))]
         set_settings(page, temperature=0, max_tokens=12)
         assert "Paris" in chat(page, "What is the capital of France?").text
