@@ -102,6 +102,8 @@ function renderStatus() {
   if (state.lastSpeed) s += ` · ${state.lastSpeed}`;
   els.status.textContent = s;
   els.status.dataset.backend = i.backend;
+  els.status.title = `Backend: ${i.backend} (${i.backendReason || 'chosen'})` +
+    (i.adapterInfo ? `; WebGPU adapter: ${[i.adapterInfo.vendor, i.adapterInfo.architecture, i.adapterInfo.description].filter(Boolean).join(' ')}${i.shaderF16 ? ', shader-f16' : ''}` : '');
   els.status.dataset.threads = String(i.threads);
 }
 

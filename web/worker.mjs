@@ -8,7 +8,7 @@
 //   {type:'reset'}                          -> aborts a running turn, then session.reset() (forget the KV cache)
 // Messages, worker -> page
 //   {type:'progress', phase:'boot'|'download'|'init', message, loaded, total, files:[{name, loaded, total, cached}]}
-//   {type:'ready', backend, threads, crossOriginIsolated, adapterInfo, shaderF16, model, generationConfig,
+//   {type:'ready', backend, backendReason, ortBundle, threads, crossOriginIsolated, adapterInfo, shaderF16, model, generationConfig,
 //                  defaults:{temperature, top_p, top_k, max_tokens, ...}, loadMs, timings, fromCache:[file names]}
 //   {type:'delta', id, text}
 //   {type:'done', id, result}               result: contracts.md §4 (text, token_ids, finish_reason, ttft_ms, ...)
@@ -237,10 +237,22 @@ async function load({ backend: wanted = 'auto', model } = {}) {
     throw Object.assign(new Error(`unknown backend '${wanted}': use ?backend=wasm or ?backend=webgpu`), { name: 'BackendError' });
   }
   const probe = wanted === 'wasm' ? null : await probeWebGPU();
-  if (wanted === 'webgpu' && !probe) {
-    throw Object.assign(new Error('WebGPU was requested but this browser gives no WebGPU adapter; use ?backend=wasm'), { name: 'BackendError' });
+  let backend, backendReason;
+  if (wanted === 'webgpu') {
+    if (!probe) {
+      throw Object.assign(new Error('WebGPU was requested but this browser gives no WebGPU adapter; use ?backend=wasm'), { name: 'BackendError' });
+    }
+    [backend, backendReason] = ['webgpu', 'requested'];
+  } else if (wanted === 'wasm') {
+    [backend, backendReason] = ['wasm', 'requested'];
+  } else if (!probe) {
+    [backend, backendReason] = ['wasm', 'no WebGPU adapter'];
+  } else if (probe.adapterInfo.isFallbackAdapter) {
+    // A software adapter (SwiftShader): far slower than WASM here (seconds per token).
+    [backend, backendReason] = ['wasm', 'the WebGPU adapter is a software fallback'];
+  } else {
+    [backend, backendReason] = ['webgpu', 'WebGPU adapter found'];
   }
-  const backend = probe ? 'webgpu' : 'wasm';
   const ortPromise = importOrt(backend);
   ortPromise.catch(() => {});
 
@@ -303,7 +315,7 @@ async function load({ backend: wanted = 'auto', model } = {}) {
   engine = { pyodide, session, bridge };
   const loadMs = Math.round(performance.now() - t0);
   post({
-    type: 'ready', backend, ortBundle: ortBundle(backend), threads: bridge.threads, crossOriginIsolated: self.crossOriginIsolated === true,
+    type: 'ready', backend, backendReason, ortBundle: ortBundle(backend), threads: bridge.threads, crossOriginIsolated: self.crossOriginIsolated === true,
     adapterInfo: probe ? probe.adapterInfo : null, shaderF16: probe ? probe.shaderF16 : false,
     model: { id: modelId, version: manifest.version, numCandidates: manifest.num_candidates, config },
     generationConfig, defaults, loadMs, timings, fromCache,

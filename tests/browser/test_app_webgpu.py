@@ -45,6 +45,24 @@ def webgpu_page(webgpu_browser, app_url):
 def test_webgpu_status(webgpu_page):
     assert webgpu_page.get_attribute("#status", "data-backend") == "webgpu"
     assert webgpu_page.inner_text("#status").startswith("WebGPU")
+    info = webgpu_page.evaluate("() => window.intab.info")
+    assert info["backendReason"] == "requested" and info["threads"] == 1
+    assert info["ortBundle"] == "ort.jspi.min.mjs"  # Chromium has WebAssembly JSPI
+
+
+def test_automatic_choice_skips_a_software_adapter(webgpu_page, webgpu_browser, app_url):
+    """SwiftShader is seconds per token: left alone, the page picks WASM over it."""
+    info = webgpu_page.evaluate("() => window.intab.info")
+    if not info["adapterInfo"]["isFallbackAdapter"]:
+        pytest.skip("this WebGPU adapter is real hardware")
+    ctx = webgpu_browser.new_context()
+    try:
+        page = open_app(ctx, app_url)
+        auto = page.evaluate("() => window.intab.info")
+        assert auto["backend"] == "wasm" and "software" in auto["backendReason"]
+        assert auto["adapterInfo"]["isFallbackAdapter"] is True
+    finally:
+        ctx.close()
 
 
 @pytest.mark.parametrize("case", SELECTED, ids=[c["name"] for c in SELECTED])
