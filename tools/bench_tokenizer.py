@@ -3,6 +3,7 @@
     python3 tools/bench_tokenizer.py                      # CPython, SmolLM2 from the model build
     python3 tools/bench_tokenizer.py --model-dir DIR      # any folder with tokenizer.json (+ config)
     python3 tools/bench_tokenizer.py --pyodide            # the same, inside Pyodide under Node
+    python3 tools/bench_tokenizer.py --browser            # the same, inside Pyodide in headless Chromium
 
 The prompt is 4,000 tokens of synthetic prose (Zipf-sampled vocabulary words), code and other scripts. "cold" encodes with an empty
 BPE word cache (first prompt of a page), "warm" re-encodes it (the cache a chat keeps).
@@ -126,6 +127,16 @@ def _read(d: Path) -> tuple[str, dict | None]:
     return (d / "tokenizer.json").read_text(encoding="utf-8"), (json.loads(cfg.read_text(encoding="utf-8")) if cfg.exists() else None)
 
 
+# The Python run inside Pyodide, the same under Node and in Chromium.
+_IN_PYODIDE = """
+import sys, json
+sys.path.insert(0, '/bench/py'); sys.path.insert(0, '/bench')
+import bench_tokenizer as b
+cfg = json.load(open('/bench/model/tokenizer_config.json')) if %(has_cfg)s else None
+r = b.run_bench(open('/bench/model/tokenizer.json', encoding='utf-8').read(), cfg, %(repeats)d)
+json.dumps(r)
+"""
+
 _NODE = r"""
 import { loadPyodide } from %(pyodide)s;
 import { readFileSync } from 'node:fs';
@@ -138,36 +149,52 @@ for (const [dst, src] of Object.entries(files)) {
   py.FS.mkdirTree(dir);
   py.FS.writeFile(dst, readFileSync(src));
 }
-const out = await py.runPythonAsync(`
-import sys, json
-sys.path.insert(0, '/bench/py'); sys.path.insert(0, '/bench')
-import bench_tokenizer as b
-cfg = json.load(open('/bench/model/tokenizer_config.json')) if %(has_cfg)s else None
-r = b.run_bench(open('/bench/model/tokenizer.json', encoding='utf-8').read(), cfg, %(repeats)d)
-json.dumps(r)
-`);
-const r = JSON.parse(out);
+const r = JSON.parse(await py.runPythonAsync(%(code)s));
 r.pyodide_boot_ms = Math.round(boot);
 console.log(JSON.stringify(r));
 """
+
+_BROWSER = r"""
+import { loadPyodide } from './pyodide/pyodide.mjs';
+const files = await (await fetch('./files.json')).json();   // {path in Pyodide: url}
+const t0 = performance.now();
+const py = await loadPyodide({ indexURL: './pyodide/' });
+const boot = performance.now() - t0;
+for (const [dst, url] of Object.entries(files)) {
+  py.FS.mkdirTree(dst.substring(0, dst.lastIndexOf('/')));
+  py.FS.writeFile(dst, new Uint8Array(await (await fetch(url)).arrayBuffer()));
+}
+const r = JSON.parse(await py.runPythonAsync(%(code)s));
+r.pyodide_boot_ms = Math.round(boot);
+r.where = 'chromium';
+window.__result = r;
+document.title = 'done';
+"""
+PYODIDE_FILES = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json")
+
+
+def _pyodide_inputs(d: Path, repeats: int) -> tuple[dict[str, Path], str]:
+    """Files to place in Pyodide's file system, and the Python code to run there."""
+    files = {f"/bench/py/intab/{p.name}": p for p in (ROOT / "py" / "intab").glob("*.py")}
+    files["/bench/bench_tokenizer.py"] = Path(__file__).resolve()
+    files["/bench/model/tokenizer.json"] = d / "tokenizer.json"
+    has_cfg = (d / "tokenizer_config.json").exists()
+    if has_cfg:
+        files["/bench/model/tokenizer_config.json"] = d / "tokenizer_config.json"
+    return files, _IN_PYODIDE % {"has_cfg": "True" if has_cfg else "False", "repeats": repeats}
 
 
 def run_pyodide(d: Path, repeats: int) -> dict:
     pyo = ROOT / "node_modules" / "pyodide" / "pyodide.mjs"
     if not pyo.exists():
         sys.exit(f"Pyodide not found at {pyo} (npm install first)")
-    files = {f"/bench/py/intab/{p.name}": str(p) for p in (ROOT / "py" / "intab").glob("*.py")}
-    files["/bench/bench_tokenizer.py"] = str(Path(__file__).resolve())
-    files["/bench/model/tokenizer.json"] = str(d / "tokenizer.json")
-    has_cfg = (d / "tokenizer_config.json").exists()
-    if has_cfg:
-        files["/bench/model/tokenizer_config.json"] = str(d / "tokenizer_config.json")
+    files, code = _pyodide_inputs(d, repeats)
     with tempfile.TemporaryDirectory() as tmp:
         manifest = Path(tmp) / "files.json"
-        manifest.write_text(json.dumps(files))
+        manifest.write_text(json.dumps({k: str(v) for k, v in files.items()}))
         script = Path(tmp) / "bench.mjs"
         script.write_text(_NODE % {"pyodide": json.dumps(pyo.as_uri()), "manifest": json.dumps(str(manifest)),
-                                   "has_cfg": "True" if has_cfg else "False", "repeats": repeats})
+                                   "code": json.dumps(code)})
         res = subprocess.run(["node", str(script)], capture_output=True, text=True, cwd=tmp,
                              env={**os.environ, "NODE_OPTIONS": ""})
     if res.returncode != 0:
@@ -175,10 +202,51 @@ def run_pyodide(d: Path, repeats: int) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def run_browser(d: Path, repeats: int) -> dict:
+    """Inside Pyodide in headless Debian Chromium, served cross-origin isolated by web/serve.py."""
+    import shutil
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT / "web"))
+    from serve import make_server
+
+    files, code = _pyodide_inputs(d, repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "pyodide").mkdir()
+        for name in PYODIDE_FILES:
+            shutil.copy(ROOT / "node_modules" / "pyodide" / name, root / "pyodide" / name)
+        urls = {}
+        for i, (dst, src) in enumerate(files.items()):
+            shutil.copy(src, root / f"f{i}")
+            urls[dst] = f"./f{i}"
+        (root / "files.json").write_text(json.dumps(urls))
+        (root / "bench.mjs").write_text(_BROWSER % {"code": json.dumps(code)})
+        (root / "index.html").write_text('<!doctype html><title>bench</title><script type="module" src="bench.mjs"></script>')
+        server = make_server(root, "127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path="/usr/lib/chromium/chromium", args=[
+                    "--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--disable-quic"])
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+                page.wait_for_function("() => document.title === 'done'", timeout=600_000)
+                result = page.evaluate("() => window.__result")
+                browser.close()
+        finally:
+            server.shutdown()
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model-dir")
     ap.add_argument("--pyodide", action="store_true", help="also run inside Pyodide (Node)")
+    ap.add_argument("--browser", action="store_true", help="also run inside Pyodide in headless Chromium")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", action="store_true", help="print JSON lines only")
     args = ap.parse_args()
@@ -187,11 +255,14 @@ def main() -> None:
     results = [run_bench(*_read(d), repeats=args.repeats)]
     if args.pyodide:
         results.append(run_pyodide(d, args.repeats))
+    if args.browser:
+        results.append(run_browser(d, args.repeats))
     for r in results:
         if args.json:
             print(json.dumps(r))
             continue
-        where = "Pyodide " if "pyodide_boot_ms" in r else "CPython "
+        where = ("Pyodide/Chromium " if r.get("where") == "chromium" else "Pyodide/Node ") \
+            if "pyodide_boot_ms" in r else "CPython "
         label = d.parent.name if d.name == "models" else d.name
         print(f"{where}{r['python']} ({label}): {r['prompt_tokens']} tokens ({r['distinct_words']} distinct words) | from_json {r['from_json_ms']} ms "
               f"(+ JSON parse {r['json_parse_ms']} ms) | encode cold {r['encode_cold_ms']} ms "
