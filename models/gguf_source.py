@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gguf import GGUFReader, GGMLQuantizationType
+from gguf import GGUFReader
 from gguf.quants import dequantize
 
 
@@ -65,13 +65,6 @@ class GGUFModel:
             tie_word_embeddings="output.weight" not in self.tensors,
         )
 
-    def tensor_type(self, name: str) -> GGMLQuantizationType:
-        return self.tensors[name].tensor_type
-
-    def raw(self, name: str) -> np.ndarray:
-        """Quantized blocks as stored: uint8 array of shape [rows, bytes_per_row]."""
-        return np.asarray(self.tensors[name].data)
-
     def blocks(self, name: str):
         """Quantized tensors as their blocks (QuantBlocks, for in-graph dequantization); float ones as float32."""
         from .graph import QuantBlocks
@@ -86,7 +79,7 @@ class GGUFModel:
         """Dequantized weight in PyTorch layout [out_features, in_features] (or [n] for norms)."""
         t = self.tensors[name]
         w = dequantize(t.data, t.tensor_type).astype(np.float32, copy=False)
-        return w.reshape([int(x) for x in reversed(t.shape)]) if w.ndim > 1 or len(t.shape) > 1 else w
+        return w.reshape([int(x) for x in reversed(t.shape)])
 
 
 def _field_value(f):

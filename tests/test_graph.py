@@ -33,12 +33,8 @@ def as_float(w: QuantBlocks) -> np.ndarray:
 
 
 def run(model, ids):
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    past = {f"past_key_values.{i}.{k}": np.zeros((1, 2, 0, 16), np.float32)
-            for i in range(CFG.num_hidden_layers) for k in ("key", "value")}
-    feeds = {"input_ids": np.array([ids], np.int64), "position_ids": np.arange(len(ids))[None],
-             "num_candidates": np.array([10], np.int64), **past}
-    return session.run(["cand_logits", "cand_ids", "logsumexp"], feeds)
+    """One prefill of `ids` from an empty cache: (cand_logits, cand_ids, logsumexp)."""
+    return run_steps(model, [ids])[0]
 
 
 def test_blocks_and_floats_give_identical_outputs():

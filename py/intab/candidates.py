@@ -17,6 +17,3 @@ class Candidates:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    def replace(self, ids, logits) -> "Candidates":
-        return Candidates(tuple(ids), tuple(logits), self.logsumexp)

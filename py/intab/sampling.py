@@ -24,7 +24,7 @@ LogitsProcessor = Callable[[Sequence[int], Candidates], Candidates]
 Sampler = Callable[[Candidates], int]
 
 
-def _sorted(c: Candidates, ids: Sequence[int], logits: Sequence[float], logsumexp: float | None) -> Candidates:
+def _sorted(ids: Sequence[int], logits: Sequence[float], logsumexp: float | None) -> Candidates:
     order = sorted(range(len(ids)), key=lambda i: -logits[i])
     return Candidates(tuple(ids[i] for i in order), tuple(logits[i] for i in order), logsumexp)
 
@@ -34,7 +34,7 @@ def repetition_penalty(penalty: float) -> LogitsProcessor:
     def process(history: Sequence[int], c: Candidates) -> Candidates:
         seen = set(history)
         logits = [(l / penalty if l > 0 else l * penalty) if t in seen else l for t, l in zip(c.ids, c.logits)]
-        return _sorted(c, c.ids, logits, None)
+        return _sorted(c.ids, logits, None)
     return process
 
 
