@@ -108,11 +108,20 @@ def rope_tables(cfg: LlamaConfig) -> tuple[np.ndarray, np.ndarray]:
     return np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
 
 
-def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False,
+def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head: str = "candidates",
                 producer: str = "intab") -> onnx.ModelProto:
     """fused=True uses onnxruntime's contrib ops (SimplifiedLayerNormalization, GroupQueryAttention
     with its own rotary): ~10 nodes a layer instead of ~55, at the price of kernels whose rounding
-    differs from transformers' in the last bits."""
+    differs from transformers' in the last bits.
+
+    head="candidates" is intab's sampling head (contracts §1). head="logits" gives the layout that
+    transformers.js and optimum exports use (inputs attention_mask and position_ids, batch dimension
+    named batch_size, `logits` for every position): the same network for the benchmark's
+    comparators. Batch size 1 only; attention_mask is accepted and ignored (no padding)."""
+    if head not in ("candidates", "logits"):
+        raise ValueError(f"unknown head {head!r}")
+    hf = head == "logits"
+    B = "batch_size" if hf else 1
     g = _G()
     H, nh, nkv, hd = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
     rep = nh // nkv
@@ -186,22 +195,30 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False,
         return g.op("Transpose", [dense(w, hint)], perm=[1, 0])
 
     # Graph inputs
-    inputs = [
-        helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "sequence_length"]),
-        helper.make_tensor_value_info("position_ids", TensorProto.INT64, [1, "sequence_length"]),
-        helper.make_tensor_value_info("num_candidates", TensorProto.INT64, [1]),
-    ]
-    outputs = [
-        helper.make_tensor_value_info("cand_logits", TensorProto.FLOAT, [1, "num_candidates"]),
-        helper.make_tensor_value_info("cand_ids", TensorProto.INT64, [1, "num_candidates"]),
-        helper.make_tensor_value_info("logsumexp", TensorProto.FLOAT, [1]),
-    ]
+    if hf:
+        inputs = [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, [B, "sequence_length"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [B, "total_sequence_length"]),
+            helper.make_tensor_value_info("position_ids", TensorProto.INT64, [B, "sequence_length"]),
+        ]
+        outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [B, "sequence_length", cfg.vocab_size])]
+    else:
+        inputs = [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "sequence_length"]),
+            helper.make_tensor_value_info("position_ids", TensorProto.INT64, [1, "sequence_length"]),
+            helper.make_tensor_value_info("num_candidates", TensorProto.INT64, [1]),
+        ]
+        outputs = [
+            helper.make_tensor_value_info("cand_logits", TensorProto.FLOAT, [1, "num_candidates"]),
+            helper.make_tensor_value_info("cand_ids", TensorProto.INT64, [1, "num_candidates"]),
+            helper.make_tensor_value_info("logsumexp", TensorProto.FLOAT, [1]),
+        ]
     for i in range(cfg.num_hidden_layers):
         for kind in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(
-                f"past_key_values.{i}.{kind}", TensorProto.FLOAT, [1, nkv, "past_sequence_length", hd]))
+                f"past_key_values.{i}.{kind}", TensorProto.FLOAT, [B, nkv, "past_sequence_length", hd]))
             outputs.append(helper.make_tensor_value_info(
-                f"present.{i}.{kind}", TensorProto.FLOAT, [1, nkv, "total_sequence_length", hd]))
+                f"present.{i}.{kind}", TensorProto.FLOAT, [B, nkv, "total_sequence_length", hd]))
 
     # Embedding, rotary tables gathered once per call
     embed = dense(w.embed, "embed")
@@ -260,13 +277,17 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False,
         act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up])
         x = g.op("Add", [x, g.op("MatMul", [act, linear_t(lw.down, f"l{i}_down")])])
 
-    # Sampling head on the last position only
-    last = g.op("Gather", [x, c_last], axis=1)                                  # [1, H]
-    last = rmsnorm(last, w.final_norm, "final_norm")
-    head = embed if w.lm_head is None else dense(w.lm_head, "lm_head")
-    logits = g.op("Gemm", [last, head], transB=1)                                    # [1, V]
-    g.op("TopK", [logits, "num_candidates"], outputs=["cand_logits", "cand_ids"], axis=-1, largest=1, sorted=1)
-    g.op("ReduceLogSumExp", [logits], outputs=["logsumexp"], axes=[1], keepdims=0)
+    out_w = embed if w.lm_head is None else dense(w.lm_head, "lm_head")
+    if hf:  # logits for every position, [1, S, V]
+        rows = g.op("Reshape", [rmsnorm(x, w.final_norm, "final_norm"), g.const("shape_rows", i64(-1, H))])
+        logits = g.op("Gemm", [rows, out_w], transB=1)
+        g.op("Reshape", [logits, g.const("shape_logits", i64(1, -1, cfg.vocab_size))], outputs=["logits"])
+    else:  # sampling head on the last position only
+        last = g.op("Gather", [x, c_last], axis=1)                                  # [1, H]
+        last = rmsnorm(last, w.final_norm, "final_norm")
+        logits = g.op("Gemm", [last, out_w], transB=1)                                   # [1, V]
+        g.op("TopK", [logits, "num_candidates"], outputs=["cand_logits", "cand_ids"], axis=-1, largest=1, sorted=1)
+        g.op("ReduceLogSumExp", [logits], outputs=["logsumexp"], axes=[1], keepdims=0)
 
     used = {name for node in g.nodes for name in node.input}
     graph = helper.make_graph(g.nodes, "intab-decoder", inputs, outputs,

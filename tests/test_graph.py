@@ -89,3 +89,30 @@ def run_steps(model, chunks):
         pos += len(ids)
         results.append((out["cand_logits"], out["cand_ids"], out["logsumexp"]))
     return results
+
+
+def test_logits_head_is_the_same_network():
+    """head="logits" (the benchmark comparators' layout) computes the logits the sampling head
+    ranks: its last row's top-K and log-sum-exp equal the candidates graph's, at every step."""
+    w = random_weights(CFG, seed=7)
+    chunks = [[5, 17, 3, 90, 42], [8], [11, 60]]
+    want = run_steps(build_graph(CFG, w), chunks)
+    session = ort.InferenceSession(build_graph(CFG, w, head="logits").SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    assert names[0] == "logits"
+    assert session.get_inputs()[0].shape[0] == "batch_size"
+    past = {f"past_key_values.{i}.{k}": np.zeros((1, 2, 0, 16), np.float32)
+            for i in range(CFG.num_hidden_layers) for k in ("key", "value")}
+    pos = 0
+    for ids, (cand_logits, cand_ids, lse) in zip(chunks, want):
+        feeds = {"input_ids": np.array([ids], np.int64), "position_ids": np.arange(pos, pos + len(ids))[None],
+                 "attention_mask": np.ones((1, pos + len(ids)), np.int64), **past}
+        out = dict(zip(names, session.run(None, feeds)))
+        past = {n.replace("present.", "past_key_values."): v for n, v in out.items() if n.startswith("present.")}
+        pos += len(ids)
+        assert out["logits"].shape == (1, len(ids), CFG.vocab_size)
+        row = out["logits"][0, -1]
+        assert np.array_equal(np.argsort(-row, kind="stable")[:10], cand_ids[0])
+        assert np.allclose(row[cand_ids[0]], cand_logits[0], atol=1e-5)
+        assert np.allclose(np.log(np.exp(row.astype(np.float64)).sum()), lse, atol=1e-4)
