@@ -2,7 +2,7 @@
 // (the model) in one module worker, so the page never blocks.
 //
 // Messages, page -> worker
-//   {type:'load', backend?: 'auto'|'wasm'|'webgpu', model?: id}
+//   {type:'load', backend?: 'auto'|'wasm'|'webgpu', model?: id, threads?: n}   threads: WASM only, default wasmThreads()
 //   {type:'chat', id, messages:[{role, content}], options:{...}}
 //   {type:'stop', id}                       -> session.abort(); the turn ends with finish_reason 'abort'
 //   {type:'reset'}                          -> aborts a running turn, then session.reset() (forget the KV cache)
@@ -85,18 +85,18 @@ export function ortBundle(backend) {
   return typeof WebAssembly.Suspending === 'function' ? 'ort.jspi.min.mjs' : 'ort.webgpu.min.mjs';
 }
 
-async function importOrt(backend) {
+async function importOrt(backend, threads) {
   const bundle = ortBundle(backend);
   const ort = await import(`./vendor/ort/${bundle}`);
   ort.env.wasm.wasmPaths = url('vendor/ort/');
-  ort.env.wasm.numThreads = backend === 'wasm' ? wasmThreads() : 1;
+  ort.env.wasm.numThreads = backend === 'wasm' ? threads : 1;
   ort.env.wasm.proxy = false;
   ort.env.logLevel = 'error';
   return ort;
 }
 
 // ---------------------------------------------------------------- load
-async function load({ backend: wanted = 'auto', model } = {}) {
+async function load({ backend: wanted = 'auto', model, threads: wantedThreads } = {}) {
   const t0 = performance.now();
   const timings = {};
   const progress = (p) => post({ type: 'progress', message: '', loaded: 0, total: 0, files: [], ...p });
@@ -136,7 +136,12 @@ async function load({ backend: wanted = 'auto', model } = {}) {
   } else {
     [backend, backendReason] = ['webgpu', 'WebGPU adapter found'];
   }
-  const ortPromise = importOrt(backend);
+  if (wantedThreads !== undefined && wantedThreads !== null
+      && !(Number.isInteger(wantedThreads) && wantedThreads >= 1 && wantedThreads <= 16)) {
+    throw Object.assign(new Error(`threads=${wantedThreads} is invalid: use an integer from 1 to 16`), { name: 'BackendError' });
+  }
+  const threads = backend === 'wasm' ? (wantedThreads || wasmThreads()) : 1;
+  const ortPromise = importOrt(backend, threads);
   ortPromise.catch(() => {});
 
   // 4. Model files.
@@ -179,7 +184,6 @@ async function load({ backend: wanted = 'auto', model } = {}) {
   pyodide.unpackArchive(bundle, 'zip', { extractDir: sitePackages });
   const tP = performance.now();
   const glue = pyodide.pyimport('intab.pyodide_glue');
-  const threads = backend === 'wasm' ? wasmThreads() : 1;
   const session = glue.create_session(lateBridge(backend, threads, bridgePromise), files);
   glue.destroy();
   // Sampling defaults as the engine resolves them (generation_config.json + engine defaults).
