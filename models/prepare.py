@@ -90,7 +90,7 @@ def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
     else:
         raise ValueError(f"unknown weight_format {recipe.weight_format!r}")
     _progress("writing model.onnx")
-    model = build_graph(cfg, weights)
+    model = build_graph(cfg, weights, fused=recipe.fused)
     del weights
     tmp = out / "model.onnx.part"
     onnx.save(model, str(tmp))

@@ -1,7 +1,7 @@
 """Per-model recipes: where the source checkpoint comes from and what to build from it."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,8 @@ class Recipe:
     # graph nodes that onnxruntime folds to float32 at session creation (small download, same
     # output); "float32" = dequantized at build time.
     weight_format: str = "float32"
+    # onnxruntime contrib ops (GroupQueryAttention, SimplifiedLayerNormalization): fewer nodes.
+    fused: bool = False
 
 
 SMOLLM2_135M = Recipe(
@@ -28,5 +30,10 @@ SMOLLM2_135M = Recipe(
     generation={"do_sample": False, "max_new_tokens": 512},
 )
 
-RECIPES = {r.model_id: r for r in (SMOLLM2_135M,)}
+# Variants of the same model for the benchmark (`python3 build.py bench --variants ...`).
+VARIANTS = (
+    replace(SMOLLM2_135M, model_id="smollm2-135m-instruct-fused", fused=True),
+)
+
+RECIPES = {r.model_id: r for r in (SMOLLM2_135M, *VARIANTS)}
 DEFAULT = SMOLLM2_135M
