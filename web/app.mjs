@@ -7,7 +7,7 @@
 const $ = (id) => document.getElementById(id);
 const els = {
   status: $('status'), loadPhase: $('load-phase'), loadBar: $('load-bar'), loadDetail: $('load-detail'),
-  error: $('error'), log: $('log'), composer: $('composer'), prompt: $('prompt'),
+  loadFiles: $('load-files'), notices: $('notices'), error: $('error'), log: $('log'), composer: $('composer'), prompt: $('prompt'),
   send: $('send'), stop: $('stop'), newChat: $('new-chat'), defaultsBtn: $('defaults'),
   system: $('system-prompt'), temperature: $('temperature'), topP: $('top-p'), topK: $('top-k'),
   maxTokens: $('max-tokens'), seed: $('seed'), backend: $('backend'),
@@ -25,32 +25,55 @@ const state = {
 };
 
 // ------------------------------------------------------------------ worker
-const worker = new Worker(new URL('./worker.mjs', import.meta.url), { type: 'module', name: 'intab-engine' });
-worker.onmessage = (ev) => handlers[ev.data.type]?.(ev.data);
-worker.onerror = (ev) => {
-  ev.preventDefault?.();
-  fatal('WorkerError', ev.message || 'the engine worker failed to start (is the page served by web/serve.py?)');
-};
-const backendParam = params.get('backend');
-worker.postMessage({ type: 'load', backend: backendParam || 'auto', model: params.get('model') || undefined });
+// One worker per load: Retry (after a failed load) ends it and starts a fresh one; the model
+// files it had verified are in Cache Storage by then and are not downloaded again.
+let worker = null;
+function startWorker() {
+  const w = new Worker(new URL('./worker.mjs', import.meta.url), { type: 'module', name: 'intab-engine' });
+  w.onmessage = (ev) => { if (w === worker) handlers[ev.data.type]?.(ev.data); };
+  w.onerror = (ev) => {
+    ev.preventDefault?.();
+    if (w === worker) fatal('WorkerError', ev.message || 'the engine worker failed to start (is the page served by web/serve.py?)');
+  };
+  worker = w;
+  w.postMessage({ type: 'load', backend: params.get('backend') || 'auto', model: params.get('model') || undefined });
+}
+
+function retry() {
+  worker?.terminate();
+  worker = null;
+  clearError();
+  renderNotices([]);
+  els.loadFiles.replaceChildren();
+  els.loadDetail.textContent = '';
+  els.loadPhase.textContent = 'Starting…';
+  els.loadBar.removeAttribute('value');
+  els.status.textContent = 'Loading…';
+  setPhase('loading');
+  startWorker();
+}
 
 const handlers = {
   progress(m) {
+    if (m.notices) renderNotices(m.notices);
     if (m.phase === 'download' && m.total) {
       const pct = (100 * m.loaded) / m.total;
       els.loadPhase.textContent = `Loading the model: ${pct.toFixed(0)}%`;
       els.loadBar.value = m.loaded / m.total;
-      els.loadDetail.textContent = `${mb(m.loaded)} of ${mb(m.total)} MB` +
-        (m.files.length > 1 ? ' · ' + m.files.filter((f) => f.total > 1e6).map((f) => `${f.name} ${((100 * f.loaded) / f.total).toFixed(0)}%`).join(' · ') : '');
+      els.loadDetail.textContent = `${size(m.loaded)} of ${size(m.total)} · ${pct.toFixed(0)}%` +
+        (m.loaded < m.total && m.eta != null ? ` · ${timeLeft(m.eta)}` : '');
+      renderFiles(m.files || []);
       els.status.textContent = `Loading… ${pct.toFixed(0)}%`;
     } else {
       els.loadPhase.textContent = m.message || 'Loading…';
       if (m.phase !== 'download') els.loadBar.removeAttribute('value'); // indeterminate
     }
   },
-  ready(m) {
+  async ready(m) {
     state.info = m;
     applyDefaults({ ...(m.generationConfig || {}), ...(m.defaults || {}) }, true);
+    els.loadPhase.textContent = 'Preparing for offline use…';
+    await prepareOffline(m);
     setPhase('ready');
     renderStatus();
     intab.ready = true;
@@ -81,7 +104,58 @@ const handlers = {
 };
 
 // ------------------------------------------------------------------ rendering
-const mb = (b) => (b / 1e6).toFixed(1);
+const size = (b) => (b >= 1e6 ? `${(b / 1e6).toFixed(1)} MB` : `${(b / 1e3).toFixed(1)} kB`);
+
+function timeLeft(s) {
+  if (s < 1) return 'less than a second left';
+  if (s < 90) return `about ${Math.ceil(s)} s left`;
+  return `about ${Math.round(s / 60)} min left`;
+}
+
+/** One row per model file: name, a bar, and bytes, percent and time left (or where it came from). */
+function renderFiles(files) {
+  const rows = els.loadFiles.children;
+  if (rows.length !== files.length) {
+    els.loadFiles.replaceChildren(...files.map((f) => {
+      const li = document.createElement('li');
+      const name = document.createElement('span');
+      name.className = 'name';
+      name.textContent = f.name;
+      const bar = document.createElement('progress');
+      bar.max = 1;
+      bar.setAttribute('aria-label', f.name);
+      const text = document.createElement('span');
+      text.className = 'text';
+      li.append(name, bar, text);
+      li.dataset.name = f.name;
+      return li;
+    }));
+  }
+  files.forEach((f, i) => {
+    const li = rows[i];
+    const frac = f.total ? f.loaded / f.total : 1;
+    li.children[1].value = frac;
+    let text;
+    if (f.done) text = f.cached ? `${size(f.total)} · stored copy, checked` : `${size(f.total)} · downloaded, checked`;
+    else if (f.source === 'cache') text = `checking the stored copy · ${(100 * frac).toFixed(0)}%`;
+    else if (f.source === 'network') text = `${size(f.loaded)} of ${size(f.total)} · ${(100 * frac).toFixed(0)}%${f.eta != null ? ` · ${timeLeft(f.eta)}` : ''}`;
+    else text = 'waiting';
+    li.children[2].textContent = text;
+    li.dataset.state = f.done ? 'done' : (f.source || 'waiting');
+  });
+}
+
+/** Lines about storage for the user (a healed cache entry, running from memory): one each. */
+function renderNotices(lines) {
+  const now = [...els.notices.children].map((p) => p.textContent);
+  if (now.length === lines.length && now.every((t, i) => t === lines[i])) return;
+  els.notices.replaceChildren(...lines.map((t) => {
+    const p = document.createElement('p');
+    p.className = 'notice';
+    p.textContent = t;
+    return p;
+  }));
+}
 
 function setPhase(phase) {
   state.phase = phase;
@@ -143,7 +217,13 @@ function clearError() {
 }
 
 function fatal(name, message) {
-  showError(name, `${message} The model could not start; reload the page to try again.`);
+  showError(name, `${message} The model could not start.`);
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.id = 'retry';
+  b.textContent = 'Retry';
+  b.addEventListener('click', retry);
+  els.error.append(b);
   setPhase('error');
   els.status.textContent = 'Not running';
 }
@@ -321,3 +401,44 @@ const intab = {
 window.intab = intab;
 applyDefaults({}, false);
 setPhase('loading');
+startWorker();
+
+// ------------------------------------------------------------------ offline (web/sw.js)
+// The service worker keeps the app shell; model_store.mjs keeps the model files. The first visit
+// is not controlled by the service worker yet, so once the model is ready the page hands it the
+// list of what to keep (offline.json, written by web/assemble.py: the shell, Pyodide, the ORT
+// bundle this worker picked). `intab.offline` is the service worker's answer.
+let swRegistration = null;
+if ('serviceWorker' in navigator) {
+  swRegistration = navigator.serviceWorker.register(new URL('./sw.js', import.meta.url), { scope: './' })
+    .catch((e) => { console.warn(`intab: no service worker, so no offline use: ${e.message}`); return null; });
+}
+
+async function prepareOffline(info) {
+  if (!swRegistration || !(await swRegistration)) return;
+  try {
+    const list = await (await fetch(new URL('./offline.json', import.meta.url))).json();
+    const ort = list.ort[info.ortBundle] || [];
+    const urls = [...list.files, ...ort, `models/${info.model.id}/manifest.json`];
+    const keep = [...list.files, ...Object.values(list.ort).flat()];
+    const reg = await navigator.serviceWorker.ready;
+    const answer = new Promise((resolve) => {
+      const on = (ev) => {
+        if (ev.data && ev.data.type === 'precached') {
+          navigator.serviceWorker.removeEventListener('message', on);
+          resolve(ev.data);
+        }
+      };
+      navigator.serviceWorker.addEventListener('message', on);
+      navigator.serviceWorker.startMessages();
+    });
+    reg.active.postMessage({ type: 'precache', urls, keep });
+    // Mostly 304s from the HTTP cache; do not hold the page back long on a slow network.
+    const r = await Promise.race([answer, new Promise((res) => setTimeout(() => res(null), 5000))]);
+    intab.offline = r;
+    if (r && r.failed.length) console.warn('intab: not kept for offline use:', r.failed);
+    navigator.storage?.persist?.().catch(() => {});
+  } catch (e) {
+    console.warn(`intab: offline preparation failed: ${e.message}`);
+  }
+}

@@ -3,7 +3,9 @@
     assemble_web(static, node_modules)
 
 static/
-  index.html app.mjs worker.mjs bridge.mjs style.css
+  index.html app.mjs worker.mjs bridge.mjs model_store.mjs style.css sw.js
+  offline.json      what the service worker keeps for offline use (the app shell + runtime files,
+                    the ORT files per bundle); the page sends it the list once its model is ready
   vendor/pyodide/   pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip pyodide-lock.json
   vendor/ort/       ort.wasm.min.mjs    + ort-wasm-simd-threaded.{mjs,wasm}           (WASM, 14 MB)
                     ort.jspi.min.mjs    + ort-wasm-simd-threaded.jspi.{mjs,wasm}      (WebGPU, 17 MB)
@@ -19,11 +21,12 @@ mtime are unchanged is not copied again.
 """
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 WEB = Path(__file__).resolve().parent
-WEB_SUFFIXES = {".html", ".mjs", ".css"}
+WEB_SUFFIXES = {".html", ".mjs", ".css", ".js"}
 
 PYODIDE_FILES = [
     "pyodide.mjs",
@@ -68,13 +71,37 @@ def _copy_if_changed(src: Path, dst: Path) -> bool:
     return True
 
 
+def offline_list(web_files: list[str]) -> dict:
+    """What the page needs offline besides the model files (model_store.mjs keeps those):
+    `files` for every backend, `ort[bundle]` for the ORT bundle the worker picked."""
+    return {
+        "files": ["./", "offline.json"] + [n for n in web_files if n not in ("sw.js", "index.html")]
+        + [f"vendor/pyodide/{n}" for n in PYODIDE_FILES]
+        + ["py/intab-bundle.zip", "models/index.json"],
+        "ort": {names[0]: [f"vendor/ort/{n}" for n in names] for names in ORT_FILES.values()},
+    }
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    if path.is_file() and path.read_text() == text:
+        return False
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True
+
+
 def assemble_web(static: Path, node_modules: Path) -> None:
     static = Path(static)
     node_modules = Path(node_modules)
+    static.mkdir(parents=True, exist_ok=True)
     copied = 0
+    web_files = []
     for src in sorted(WEB.iterdir()):
         if src.is_file() and src.suffix in WEB_SUFFIXES:
             copied += _copy_if_changed(src, static / src.name)
+            web_files.append(src.name)
+    copied += _write_if_changed(static / "offline.json", json.dumps(offline_list(web_files), indent=1) + "\n")
     pyodide = node_modules / "pyodide"
     for name in PYODIDE_FILES:
         copied += _copy_if_changed(pyodide / name, static / "vendor" / "pyodide" / name)

@@ -26,7 +26,8 @@ from pathlib import Path
 #   has eval() calls (emscripten_run_script, JS code Python asks for with `js.eval`) but its
 #   boot, the FFI and everything intab does run without them; ORT's threaded build starts its
 #   pthread workers from the glue's own URL, not from blob: URLs, so no blob: either.
-# - worker-src 'self': the module worker and ORT's pthread workers.
+# - worker-src 'self': the module worker, ORT's pthread workers and the service worker (sw.js,
+#   which keeps the app for offline use; what it serves keeps these headers, stored with it).
 # - connect-src 'self': fetch() of the model files, the Python bundle, Pyodide's stdlib, ORT's
 #   wasm. This is what keeps user data inside the tab: no request to another origin can go out.
 # - style-src 'self': no inline styles (the page sets styles only through the CSSOM);
@@ -92,12 +93,14 @@ class IntabHandler(SimpleHTTPRequestHandler):
         sys.stderr.write("serve: %s\n" % (format % args))
 
 
-def make_server(root: Path, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """A threading HTTP server for `root` (not started: call serve_forever())."""
+def make_server(root: Path, host: str = "127.0.0.1", port: int = 0,
+                handler_class: type[IntabHandler] = IntabHandler) -> ThreadingHTTPServer:
+    """A threading HTTP server for `root` (not started: call serve_forever()).
+    `handler_class`: IntabHandler or a subclass (the tests' fault injection)."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder; run `python3 build.py build` first")
-    handler = functools.partial(IntabHandler, directory=str(root))
+    handler = functools.partial(handler_class, directory=str(root))
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server

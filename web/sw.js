@@ -1,0 +1,112 @@
+// intab service worker: the app shell offline (issue 5).
+//
+// Network first, cache as the fallback, for everything of this origin except the model files:
+// the page, scripts, Pyodide, onnxruntime-web, the Python bundle, models/index.json and each
+// model's manifest.json. Responses are stored as the server sent them, headers included, so a
+// page served from here offline is still cross-origin isolated (COOP/COEP/CORP) and under the
+// same CSP. Model files (models/<id>/<file> other than manifest.json) are not handled here:
+// model_store.mjs keeps them in its own cache, by sha256, and reads them from there itself.
+//
+// The first visit is not controlled by this worker (it registers during that visit), so the page
+// sends {type:'precache', urls} once its model is ready; the reply {type:'precached', stored,
+// failed} says when the app can run offline.
+
+const SHELL = 'intab-shell-v1';
+const SCOPE = new URL(self.registration.scope);
+
+self.addEventListener('install', () => { self.skipWaiting(); });
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil((async () => {
+    for (const name of await caches.keys()) {
+      if (name.startsWith('intab-shell-') && name !== SHELL) await caches.delete(name);
+    }
+    await self.clients.claim();
+  })());
+});
+
+const rel = (u) => (u.href.startsWith(SCOPE.href) ? u.pathname.slice(SCOPE.pathname.length) : null);
+
+function isModelFile(path) {
+  return path.startsWith('models/') && path !== 'models/index.json' && !path.endsWith('/manifest.json');
+}
+
+/** Navigations (any query: ?backend=wasm) are stored once, as the scope URL (index.html). */
+function keyOf(request) {
+  if (request.mode === 'navigate') return SCOPE.href;
+  const u = new URL(request.url);
+  u.hash = '';
+  return u.href;
+}
+
+/** Store a response unless the stored copy is the same file (same Last-Modified and length). */
+async function store(cache, key, res) {
+  const old = await cache.match(key);
+  const same = (h) => old && res.headers.get(h) !== null && old.headers.get(h) === res.headers.get(h);
+  if (same('last-modified') && same('content-length')) return false;
+  await cache.put(key, res);
+  return true;
+}
+
+async function networkFirst(event) {
+  const { request } = event;
+  const cache = await caches.open(SHELL);
+  const key = keyOf(request);
+  let res;
+  try {
+    res = await fetch(request);
+  } catch (err) {
+    const hit = await cache.match(key);
+    if (hit) return hit;
+    throw err;
+  }
+  if (res.ok && res.status === 200 && res.type === 'basic') {
+    event.waitUntil(store(cache, key, res.clone()).catch(() => {}));
+  }
+  return res;
+}
+
+self.addEventListener('fetch', (event) => {
+  const { request } = event;
+  if (request.method !== 'GET') return;
+  const u = new URL(request.url);
+  if (u.origin !== SCOPE.origin) return;
+  const path = rel(u);
+  if (path === null || isModelFile(path) || request.headers.has('range')) return;
+  event.respondWith(networkFirst(event));
+});
+
+self.addEventListener('message', (event) => {
+  const msg = event.data || {};
+  if (msg.type !== 'precache') return;
+  event.waitUntil((async () => {
+    const cache = await caches.open(SHELL);
+    const stored = [];
+    const failed = [];
+    await Promise.all((msg.urls || []).map(async (path) => {
+      const key = new URL(path, SCOPE).href;
+      try {
+        if (await cache.match(key)) return;
+        // Mostly answered by the HTTP cache (the page just loaded these): 304s.
+        const res = await fetch(key);
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        await cache.put(key, res);
+        stored.push(path);
+      } catch (e) {
+        failed.push(`${path}: ${e.message}`);
+      }
+    }));
+    // Forget what no build of the app uses any more (files of an older release), so the shell
+    // cache stays the size of one app. Model manifests are a few hundred bytes each: kept.
+    if (Array.isArray(msg.keep)) {
+      const keep = new Set([...msg.keep, ...(msg.urls || [])].map((p) => new URL(p, SCOPE).href));
+      for (const req of await cache.keys()) {
+        const path = rel(new URL(req.url));
+        if (!keep.has(req.url) && !(path && path.startsWith('models/') && path.endsWith('/manifest.json'))) {
+          await cache.delete(req);
+        }
+      }
+    }
+    event.source?.postMessage({ type: 'precached', stored, failed });
+  })());
+});
