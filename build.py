@@ -4,6 +4,7 @@
     python3 build.py serve   # install what is missing, prepare the model, assemble static/, serve it
     python3 build.py test    # the same build, plus Chromium, then the whole test suite
     python3 build.py build   # just build static/
+    python3 build.py bench   # the build, then the benchmark with comparators (tools/bench/bench.py --help)
 
 Every step is idempotent: it keeps a stamp of its inputs and says "up to date" when they have
 not changed. Python packages go to .venv/, npm packages to node_modules/, downloads and model
@@ -209,16 +210,24 @@ def test(pytest_args: list[str]) -> int:
     return subprocess.run(args, cwd=ROOT).returncode
 
 
+def bench(bench_args: list[str]) -> int:
+    """tools/bench/bench.py: intab vs transformers.js vs a bare ORT loop in headless Chromium."""
+    ensure_chromium()
+    sys.path.insert(0, str(ROOT / "tools" / "bench"))
+    from bench import main as bench_main
+    return bench_main(bench_args)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="Build, serve and test intab.")
-    ap.add_argument("command", choices=["build", "serve", "test"])
+    ap.add_argument("command", choices=["build", "serve", "test", "bench"])
     ap.add_argument("--port", type=int, default=8000)
-    args, extra = ap.parse_known_args()   # test: anything else goes to pytest
-    if extra and args.command != "test":
+    args, extra = ap.parse_known_args()   # test: anything else goes to pytest; bench: to tools/bench/bench.py
+    if extra and args.command not in ("test", "bench"):
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
 
     if Path(sys.prefix).resolve() != VENV.resolve():
-        ensure_venv(with_test=args.command == "test")
+        ensure_venv(with_test=args.command in ("test", "bench"))   # bench drives Chromium with Playwright
         os.execv(str(VENV / "bin" / "python"), [str(VENV / "bin" / "python"), str(ROOT / "build.py"), *sys.argv[1:]])
 
     build()
@@ -226,6 +235,8 @@ def main() -> int:
         serve(args.port)
     elif args.command == "test":
         return test(extra)
+    elif args.command == "bench":
+        return bench(extra)
     return 0
 
 
