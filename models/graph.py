@@ -109,7 +109,7 @@ def rope_tables(cfg: LlamaConfig) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head: str = "candidates",
-                producer: str = "intab") -> onnx.ModelProto:
+                packer=None, producer: str = "intab") -> onnx.ModelProto:
     """fused=True uses onnxruntime's contrib ops (SimplifiedLayerNormalization, GroupQueryAttention
     with its own rotary): ~10 nodes a layer instead of ~55, at the price of kernels whose rounding
     differs from transformers' in the last bits.
@@ -117,7 +117,10 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
     head="candidates" is intab's sampling head (contracts §1). head="logits" gives the layout that
     transformers.js and optimum exports use (inputs attention_mask and position_ids, batch dimension
     named batch_size, `logits` for every position): the same network for the benchmark's
-    comparators. Batch size 1 only; attention_mask is accepted and ignored (no padding)."""
+    comparators. Batch size 1 only; attention_mask is accepted and ignored (no padding).
+
+    packer (models.packed.WeightPacker): quantized matrices become external float32 initializers
+    that the runtime expands from the shipped blocks, instead of in-graph dequantization."""
     if head not in ("candidates", "logits"):
         raise ValueError(f"unknown head {head!r}")
     hf = head == "logits"
@@ -170,6 +173,8 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
         """A float32 [out, in] weight: as is, or dequantized from blocks by foldable nodes."""
         if isinstance(w, np.ndarray):
             return g.const(hint, w.astype(np.float32))
+        if packer is not None:
+            return packed(w, hint, transpose=False)
         out_f, in_f = w.shape
         nb = in_f // 32
         blocks = w.raw.reshape(out_f, nb, -1)
@@ -192,7 +197,14 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
         """[in, out] for MatMul."""
         if isinstance(w, np.ndarray):
             return g.const(hint, np.ascontiguousarray(w.T.astype(np.float32)))
+        if packer is not None:
+            return packed(w, hint, transpose=True)
         return g.op("Transpose", [dense(w, hint)], perm=[1, 0])
+
+    def packed(w, hint: str, transpose: bool) -> str:
+        name = g.name(hint)
+        g.inits.append(packer.add(name, w, transpose))
+        return name
 
     # Graph inputs
     if hf:

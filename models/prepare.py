@@ -21,6 +21,10 @@ HERE = Path(__file__).resolve().parent
 MODEL_FILES = ("model.onnx", "tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json")
 
 
+def model_files(recipe: Recipe) -> tuple[str, ...]:
+    return MODEL_FILES + (("weights.bin",) if recipe.weight_format == "packed" else ())
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -36,11 +40,13 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def write_manifest(out: Path, recipe: Recipe) -> dict:
-    files = [{"name": n, "size": (out / n).stat().st_size, "sha256": sha256_file(out / n)} for n in MODEL_FILES]
-    version = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+def write_manifest(out: Path, recipe: Recipe, weights: dict | None = None) -> dict:
+    files = [{"name": n, "size": (out / n).stat().st_size, "sha256": sha256_file(out / n)} for n in model_files(recipe)]
+    version = hashlib.sha256(json.dumps([files, weights], sort_keys=True).encode()).hexdigest()[:16]
     manifest = {"format": 1, "model_id": recipe.model_id, "version": version,
                 "num_candidates": recipe.num_candidates, "files": files}
+    if weights is not None:   # models/packed.py: weights.bin expands into the graph's external weights.f32
+        manifest["weights"] = weights
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -56,7 +62,7 @@ def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
     stamp = {"gguf_sha256": sha256_file(gguf_path), "code": _code_digest(), "recipe": repr(recipe)}
     stamp_path = out / ".stamp.json"
     if not force and stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp \
-            and all((out / n).exists() for n in (*MODEL_FILES, "manifest.json")):
+            and all((out / n).exists() for n in (*model_files(recipe), "manifest.json")):
         _progress(f"{recipe.model_id}: up to date (inputs unchanged), skipping")
         return out
 
@@ -83,15 +89,25 @@ def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
             _progress(f"dequantizing weights {done['n']}/{len(names)}")
         return gguf.float32(name)
 
-    if recipe.weight_format == "blocks":
+    packer = None
+    if recipe.weight_format in ("blocks", "packed"):
         weights = weights_from_gguf(cfg, gguf.blocks)
+        if recipe.weight_format == "packed":
+            from .packed import WeightPacker
+            packer = WeightPacker()
     elif recipe.weight_format == "float32":
         weights = weights_from_gguf(cfg, load)
     else:
         raise ValueError(f"unknown weight_format {recipe.weight_format!r}")
     _progress("writing model.onnx")
-    model = build_graph(cfg, weights, fused=recipe.fused)
+    model = build_graph(cfg, weights, fused=recipe.fused, packer=packer)
     del weights
+    for stale in ("weights.bin",):
+        (out / stale).unlink(missing_ok=True)
+    layout = None
+    if packer is not None:
+        _progress(f"writing {len(packer.tensors)} quantized tensors to weights.bin")
+        layout = packer.write(out)
     tmp = out / "model.onnx.part"
     onnx.save(model, str(tmp))
     tmp.rename(out / "model.onnx")
@@ -102,7 +118,7 @@ def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
     gen = {"bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id, "pad_token_id": cfg.eos_token_id,
            **recipe.generation}
     (out / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
-    manifest = write_manifest(out, recipe)
+    manifest = write_manifest(out, recipe, layout)
     stamp_path.write_text(json.dumps(stamp))
     total = sum(f["size"] for f in manifest["files"])
     _progress(f"{recipe.model_id}: built in {time.time() - t0:.1f} s, {total / 1e6:.1f} MB")

@@ -14,10 +14,11 @@ class Recipe:
     generation: dict = field(default_factory=dict)
     # Number of candidates the sampling head returns per step.
     num_candidates: int = 64
-    # How weights travel in model.onnx: "blocks" = the GGUF's quantized blocks, dequantized by
-    # graph nodes that onnxruntime folds to float32 at session creation (small download, same
-    # output); "float32" = dequantized at build time.
-    weight_format: str = "float32"
+    # How weights travel: "packed" = the GGUF's blocks in weights.bin, expanded to float32 in
+    # memory at load (models/packed.py: small download, exact, no folding peak); "blocks" = the
+    # blocks inside model.onnx, dequantized by nodes onnxruntime folds at session creation (4.6 GB
+    # peak in the tab); "float32" = dequantized at build time (542 MB download).
+    weight_format: str = "packed"
     # onnxruntime contrib ops (GroupQueryAttention, SimplifiedLayerNormalization): fewer nodes.
     fused: bool = False
 
@@ -33,6 +34,8 @@ SMOLLM2_135M = Recipe(
 # Variants of the same model for the benchmark (`python3 build.py bench --variants ...`).
 VARIANTS = (
     replace(SMOLLM2_135M, model_id="smollm2-135m-instruct-fused", fused=True),
+    replace(SMOLLM2_135M, model_id="smollm2-135m-instruct-f32", weight_format="float32"),
+    replace(SMOLLM2_135M, model_id="smollm2-135m-instruct-f32-fused", weight_format="float32", fused=True),
 )
 
 RECIPES = {r.model_id: r for r in (SMOLLM2_135M, *VARIANTS)}

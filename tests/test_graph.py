@@ -76,7 +76,9 @@ def test_fused_graph_agrees_with_the_reference_layout():
 
 
 def run_steps(model, chunks):
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    """Run chunks through a model (or a ready session): [(cand_logits, cand_ids, logsumexp)] per chunk."""
+    session = model if isinstance(model, ort.InferenceSession) else \
+        ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     past = {f"past_key_values.{i}.{k}": np.zeros((1, 2, 0, 16), np.float32)
             for i in range(CFG.num_hidden_layers) for k in ("key", "value")}

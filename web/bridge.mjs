@@ -59,6 +59,8 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
   let kvLength = 0;
   let busy = false;
   let released = false;
+  // Cumulative timers for the benchmark's step profile: one-token calls (decode) apart from prefill.
+  const stats = { decode: { calls: 0, runMs: 0, forwardMs: 0 }, prefill: { calls: 0, tokens: 0, runMs: 0, forwardMs: 0 } };
 
   const disposeAll = (tensors) => {
     for (const t of tensors) {
@@ -74,6 +76,7 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
   }
 
   async function forward(ids, startPos = kvLength, numCandidates = 1) {
+    const tF = performance.now();
     return exclusive(async () => {
       startPos = Number(startPos);
       if (startPos !== kvLength) throw new Error(`forward: startPos ${startPos} !== kvLength ${kvLength}`);
@@ -89,7 +92,9 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
         num_candidates: new ort.Tensor('int64', BigInt64Array.of(BigInt(k)), [1]),
       };
       kvNames.forEach(([past], i) => { feeds[past] = kv[i]; });
+      const tR = performance.now();
       const out = await session.run(feeds);
+      const runMs = performance.now() - tR;
       // Success: the presents become the cache, the old pasts go.
       const old = kv;
       kv = kvNames.map(([, present]) => out[present]);
@@ -100,6 +105,11 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
       const idsOut = Int32Array.from(await candIds.getData(), (v) => Number(v));
       const logsumexp = Number((await lse.getData())[0]);
       disposeAll([candLogits, candIds, lse]);
+      const st = n === 1 ? stats.decode : stats.prefill;
+      st.calls += 1;
+      st.runMs += runMs;
+      st.forwardMs += performance.now() - tF;
+      if (n !== 1) st.tokens += n;
       return { logits, ids: idsOut, logsumexp };
     });
   }
@@ -143,6 +153,8 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
     backend,
     threads: backend === 'wasm' ? threads : 1,
     get kvLength() { return kvLength; },
+    /** A copy of the cumulative timers: {decode: {calls, runMs, forwardMs}, prefill: {calls, tokens, runMs, forwardMs}}. */
+    get stats() { return { decode: { ...stats.decode }, prefill: { ...stats.prefill } }; },
     layers, kvHeads, headDim,
     inputNames: session.inputNames,
     outputNames: session.outputNames,

@@ -17,6 +17,7 @@
 
 import { createBridge, wasmThreads } from './bridge.mjs';
 import { downloadModel, fetchChecked, url } from './model_store.mjs';
+import { expandWeights } from './weights.mjs';
 
 const TEXT_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json', 'generation_config.json'];
 
@@ -53,6 +54,7 @@ function lateBridge(backend, threads, bridgePromise) {
     get kvLength() { return real ? real.kvLength : 0; },
     async forward(ids, startPos, k) { return (await get()).forward(ids, startPos, k); },
     async truncate(n) { return (await get()).truncate(n); },
+    get stats() { return real ? real.stats : null; },
     release() { bridgePromise.then((b) => b.release(), () => {}); },
   };
 }
@@ -152,24 +154,37 @@ async function load({ backend: wanted = 'auto', model, threads: wantedThreads } 
   if (!ids.includes(modelId)) throw Object.assign(new Error(`unknown model '${modelId}'; models/index.json lists ${ids.join(', ')}`), { name: 'LoadError' });
   const tDl = performance.now();
   const dl = await downloadModel(modelId, progress);
-  for (const name of ['model.onnx', ...TEXT_FILES]) {
+  const manifest = dl.manifest;
+  const packed = manifest.weights || null;  // transport blocks -> float32 external data (models/packed.py)
+  for (const name of ['model.onnx', ...TEXT_FILES, ...(packed ? [packed.transport] : [])]) {
     if (!dl.files[name]) throw Object.assign(new Error(`the model manifest lists no ${name}`), { name: 'LoadError' });
   }
-  const manifest = dl.manifest;
   const dec = new TextDecoder();
   const files = {};
   await Promise.all(TEXT_FILES.map(async (name) => { files[name] = dec.decode(await dl.files[name]); }));
   const config = JSON.parse(files['config.json']);
   const generationConfig = JSON.parse(files['generation_config.json']);
 
-  // 5. The model session, once model.onnx is in and checked.
+  // 5. The model session, once model.onnx (and the weights) are in and checked.
   const bridgePromise = (async () => {
     const modelBytes = await dl.files['model.onnx'];
-    timings.downloadMs = Math.round(performance.now() - tDl);
+    let externalData;
+    if (packed) {
+      let src = await dl.files[packed.transport];
+      timings.downloadMs = Math.round(performance.now() - tDl);
+      progress({ phase: 'init', message: 'Unpacking the weights…' });
+      const tE = performance.now();
+      externalData = [{ path: packed.external, data: expandWeights(packed, src) }];
+      src = null;
+      timings.expandMs = Math.round(performance.now() - tE);
+    } else {
+      timings.downloadMs = Math.round(performance.now() - tDl);
+    }
     progress({ phase: 'init', message: `Starting the model on ${backend === 'webgpu' ? 'WebGPU' : 'WASM'}…` });
     const ort = await ortPromise;
     const tS = performance.now();
-    const b = await createBridge({ ort, modelBytes, config, backend });
+    const b = await createBridge({ ort, modelBytes, config, backend, sessionOptions: externalData ? { externalData } : {} });
+    externalData = null;
     timings.sessionMs = Math.round(performance.now() - tS);
     return b;
   })();
@@ -233,15 +248,28 @@ async function chat({ id, messages, options }) {
   current = id;
   const onDelta = (text) => { post({ type: 'delta', id, text: String(text) }); };
   let pending = null;
+  const before = engine.bridge.stats;
   try {
     pending = engine.session.generate(messages, options || {}, onDelta);
     const result = toPlain(await pending);
     if (result && result.token_ids && !Array.isArray(result.token_ids)) result.token_ids = Array.from(result.token_ids);
+    result.profile = stepProfile(before, engine.bridge.stats);
     post({ type: 'done', id, result });
   } finally {
     if (pending && typeof pending.destroy === 'function') { try { pending.destroy(); } catch { /* done */ } }
     current = null;
   }
+}
+
+/** Where a turn's time went, per model call, from the bridge's timers: `run` is onnxruntime's
+ * session.run, `bridge` the tensor handling around it (feeds, reading the candidates). */
+function stepProfile(a, b) {
+  const per = (k) => {
+    const calls = b[k].calls - a[k].calls;
+    const runMs = b[k].runMs - a[k].runMs, fwdMs = b[k].forwardMs - a[k].forwardMs;
+    return calls ? { calls, run_ms: +(runMs / calls).toFixed(3), bridge_ms: +((fwdMs - runMs) / calls).toFixed(3) } : { calls: 0 };
+  };
+  return { decode: per('decode'), prefill: { ...per('prefill'), tokens: b.prefill.tokens - a.prefill.tokens } };
 }
 
 async function resetSession() {

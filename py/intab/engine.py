@@ -73,6 +73,7 @@ class GenerationResult:
     prefill_tok_s: float = 0.0
     decode_tok_s: float = 0.0
     python_ms_per_token: float = 0.0
+    backend_ms_per_token: float = 0.0   # the await of backend.forward per decode step, as Python sees it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -277,4 +278,5 @@ class Engine:
             prefill_tok_s=round(fed / prefill_s, 2) if prefill_s > 0 else 0.0,
             decode_tok_s=round(steps / decode_s, 2) if decode_s > 0 and steps else 0.0,
             python_ms_per_token=round(1000 * (decode_s - backend_s) / steps, 3) if steps else 0.0,
+            backend_ms_per_token=round(1000 * backend_s / steps, 3) if steps else 0.0,
         )

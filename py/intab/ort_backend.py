@@ -21,6 +21,9 @@ class OrtBackend:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             so.intra_op_num_threads = threads
+        self._weights = _packed_weights(Path(model_path), ort)
+        if self._weights:
+            so.add_external_initializers(*self._weights)
         self._session = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
         self._outputs = [o.name for o in self._session.get_outputs()]
         self._kv_shape = (1, int(config["num_key_value_heads"]), 0, int(config["head_dim"]))
@@ -61,3 +64,20 @@ class OrtBackend:
         elif length < self._length:
             self._past = {k: v[:, :, :length].copy() for k, v in self._past.items()}
             self._length = length
+
+
+def _packed_weights(model_path: Path, ort) -> tuple[list, list] | None:
+    """A "packed" model folder (models/packed.py): the graph's float32 weights, expanded from
+    weights.bin as the browser does, as (names, OrtValues) for add_external_initializers."""
+    import json
+
+    manifest = model_path.parent / "manifest.json"
+    layout = json.loads(manifest.read_text()).get("weights") if manifest.exists() else None
+    if not layout:
+        return None
+    from .packed_weights import expand
+
+    weights = expand(layout, (model_path.parent / layout["transport"]).read_bytes())
+    names = list(weights)
+    # The session keeps pointers into these arrays: the OrtValues (held by the backend) own them.
+    return names, [ort.OrtValue.ortvalue_from_numpy(weights[n]) for n in names]

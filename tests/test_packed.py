@@ -1,0 +1,118 @@
+"""The "packed" weight format (models/packed.py): the shipped blocks expand to exactly the float32
+weights gguf-py (transformers' dequantizer) computes, in numpy (CPython) and in JS (the tab), and
+the graph that reads them as external data computes what the in-graph dequantized one does."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from gguf import GGMLQuantizationType
+from gguf.quants import dequantize
+
+from intab.packed_weights import expand
+from models.graph import QuantBlocks, build_graph, random_weights
+from models.packed import WeightPacker
+from test_graph import CFG, random_blocks, run_steps
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def wild_blocks(kind: str, rows: int, cols: int, rng) -> QuantBlocks:
+    """Blocks whose fp16 scale/min bit patterns are arbitrary (subnormals, huge values, -0), not NaN/Inf."""
+    w = random_blocks(kind, rows, cols, rng)
+    raw = w.raw.reshape(rows, cols // 32, -1).copy()
+    halves = 2 if kind == "Q4_1" else 1
+    bits = rng.integers(0, 0x7C00, (rows, cols // 32, halves), dtype=np.uint16)
+    bits |= rng.integers(0, 2, bits.shape, dtype=np.uint16) << 15
+    raw[:, :, : 2 * halves] = bits.view(np.uint8).reshape(rows, cols // 32, 2 * halves)
+    return QuantBlocks(kind, raw.reshape(rows, -1), (rows, cols))
+
+
+def reference(w: QuantBlocks) -> np.ndarray:
+    return dequantize(w.raw, GGMLQuantizationType[w.kind]).reshape(w.shape).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def packed_set(tmp_path_factory):
+    rng = np.random.default_rng(11)
+    packer = WeightPacker()
+    mats = {}
+    for i, (kind, rows, cols, tr) in enumerate([("Q4_1", 48, 96, True), ("Q4_1", 7, 64, False),
+                                                ("Q8_0", 33, 64, False), ("Q8_0", 5, 128, True)]):
+        w = wild_blocks(kind, rows, cols, rng)
+        packer.add(f"t{i}", w, tr)
+        mats[f"t{i}"] = (w, tr)
+    folder = tmp_path_factory.mktemp("packed")
+    layout = packer.write(folder)
+    return folder, layout, mats
+
+
+def test_numpy_expansion_is_gguf_py_bit_for_bit(packed_set):
+    folder, layout, mats = packed_set
+    got = expand(layout, (folder / "weights.bin").read_bytes())
+    for name, (w, tr) in mats.items():
+        want = reference(w).T if tr else reference(w)
+        assert got[name].shape == want.shape
+        assert np.array_equal(got[name].view(np.uint32), np.ascontiguousarray(want).view(np.uint32)), name
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_js_expansion_equals_numpy(packed_set, tmp_path):
+    folder, layout, mats = packed_set
+    (tmp_path / "layout.json").write_text(json.dumps(layout))
+    script = tmp_path / "expand.mjs"
+    script.write_text(
+        "import { expandWeights } from " + json.dumps((REPO / "web" / "weights.mjs").as_uri()) + ";\n"
+        "import { readFileSync, writeFileSync } from 'node:fs';\n"
+        "const [layout, src, out] = process.argv.slice(2);\n"
+        "writeFileSync(out, expandWeights(JSON.parse(readFileSync(layout)), new Uint8Array(readFileSync(src))));\n")
+    subprocess.run(["node", str(script), str(tmp_path / "layout.json"), str(folder / "weights.bin"),
+                    str(tmp_path / "out.f32")], check=True)
+    js = np.fromfile(tmp_path / "out.f32", dtype=np.uint8)
+    assert js.size == layout["f32_bytes"]
+    want = expand(layout, (folder / "weights.bin").read_bytes())
+    for t in layout["tensors"]:
+        a = want[t["name"]].view(np.uint8).ravel()
+        assert np.array_equal(js[t["dst"]:t["dst"] + a.size], a), t["name"]
+
+
+def test_js_expansion_rejects_a_short_file(tmp_path):
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    script = tmp_path / "short.mjs"
+    script.write_text(
+        "import { expandWeights } from " + json.dumps((REPO / "web" / "weights.mjs").as_uri()) + ";\n"
+        "try { expandWeights({src_bytes: 100, f32_bytes: 0, tensors: []}, new Uint8Array(10)); process.exit(3); }\n"
+        "catch (e) { console.log(e.name + ': ' + e.message); }\n")
+    out = subprocess.run(["node", str(script)], capture_output=True, text=True, check=True).stdout
+    assert "LoadError: weights.bin has 10 bytes" in out
+
+
+def test_packed_graph_computes_what_the_blocks_graph_does(tmp_path):
+    rng = np.random.default_rng(4)
+    quant = random_weights(CFG, seed=9)
+    quant.embed = random_blocks("Q8_0", CFG.vocab_size, CFG.hidden_size, rng)
+    for layer in quant.layers:
+        for name in ("q", "k", "v", "o", "gate", "up", "down"):
+            out_f, in_f = getattr(layer, name).shape
+            setattr(layer, name, random_blocks("Q4_1", out_f, in_f, rng))
+    chunks = [[5, 17, 3, 90, 42], [8], [11, 60]]
+    want = run_steps(build_graph(CFG, quant), chunks)
+
+    packer = WeightPacker()
+    model = build_graph(CFG, quant, packer=packer)
+    layout = packer.write(tmp_path)
+    assert all(t.data_location == 1 for t in model.graph.initializer if t.name in {x["name"] for x in layout["tensors"]})
+    weights = expand(layout, (tmp_path / "weights.bin").read_bytes())
+    so = ort.SessionOptions()
+    so.add_external_initializers(list(weights), [ort.OrtValue.ortvalue_from_numpy(v) for v in weights.values()])
+    session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    got = run_steps(session, chunks)
+    for a, b in zip(want, got):
+        for x, y in zip(a, b):
+            assert np.array_equal(x, y)
