@@ -25,6 +25,7 @@ import functools
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import threading
@@ -72,7 +73,6 @@ def _link(target: Path, link: Path) -> None:
         if link.is_symlink() and os.readlink(link) == str(target):
             return
         if link.is_dir() and not link.is_symlink():
-            import shutil
             shutil.rmtree(link)
         else:
             link.unlink()
@@ -88,22 +88,65 @@ def tjs_ort_dist() -> Path:
     raise FileNotFoundError("transformers.js' onnxruntime-web files are missing: run npm ci")
 
 
+BIG = 20 << 20   # files at least this big are hard-linked into the snapshot, smaller ones copied
+
+
+def _snapshot_file(src: Path, dst: Path) -> None:
+    """dst = src, frozen: big files are hard links (the builds replace them by rename, so the
+    link keeps this version), small ones copies (the builds rewrite some of them in place)."""
+    dst.unlink(missing_ok=True)
+    if src.stat().st_size >= BIG:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
+
+
+def _snapshot_tree(src: Path, dst: Path) -> None:
+    if dst.is_symlink() or dst.is_file():
+        dst.unlink()
+    elif dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    for f in src.rglob("*"):
+        rel = f.relative_to(src)
+        if f.is_dir():
+            (dst / rel).mkdir(parents=True, exist_ok=True)
+        elif f.is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            _snapshot_file(f, dst / rel)
+
+
 def assemble_site(variant_dirs: dict[str, Path], comparator_dir: Path, plan: dict) -> Path:
-    """SITE: symlinks to static/'s entries (the app's files as built), models/ with the variants
-    and their index.json, the comparator model, transformers.js' files, the bench pages, the plan."""
+    """SITE, a frozen snapshot (other people rebuild static/ and the model folders while a bench
+    runs): static/'s entries (the app as built; ~70 MB copied), models/ with the variants and
+    their index.json, the comparator model, transformers.js' files, the bench pages, the plan."""
     SITE.mkdir(parents=True, exist_ok=True)
+    keep = {"models", "cmp", "tjs", "tjs-ort", "bench", "bench-data"}
+    for old in SITE.iterdir():
+        if old.name not in keep and not (STATIC / old.name).exists():
+            old.unlink() if old.is_symlink() or old.is_file() else shutil.rmtree(old)
     for entry in STATIC.iterdir():
-        if entry.name != "models":
-            _link(entry.resolve(), SITE / entry.name)
+        if entry.name == "models":
+            continue
+        if entry.is_dir():
+            _snapshot_tree(entry, SITE / entry.name)
+        else:
+            (SITE / entry.name).unlink(missing_ok=True)
+            shutil.copy2(entry, SITE / entry.name)
     models = SITE / "models"
-    if models.is_symlink():
-        models.unlink()
-    models.mkdir(exist_ok=True)
-    for old in models.iterdir():
-        if old.name not in variant_dirs and old.name != "index.json":
-            old.unlink() if old.is_symlink() or old.is_file() else None
+    if models.is_symlink() or models.exists():
+        models.unlink() if models.is_symlink() else shutil.rmtree(models)
+    models.mkdir()
     for mid, d in variant_dirs.items():
-        _link(d.resolve(), models / mid)
+        _snapshot_tree(d, models / mid)
+        manifest = json.loads((models / mid / "manifest.json").read_text())
+        for f in manifest["files"]:
+            p = models / mid / f["name"]
+            if not p.exists() or p.stat().st_size != f["size"]:
+                raise RuntimeError(f"{d} changed while it was copied (someone is rebuilding it?); run the bench again")
     (models / "index.json").write_text(json.dumps({"models": list(variant_dirs)}, indent=2) + "\n")
     (SITE / "cmp").mkdir(exist_ok=True)
     _link(comparator_dir.resolve(), SITE / "cmp" / COMPARATOR_ID)
@@ -454,7 +497,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from chart import render_chart
         png = render_chart(report, args.out / f"{stamp}.png")
-        import shutil
         shutil.copyfile(png, args.out / "latest.png")
         say(f"chart: {png} (and latest.png)")
     except Exception as e:  # noqa: BLE001 - the numbers are already written

@@ -4,6 +4,7 @@ import { fail, generate, loadPlan, params, result, setState, threads } from './c
 
 result.runtime = 'intab';
 const model = params.get('model');
+const backend = params.get('backend') || 'wasm';
 const worker = new Worker('/worker.mjs', { type: 'module' });
 
 let waiting = null; // {types, resolve, reject}
@@ -28,7 +29,7 @@ const next = (...types) => new Promise((resolve, reject) => { waiting = { types,
 async function main() {
   const planPromise = generate ? loadPlan() : null;
   const ready = next('ready');
-  worker.postMessage({ type: 'load', backend: 'wasm', model, threads });
+  worker.postMessage({ type: 'load', backend, model, threads });
   const info = await ready;
   result.loadMs = performance.now();
   result.info = { backend: info.backend, threads: info.threads, crossOriginIsolated: info.crossOriginIsolated,

@@ -1,0 +1,56 @@
+"""The benchmark's pure pieces (no browser): figures, medians, the same-token check, the table and
+the SVG chart, on synthetic runs. The browser part is `python3 build.py bench --quick` (minutes)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools" / "bench"))
+
+import bench  # noqa: E402
+from chart import svg_chart  # noqa: E402
+
+
+def fake_run(runtime: str, model: str, threads: int, run: int, decode: float, tokens: list[int]) -> dict:
+    gen = lambda name, ttft, n: {"name": name, "prompt_tokens": 207 if name == "p200" else 1024, "new_tokens": n,  # noqa: E731
+                                 "ttft_ms": ttft, "prefill_tok_s": 207 / (ttft / 1000), "decode_tok_s": decode,
+                                 "token_ids": tokens[:n], **({"python_ms_per_token": 0.5} if runtime == "intab" else {})}
+    r = {"runtime": runtime, "model": model, "threads": threads, "backend": "wasm", "run": run,
+         "cold": {"loadMs": 20000 + run, "runs": [gen("p200", 900.0 + run, 128), gen("p1000", 5000.0, 16)]},
+         "warm": {"loadMs": 4000.0, "runs": []},
+         "download_bytes": 102_000_000 if runtime == "intab" else 542_000_000, "total_bytes": 0,
+         "warm_download_bytes": 0, "warm_total_bytes": 0, "peak_rss_mb": 800.0, "renderer_vmhwm_mb": {}}
+    r["figures"] = bench.figures_of(r)
+    return r
+
+
+def test_report_table_and_chart(capsys):
+    toks = list(range(200))
+    other = toks[:5] + [999] + toks[6:]
+    raw = []
+    for i in range(3):
+        raw.append(fake_run("intab", "m", 2, i, 40.0 + i, toks))
+        raw.append(fake_run("tjs", bench.COMPARATOR_ID, 2, i, 24.0, toks))
+        raw.append(fake_run("ort", bench.COMPARATOR_ID, 2, i, 25.0, other))
+    args = argparse.Namespace(runs=3, out=Path("x"))
+    plan = {"prompts": [{"name": "p200", "ids": [0] * 207, "max_tokens": 128}, {"name": "p1000", "ids": [0] * 1024, "max_tokens": 16}]}
+    meta = {"chromium": "1", "webgpu_probe": {}, "cpus": 2, "platform": "x", "loadavg_before": (1, 1, 1),
+            "loadavg_after": (1, 1, 1), "wall_s": 1, "date": "now"}
+    report = bench.build_report(raw, [], plan, ["m"], [("wasm", 2)], list(bench.RUNTIMES), args, meta)
+    s = report["groups"]["intab|m|wasm|2"]["summary"]
+    assert s["decode_tok_s"]["median"] == 41.0 and s["decode_tok_s"]["min"] == 40.0 and s["decode_tok_s"]["max"] == 42.0
+    assert abs(s["python_share_pct"]["median"] - 100 * 0.5 * 41 / 1000) < 1e-9
+    by_rt = {c["runtime"]: c for c in report["same_tokens"]}
+    assert by_rt["tjs"]["same"] and not by_rt["ort"]["same"] and by_rt["ort"]["first_difference_at"] == 5
+    bench.print_report(report)
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| decode tok/s"))
+    assert [c.strip() for c in row.strip("|").split("|")][1:] == ["41.0 [40.0-42.0]", "24.0 [24.0-24.0]", "25.0 [25.0-25.0]", "1.71x", "1.64x"]
+    assert "[PASS] decode tok/s >= 1.5x transformers.js" in out
+    assert "[PASS] model download <= 110 MB" in out
+    assert "same tokens as intab (m), bare ORT, 2t: no" in out
+    assert "same tokens as intab (m), transformers.js, 2t: yes" in out
+    svg = svg_chart(report)
+    assert svg.startswith("<svg") and "Decode, 128 tokens" in svg and "1.71x tjs" in svg
