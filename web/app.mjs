@@ -217,7 +217,7 @@ function clearError() {
 }
 
 function fatal(name, message) {
-  showError(name, `${message} The model could not start.`);
+  showError(name, `${String(message || '').replace(/[.\s]*$/, '.')} The model could not start.`);
   const b = document.createElement('button');
   b.type = 'button';
   b.id = 'retry';
@@ -416,7 +416,7 @@ if ('serviceWorker' in navigator) {
 
 async function prepareOffline(info) {
   if (!swRegistration || !(await swRegistration)) return;
-  try {
+  const work = (async () => {
     const list = await (await fetch(new URL('./offline.json', import.meta.url))).json();
     const ort = list.ort[info.ortBundle] || [];
     const urls = [...list.files, ...ort, `models/${info.model.id}/manifest.json`];
@@ -433,10 +433,16 @@ async function prepareOffline(info) {
       navigator.serviceWorker.startMessages();
     });
     reg.active.postMessage({ type: 'precache', urls, keep });
-    // Mostly 304s from the HTTP cache; do not hold the page back long on a slow network.
-    const r = await Promise.race([answer, new Promise((res) => setTimeout(() => res(null), 5000))]);
+    return answer;
+  })();
+  work.catch(() => {});
+  try {
+    // Mostly 304s from the HTTP cache; do not hold the page back long on a slow network (or
+    // on a service worker that never activates).
+    const r = await Promise.race([work, new Promise((res) => setTimeout(() => res(null), 5000))]);
     intab.offline = r;
-    if (r && r.failed.length) console.warn('intab: not kept for offline use:', r.failed);
+    if (!r) console.warn('intab: the service worker has not confirmed offline use yet');
+    else if (r.failed.length) console.warn('intab: not kept for offline use:', r.failed);
     navigator.storage?.persist?.().catch(() => {});
   } catch (e) {
     console.warn(`intab: offline preparation failed: ${e.message}`);

@@ -296,7 +296,7 @@ export async function downloadModel(modelId, onProgress) {
       throw named('LoadError', `the download of model file ${f.name} broke off after ${mb(state[i].loaded)} of ${mb(f.size)} MB (${e.message}); check the connection and press Retry`);
     }
     if (!r.buf) {
-      throw named('IntegrityError', `model file ${f.name} is not the published one: ${r.bad}. Nothing was kept; rebuild the model files (python3 build.py build) or press Retry`);
+      throw named('IntegrityError', `model file ${f.name} is not the published one: ${r.bad}. Nothing was kept. Press Retry; if it happens again, the site's model files need rebuilding (python3 build.py build)`);
     }
     Object.assign(state[i], { done: true, eta: 0 });
     if (cache && !storeProblem) {

@@ -116,12 +116,17 @@ class FaultHandler(IntabHandler):
                     self._abort()
                     return
                 self.copyfile(src, self.wfile)
+            except (ConnectionResetError, BrokenPipeError):
+                return
             finally:
                 src.close()
             with f.lock:
                 f.completed.append(path)
             return
-        super().do_GET()
+        try:
+            super().do_GET()
+        except (ConnectionResetError, BrokenPipeError):
+            return  # the page went away (Retry ends the worker and its downloads)
         with f.lock:
             f.completed.append(path)
 

@@ -184,6 +184,7 @@ def test_damaged_cache_entries_are_healed_with_one_notice(site):
     assert len(lines) == 1, lines
     assert "damaged" in lines[0] and big["name"] in lines[0] and "tokenizer.json" in lines[0], lines
     assert "truncated" in lines[0] and "sha256" in lines[0], lines
+    print(f"healed: {lines[0]}")
     fetched = model_requests(faults, site.model_id)
     assert {big["name"], "tokenizer.json"} <= set(fetched) and len(fetched) == len(set(fetched)), fetched
     assert big["name"] not in info["fromCache"] and "tokenizer.json" not in info["fromCache"]
@@ -207,7 +208,7 @@ def test_offline_after_first_visit(site):
         assert page.evaluate("() => self.crossOriginIsolated") is True
         assert info["crossOriginIsolated"] is True
         assert sorted(info["fromCache"]) == sorted(f["name"] for f in site.manifest["files"])
-        print(f"offline: ready in {info['loadMs']} ms; requests that reached the server: {len(faults.log)}")
+        print(f"offline: ready in {info['loadMs']} ms; requests that reached the server (closed unanswered): {faults.log}")
         ask_paris(page)
     finally:
         site.ctx.set_offline(False)
@@ -240,6 +241,7 @@ def test_wrong_hash_is_an_error_naming_the_file(fresh):
     assert wait_settled(page) == "error"
     err = error_text(page)
     assert "IntegrityError" in err and name in err and "sha256" in err, err
+    print(f"wrong hash: {err}")
     assert page.is_visible("#retry") and page.is_disabled("#send")
     assert not [k for k in cache_keys(page) if f"/{name}?" in k]
 
@@ -251,6 +253,7 @@ def test_http_error_then_retry(fresh):
     assert wait_settled(page) == "error"
     err = error_text(page)
     assert "LoadError" in err and "tokenizer.json" in err and "HTTP 500" in err, err
+    print(f"HTTP 500: {err}")
     page.click("#retry")
     wait_ready(page)
     assert error_text(page) == ""
@@ -272,6 +275,7 @@ def test_connection_dropped_mid_download_then_retry_keeps_verified_files(fresh):
     assert wait_settled(page) == "error"
     err = error_text(page)
     assert "LoadError" in err and big["name"] in err and "broke off" in err, err
+    print(f"dropped: {err}")
     faults.clear_log()
     page.click("#retry")
     info = wait_ready(page)
@@ -288,5 +292,37 @@ def test_full_storage_runs_from_memory(fresh):
     info = wait_ready(page)
     lines = notices(page)
     assert len(lines) == 1 and "running from memory" in lines[0] and "QuotaExceededError" in lines[0], lines
+    print(f"quota: {lines[0]}")
     assert info["fromCache"] == []
     ask_paris(page)
+
+
+# ---------------------------------------------------------------- the incremental SHA-256
+def test_incremental_sha256_matches_hashlib(tmp_path):
+    """model_store.mjs's Sha256 (run by Node) against hashlib: lengths around the 64-byte block and
+    its padding boundary, fed in uneven chunks."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node")
+    if not node:
+        pytest.skip("node is not installed")
+    store = Path(__file__).resolve().parents[2] / "web" / "model_store.mjs"
+    script = tmp_path / "sha.mjs"
+    script.write_text(f"""
+import {{ Sha256 }} from {json.dumps(store.as_uri())};
+const out = [];
+for (const n of [0, 1, 3, 55, 56, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 65536, 100003]) {{
+  const d = new Uint8Array(n);
+  for (let i = 0; i < n; i++) d[i] = (i * 2654435761 >>> 13) & 255;
+  const s = new Sha256();
+  for (let o = 0, k = 1; o < n; o += k, k = (k * 7 + 3) % 257 + 1) s.update(d.subarray(o, o + k));
+  out.push([n, s.hex()]);
+}}
+console.log(JSON.stringify(out));
+""")
+    got = json.loads(subprocess.run([node, str(script)], check=True, capture_output=True, text=True).stdout)
+    for n, digest in got:
+        data = bytes(((i * 2654435761 % 2**32) >> 13) & 255 for i in range(n))
+        assert digest == hashlib.sha256(data).hexdigest(), n
