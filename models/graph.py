@@ -110,8 +110,8 @@ def rope_tables(cfg: LlamaConfig) -> tuple[np.ndarray, np.ndarray]:
 
 def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head: str = "candidates",
                 packer=None, producer: str = "intab") -> onnx.ModelProto:
-    """fused=True uses onnxruntime's contrib ops (SimplifiedLayerNormalization, GroupQueryAttention
-    with its own rotary): ~10 nodes a layer instead of ~55, at the price of kernels whose rounding
+    """fused=True uses onnxruntime's contrib ops (SkipSimplifiedLayerNormalization for residual add +
+    RMSNorm, GroupQueryAttention on packed QKV with its own rotary): ~9 nodes a layer instead of ~55, at the price of kernels whose rounding
     differs from transformers' in the last bits.
 
     head="candidates" is intab's sampling head (contracts §1). head="logits" gives the layout that
@@ -254,11 +254,24 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
         cos_half = g.const("cos_half", np.ascontiguousarray(cos_t[:, :hd // 2]))
         sin_half = g.const("sin_half", np.ascontiguousarray(sin_t[:, :hd // 2]))
 
-    def attention_fused(i: int, q: str, k: str, v: str) -> str:
-        return g.op("GroupQueryAttention", [q, k, v, f"past_key_values.{i}.key", f"past_key_values.{i}.value",
+    def attention_fused(i: int, qkv: str) -> str:
+        # Packed QKV as the query input (key and value left empty): no Split node.
+        return g.op("GroupQueryAttention", [qkv, "", "", f"past_key_values.{i}.key", f"past_key_values.{i}.value",
                                             seqlens_k, total_i32, cos_half, sin_half],
                     outputs=[g.name("gqa"), f"present.{i}.key", f"present.{i}.value"], domain="com.microsoft",
                     num_heads=nh, kv_num_heads=nkv, do_rotary=1, rotary_interleaved=0, scale=hd ** -0.5)[0]
+
+    def add_norm(x: str, delta: str | None, weight: np.ndarray, hint: str) -> tuple[str, str]:
+        """(x + delta, rmsnorm(x + delta)); fused: one SkipSimplifiedLayerNormalization node."""
+        if delta is None:
+            return x, rmsnorm(x, weight, hint)
+        if not fused:
+            x = g.op("Add", [x, delta])
+            return x, rmsnorm(x, weight, hint)
+        normed, total = g.name(hint + "_out"), g.name(hint + "_sum")
+        g.op("SkipSimplifiedLayerNormalization", [delta, x, g.const(hint, weight.astype(np.float32))],
+             outputs=[normed, "", "", total], domain="com.microsoft", epsilon=cfg.rms_norm_eps)
+        return total, normed
 
     def attention_eager(i: int, q: str, k: str, v: str) -> str:
         q = g.op("Transpose", [g.op("Reshape", [q, c_shape_q])], perm=[0, 2, 1, 3])   # [1, nh, S, hd]
@@ -276,27 +289,32 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
         attn = g.op("Reshape", [g.op("MatMul", [probs, vals]), c_shape_heads])         # [1, nh, S, hd]
         return g.op("Reshape", [g.op("Transpose", [attn], perm=[0, 2, 1, 3]), c_shape_hidden])
 
-    attention = attention_fused if fused else attention_eager
+    delta = None   # the residual branch's output, added to x by the next add_norm
     for i, lw in enumerate(w.layers):
-        h = rmsnorm(x, lw.attn_norm, f"l{i}_attn_norm")
+        x, h = add_norm(x, delta, lw.attn_norm, f"l{i}_attn_norm")
         qkv = g.op("MatMul", [h, linear_t(concat_rows([lw.q, lw.k, lw.v]), f"l{i}_qkv")])
-        attn = attention(i, *g.op("Split", [qkv, c_qkv_split], n_out=3, axis=-1))
-        x = g.op("Add", [x, g.op("MatMul", [attn, linear_t(lw.o, f"l{i}_o")])])
+        attn = attention_fused(i, qkv) if fused else \
+            attention_eager(i, *g.op("Split", [qkv, c_qkv_split], n_out=3, axis=-1))
+        delta = g.op("MatMul", [attn, linear_t(lw.o, f"l{i}_o")])
 
-        h = rmsnorm(x, lw.ffn_norm, f"l{i}_ffn_norm")
+        x, h = add_norm(x, delta, lw.ffn_norm, f"l{i}_ffn_norm")
         gu = g.op("MatMul", [h, linear_t(concat_rows([lw.gate, lw.up]), f"l{i}_gate_up")])
         gate, up = g.op("Split", [gu, c_ffn_split], n_out=2, axis=-1)
         act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up])
-        x = g.op("Add", [x, g.op("MatMul", [act, linear_t(lw.down, f"l{i}_down")])])
+        delta = g.op("MatMul", [act, linear_t(lw.down, f"l{i}_down")])
 
     out_w = embed if w.lm_head is None else dense(w.lm_head, "lm_head")
     if hf:  # logits for every position, [1, S, V]
-        rows = g.op("Reshape", [rmsnorm(x, w.final_norm, "final_norm"), g.const("shape_rows", i64(-1, H))])
+        rows = g.op("Reshape", [add_norm(x, delta, w.final_norm, "final_norm")[1], g.const("shape_rows", i64(-1, H))])
         logits = g.op("Gemm", [rows, out_w], transB=1)
         g.op("Reshape", [logits, g.const("shape_logits", i64(1, -1, cfg.vocab_size))], outputs=["logits"])
     else:  # sampling head on the last position only
-        last = g.op("Gather", [x, c_last], axis=1)                                  # [1, H]
-        last = rmsnorm(last, w.final_norm, "final_norm")
+        if fused:
+            last = add_norm(g.op("Gather", [x, c_last], axis=1), g.op("Gather", [delta, c_last], axis=1),
+                            w.final_norm, "final_norm")[1]                           # [1, H]
+        else:
+            last = g.op("Gather", [g.op("Add", [x, delta]), c_last], axis=1)
+            last = rmsnorm(last, w.final_norm, "final_norm")
         logits = g.op("Gemm", [last, out_w], transB=1)                                   # [1, V]
         g.op("TopK", [logits, "num_candidates"], outputs=["cand_logits", "cand_ids"], axis=-1, largest=1, sorted=1)
         g.op("ReduceLogSumExp", [logits], outputs=["logsumexp"], axes=[1], keepdims=0)

@@ -55,6 +55,25 @@ def _progress(msg: str) -> None:
     print(f"  [models] {msg}", flush=True)
 
 
+class _Bar:
+    """A progress bar for the conversion: redrawn in place on a terminal, every 25% in a log."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.n, self.shown = label, max(1, total), 0, -1
+        self.tty = sys.stdout.isatty()
+
+    def step(self) -> None:
+        self.n += 1
+        frac = self.n / self.total
+        if self.tty:
+            fill = int(30 * frac)
+            end = "\n" if self.n >= self.total else ""
+            print(f"\r  [models] {self.label} [{'#' * fill}{'.' * (30 - fill)}] {self.n}/{self.total}", end=end, flush=True)
+        elif int(4 * frac) > self.shown:
+            self.shown = int(4 * frac)
+            _progress(f"{self.label}: {self.n}/{self.total} ({100 * frac:.0f}%)")
+
+
 def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
     """Build (or reuse) `cache/build/<model_id>/` and return its path."""
     out = cache / "build" / recipe.model_id
@@ -80,18 +99,19 @@ def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
     cfg = gguf.config()
     _progress(f"{recipe.model_id}: {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, vocab {cfg.vocab_size}")
 
-    names = [t for t in gguf.tensors]
-    done = {"n": 0}
+    bar = _Bar("reading weights" if recipe.weight_format != "float32" else "dequantizing weights", len(gguf.tensors))
 
     def load(name: str):
-        done["n"] += 1
-        if done["n"] % 27 == 0 or done["n"] == len(names):
-            _progress(f"dequantizing weights {done['n']}/{len(names)}")
+        bar.step()
         return gguf.float32(name)
+
+    def blocks(name: str):
+        bar.step()
+        return gguf.blocks(name)
 
     packer = None
     if recipe.weight_format in ("blocks", "packed"):
-        weights = weights_from_gguf(cfg, gguf.blocks)
+        weights = weights_from_gguf(cfg, blocks)
         if recipe.weight_format == "packed":
             from .packed import WeightPacker
             packer = WeightPacker()

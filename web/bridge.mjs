@@ -159,5 +159,7 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
     inputNames: session.inputNames,
     outputNames: session.outputNames,
     forward, truncate, release,
+    /** With sessionOptions.enableProfiling: ends onnxruntime's profile (WASM prints it to the console). */
+    endProfiling() { session.endProfiling(); },
   };
 }

@@ -6,6 +6,8 @@
 //   {type:'chat', id, messages:[{role, content}], options:{...}}
 //   {type:'stop', id}                       -> session.abort(); the turn ends with finish_reason 'abort'
 //   {type:'reset'}                          -> aborts a running turn, then session.reset() (forget the KV cache)
+//   {type:'end-profiling'}                  -> after a load with profiling: true (tools/profile_step.py):
+//                                              onnxruntime's per-node profile as {type:'profiling', events}
 // Messages, worker -> page
 //   {type:'progress', phase:'boot'|'download'|'init', message, loaded, total, files:[{name, loaded, total, cached}]}
 //   {type:'ready', backend, backendReason, ortBundle, threads, crossOriginIsolated, adapterInfo, shaderF16, model, generationConfig,
@@ -98,7 +100,21 @@ async function importOrt(backend, threads) {
 }
 
 // ---------------------------------------------------------------- load
-async function load({ backend: wanted = 'auto', model, threads: wantedThreads } = {}) {
+/** onnxruntime-web prints its profile (chrome-trace JSON events) through console.log: collect them. */
+const profileEvents = [];
+function captureProfile() {
+  const log = console.log.bind(console);
+  console.log = (...args) => {
+    const line = String(args[0] ?? '');
+    if (/"cat"\s*:\s*"(Node|Session)"/.test(line)) {
+      try { profileEvents.push(JSON.parse(line.trim().replace(/,$/, ''))); return; } catch { /* not an event */ }
+    }
+    log(...args);
+  };
+}
+
+async function load({ backend: wanted = 'auto', model, threads: wantedThreads, profiling = false } = {}) {
+  if (profiling) captureProfile();
   const t0 = performance.now();
   const timings = {};
   const progress = (p) => post({ type: 'progress', message: '', loaded: 0, total: 0, files: [], ...p });
@@ -183,7 +199,8 @@ async function load({ backend: wanted = 'auto', model, threads: wantedThreads } 
     progress({ phase: 'init', message: `Starting the model on ${backend === 'webgpu' ? 'WebGPU' : 'WASM'}…` });
     const ort = await ortPromise;
     const tS = performance.now();
-    const b = await createBridge({ ort, modelBytes, config, backend, sessionOptions: externalData ? { externalData } : {} });
+    const sessionOptions = { ...(externalData ? { externalData } : {}), ...(profiling ? { enableProfiling: true } : {}) };
+    const b = await createBridge({ ort, modelBytes, config, backend, sessionOptions });
     externalData = null;
     timings.sessionMs = Math.round(performance.now() - tS);
     return b;
@@ -312,6 +329,12 @@ self.onmessage = (ev) => {
     case 'reset':
       if (engine && current !== null) engine.session.abort(); // a reset ends the running turn
       enqueue(msg, resetSession);
+      break;
+    case 'end-profiling':
+      enqueue(msg, async () => {
+        engine.bridge.endProfiling();
+        post({ type: 'profiling', events: profileEvents.splice(0) });
+      });
       break;
     default:
       post({ type: 'error', id: msg.id, fatal: false, name: 'ProtocolError', message: `unknown message type '${msg.type}'` });
