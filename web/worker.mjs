@@ -2,7 +2,8 @@
 // (the model) in one module worker, so the page never blocks.
 //
 // Messages, page -> worker
-//   {type:'load', backend?: 'auto'|'wasm'|'webgpu', model?: id, threads?: n}   threads: WASM only, default wasmThreads()
+//   {type:'load', backend?: 'auto'|'wasm'|'webgpu', model?: id, threads?: n, profiling?: bool, ortOptions?: {}}
+//                                           threads: WASM only, default wasmThreads(); ortOptions: extra ORT session options
 //   {type:'chat', id, messages:[{role, content}], options:{...}}
 //   {type:'stop', id}                       -> session.abort(); the turn ends with finish_reason 'abort'
 //   {type:'reset'}                          -> aborts a running turn, then session.reset() (forget the KV cache)
@@ -113,7 +114,7 @@ function captureProfile() {
   };
 }
 
-async function load({ backend: wanted = 'auto', model, threads: wantedThreads, profiling = false } = {}) {
+async function load({ backend: wanted = 'auto', model, threads: wantedThreads, profiling = false, ortOptions = {} } = {}) {
   if (profiling) captureProfile();
   const t0 = performance.now();
   const timings = {};
@@ -199,7 +200,8 @@ async function load({ backend: wanted = 'auto', model, threads: wantedThreads, p
     progress({ phase: 'init', message: `Starting the model on ${backend === 'webgpu' ? 'WebGPU' : 'WASM'}…` });
     const ort = await ortPromise;
     const tS = performance.now();
-    const sessionOptions = { ...(externalData ? { externalData } : {}), ...(profiling ? { enableProfiling: true } : {}) };
+    // ortOptions: extra onnxruntime session options, for experiments (tools/profile_step.py, bench).
+    const sessionOptions = { ...ortOptions, ...(externalData ? { externalData } : {}), ...(profiling ? { enableProfiling: true } : {}) };
     const b = await createBridge({ ort, modelBytes, config, backend, sessionOptions });
     externalData = null;
     timings.sessionMs = Math.round(performance.now() - tS);
