@@ -21,6 +21,7 @@ mtime are unchanged is not copied again.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -71,10 +72,12 @@ def _copy_if_changed(src: Path, dst: Path) -> bool:
     return True
 
 
-def offline_list(web_files: list[str]) -> dict:
+def offline_list(web_files: list[str], version: str = "") -> dict:
     """What the page needs offline besides the model files (model_store.mjs keeps those):
-    `files` for every backend, `ort[bundle]` for the ORT bundle the worker picked."""
+    `files` for every backend, `ort[bundle]` for the ORT bundle the worker picked. `version`
+    changes with the vendor files: web/sw.js then drops its copies of them."""
     return {
+        "version": version,
         "files": ["./", "offline.json"] + [n for n in web_files if n not in ("sw.js", "index.html")]
         + [f"vendor/pyodide/{n}" for n in PYODIDE_FILES]
         + ["py/intab-bundle.zip", "models/index.json"],
@@ -101,7 +104,6 @@ def assemble_web(static: Path, node_modules: Path) -> None:
         if src.is_file() and src.suffix in WEB_SUFFIXES:
             copied += _copy_if_changed(src, static / src.name)
             web_files.append(src.name)
-    copied += _write_if_changed(static / "offline.json", json.dumps(offline_list(web_files), indent=1) + "\n")
     pyodide = node_modules / "pyodide"
     for name in PYODIDE_FILES:
         copied += _copy_if_changed(pyodide / name, static / "vendor" / "pyodide" / name)
@@ -109,7 +111,20 @@ def assemble_web(static: Path, node_modules: Path) -> None:
     for names in ORT_FILES.values():
         for name in names:
             copied += _copy_if_changed(ort / name, static / "vendor" / "ort" / name)
+    copied += _write_if_changed(static / "offline.json",
+                                json.dumps(offline_list(web_files, _vendor_version(static)), indent=1) + "\n")
     return None
+
+
+def _vendor_version(static: Path) -> str:
+    """A digest of the vendor files' names, sizes and mtimes (copy2 keeps the package's mtimes)."""
+    h = hashlib.sha256()
+    names = [f"pyodide/{n}" for n in PYODIDE_FILES] + [f"ort/{n}" for ns in ORT_FILES.values() for n in ns]
+    for n in names:
+        p = static / "vendor" / n
+        st = p.stat() if p.exists() else None
+        h.update(f"{n} {st.st_size if st else -1} {int(st.st_mtime) if st else -1}\n".encode())
+    return h.hexdigest()[:16]
 
 
 if __name__ == "__main__":

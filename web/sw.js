@@ -1,10 +1,14 @@
 // intab service worker: the app shell offline (issue 5).
 //
-// Network first, cache as the fallback, for everything of this origin except the model files:
-// the page, scripts, Pyodide, onnxruntime-web, the Python bundle, models/index.json and each
-// model's manifest.json. Responses are stored as the server sent them, headers included, so a
+// Network first, cache as the fallback, for the page, scripts, the Python bundle,
+// models/index.json and each model's manifest.json. Cache first for vendor/ (Pyodide,
+// onnxruntime-web: large, and through a network-first service worker their wasm loaded much
+// slower, 9-10 s against 2.5-3.5 s for Pyodide's boot, apparently without Chromium's wasm code
+// cache); they are dropped and fetched again when offline.json's `version` (a digest of the vendor
+// files, written by web/assemble.py) changes, checked on each navigation, so one visit never mixes
+// two releases of a runtime. Model files are not handled here Responses are stored as the server sent them, headers included, so a
 // page served from here offline is still cross-origin isolated (COOP/COEP/CORP) and under the
-// same CSP. Model files (models/<id>/<file> other than manifest.json) are not handled here:
+// same CSP. Model files (models/<id>/<file> other than manifest.json):
 // model_store.mjs keeps them in its own cache, by sha256, and reads them from there itself.
 //
 // The first visit is not controlled by this worker (it registers during that visit), so the page
@@ -39,30 +43,55 @@ function keyOf(request) {
   return u.href;
 }
 
-/** Store a response unless the stored copy is the same file (same Last-Modified and length). */
-async function store(cache, key, res) {
+/** Whether a fresh response differs from the stored copy (Last-Modified and length). */
+async function changed(cache, key, res) {
   const old = await cache.match(key);
   const same = (h) => old && res.headers.get(h) !== null && old.headers.get(h) === res.headers.get(h);
-  if (same('last-modified') && same('content-length')) return false;
-  await cache.put(key, res);
-  return true;
+  return !(same('last-modified') && same('content-length'));
+}
+
+const OFFLINE_LIST = new URL('offline.json', SCOPE).href;
+const isVendor = (u) => (rel(u) || '').startsWith('vendor/');
+
+/** A navigation: if the published offline.json has another version than the stored one, forget
+ * the stored runtime files (before the page asks for them). Offline: nothing to check. */
+async function checkVersion(cache) {
+  let fresh;
+  try { fresh = await fetch(OFFLINE_LIST, { cache: 'no-cache' }); } catch { return; }
+  if (!fresh.ok) return;
+  const version = (await fresh.clone().json()).version;
+  const old = await cache.match(OFFLINE_LIST);
+  const oldVersion = old ? (await old.json().catch(() => ({}))).version : null;
+  if (version !== oldVersion) {
+    for (const req of await cache.keys()) {
+      if (isVendor(new URL(req.url))) await cache.delete(req);
+    }
+  }
+  await cache.put(OFFLINE_LIST, fresh);
 }
 
 async function networkFirst(event) {
   const { request } = event;
   const cache = await caches.open(SHELL);
   const key = keyOf(request);
+  const check = request.mode === 'navigate' ? checkVersion(cache).catch(() => {}) : null;
+  if (!check && isVendor(new URL(request.url))) {
+    const hit = await cache.match(key);
+    if (hit) return hit;
+  }
   let res;
   try {
     res = await fetch(request);
   } catch (err) {
+    await check;
     const hit = await cache.match(key);
     if (hit) return hit;
     throw err;
   }
-  if (res.ok && res.status === 200 && res.type === 'basic') {
-    event.waitUntil(store(cache, key, res.clone()).catch(() => {}));
+  if (res.ok && res.status === 200 && res.type === 'basic' && await changed(cache, key, res)) {
+    event.waitUntil(cache.put(key, res.clone()).catch(() => {}));
   }
+  await check;
   return res;
 }
 
