@@ -81,6 +81,28 @@ def test_js_expansion_equals_numpy(packed_set, tmp_path):
         assert np.array_equal(js[t["dst"]:t["dst"] + a.size], a), t["name"]
 
 
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_js_lazy_weights_answer_every_range_like_the_full_expansion(packed_set, tmp_path):
+    """lazyWeights (what the tab hands onnxruntime) gives, for each tensor's range and for ranges
+    across tensors and padding, the bytes of expandWeights; it is a Uint8Array of the full length."""
+    folder, layout, _ = packed_set
+    (tmp_path / "layout.json").write_text(json.dumps(layout))
+    script = tmp_path / "lazy.mjs"
+    script.write_text(
+        "import { expandWeights, lazyWeights } from " + json.dumps((REPO / "web" / "weights.mjs").as_uri()) + ";\n"
+        "import { readFileSync } from 'node:fs';\n"
+        "const layout = JSON.parse(readFileSync(process.argv[2])), src = new Uint8Array(readFileSync(process.argv[3]));\n"
+        "const full = expandWeights(layout, src), lazy = lazyWeights(layout, src);\n"
+        "const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);\n"
+        "const ranges = layout.tensors.map((t) => [t.dst, t.dst + t.rows * t.cols * 4]);\n"
+        "ranges.push([0, full.length], [5, 9000], [ranges[1][0] - 3, ranges[2][0] + 17]);\n"
+        "const bad = ranges.filter(([b, e]) => !same(lazy.subarray(b, e), full.subarray(b, e)));\n"
+        "console.log(JSON.stringify({ok: lazy instanceof Uint8Array && lazy.byteLength === full.length, bad}));\n")
+    out = subprocess.run(["node", str(script), str(tmp_path / "layout.json"), str(folder / "weights.bin")],
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == {"ok": True, "bad": []}
+
+
 def test_js_expansion_rejects_a_short_file(tmp_path):
     if shutil.which("node") is None:
         pytest.skip("node is not installed")

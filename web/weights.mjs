@@ -90,3 +90,51 @@ export function expandWeights(layout, src) {
   }
   return out;
 }
+
+/**
+ * The same bytes as expandWeights(), produced one tensor at a time as onnxruntime-web asks for
+ * them. onnxruntime-web keeps `externalData` in a Map and copies each initializer out of it with
+ * `data.subarray(offset, offset + length)` while it creates the session; this object answers that
+ * call by expanding just that tensor. So the 538 MB of float32 never exist in JS at once: peak
+ * memory is the wasm heap plus one tensor (the 113 MB embedding at most). The answer is only valid
+ * until the next call (onnxruntime copies it at once). It is a Uint8Array (that
+ * is what onnxruntime-web accepts) whose byteLength is the virtual file's. Any other range is
+ * served too, from the tensors it overlaps.
+ */
+export function lazyWeights(layout, src) {
+  if (!(src instanceof Uint8Array)) src = new Uint8Array(src);
+  if (src.length < layout.src_bytes) {
+    throw Object.assign(new Error(`weights.bin has ${src.length} bytes; its layout needs ${layout.src_bytes}`), { name: 'LoadError' });
+  }
+  const tensors = [...layout.tensors].sort((a, b) => a.dst - b.dst);
+  const bytes = (t) => t.rows * t.cols * 4;
+  // One scratch buffer, reused: onnxruntime copies each answer into the wasm heap before it asks
+  // for the next, so no tensor-sized garbage piles up for the collector.
+  let scratch = null;
+  const expanded = (t) => {
+    const n = t.rows * t.cols;
+    if (!scratch || scratch.length < n) scratch = new Float32Array(Math.max(n, ...tensors.map((x) => x.rows * x.cols)));
+    const out = scratch.subarray(0, n);
+    expandTensor(src, t, out);
+    return new Uint8Array(scratch.buffer, 0, n * 4);
+  };
+  const stats = { calls: 0, bytes: 0 };
+  class LazyWeights extends Uint8Array {
+    get byteLength() { return layout.f32_bytes; }
+    get length() { return layout.f32_bytes; }
+    get stats() { return { ...stats }; }
+    subarray(begin = 0, end = layout.f32_bytes) {
+      stats.calls += 1;
+      stats.bytes += end - begin;
+      const exact = tensors.find((t) => t.dst === begin && bytes(t) === end - begin);
+      if (exact) return expanded(exact);
+      const out = new Uint8Array(Math.max(0, end - begin)); // padding between tensors stays 0
+      for (const t of tensors) {
+        const lo = Math.max(begin, t.dst), hi = Math.min(end, t.dst + bytes(t));
+        if (lo < hi) out.set(expanded(t).subarray(lo - t.dst, hi - t.dst), lo - begin); // a copy: scratch is reused
+      }
+      return out;
+    }
+  }
+  return new LazyWeights(0);
+}

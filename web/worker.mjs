@@ -20,7 +20,7 @@
 
 import { createBridge, wasmThreads } from './bridge.mjs';
 import { downloadModel, fetchChecked, url } from './model_store.mjs';
-import { expandWeights } from './weights.mjs';
+import { lazyWeights } from './weights.mjs';
 
 const TEXT_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json', 'generation_config.json'];
 
@@ -187,13 +187,9 @@ async function load({ backend: wanted = 'auto', model, threads: wantedThreads, p
     const modelBytes = await dl.files['model.onnx'];
     let externalData;
     if (packed) {
-      let src = await dl.files[packed.transport];
+      // Expanded tensor by tensor while onnxruntime creates the session (web/weights.mjs).
+      externalData = [{ path: packed.external, data: lazyWeights(packed, await dl.files[packed.transport]) }];
       timings.downloadMs = Math.round(performance.now() - tDl);
-      progress({ phase: 'init', message: 'Unpacking the weights…' });
-      const tE = performance.now();
-      externalData = [{ path: packed.external, data: expandWeights(packed, src) }];
-      src = null;
-      timings.expandMs = Math.round(performance.now() - tE);
     } else {
       timings.downloadMs = Math.round(performance.now() - tDl);
     }
