@@ -568,7 +568,7 @@ def print_report(report: dict) -> None:
             if not intab:
                 continue
             print()
-            print(f"## {v}, {backend.upper()} {t} thread{'s' if t > 1 else ''}  ({intab['summary'].get('download_mb', {}) and len(intab['runs'])} runs)")
+            print(f"## {v}, {backend.upper()} {t} thread{'s' if t > 1 else ''}  ({len(intab['runs'])} intab runs)")
             head = ["figure", "intab", "transformers.js", "bare ORT", "intab/transformers.js", "intab/bare ORT"]
             rows = []
             for k, label, unit, higher, f in FIGURES:
