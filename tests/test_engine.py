@@ -28,8 +28,11 @@ GREEDY = {"temperature": 0, "max_tokens": 12, "ignore_eos": True}
 def tiny_dir(built_model_dir, tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny")
     onnx.save(build_graph(TINY, random_weights(TINY, seed=1)), str(d / "model.onnx"))
-    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json", "manifest.json"):
+    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
         shutil.copy(built_model_dir / name, d / name)
+    manifest = json.loads((built_model_dir / "manifest.json").read_text())
+    manifest.pop("weights", None)   # the tiny graph carries its weights inside
+    (d / "manifest.json").write_text(json.dumps(manifest))
     (d / "config.json").write_text(json.dumps(TINY.to_hf()))
     return d
 

@@ -157,16 +157,17 @@ class Engine:
 
     async def generate(self, messages: list[dict], options: dict | None = None,
                        on_delta: DeltaCallback | None = None) -> GenerationResult:
+        t_start = time.perf_counter()   # TTFT includes the template and the tokenizer
         cfg = self.config(options)
-        return await self.generate_ids(self.prompt_ids(messages), cfg, on_delta)
+        return await self.generate_ids(self.prompt_ids(messages), cfg, on_delta, t_start=t_start)
 
     async def generate_ids(self, prompt: list[int], cfg: GenerationConfig,
-                           on_delta: DeltaCallback | None = None) -> GenerationResult:
+                           on_delta: DeltaCallback | None = None, *, t_start: float | None = None) -> GenerationResult:
         if self._busy:
             raise EngineBusy("a generation is already running.")
         self._busy, self._abort = True, False
         try:
-            return await self._generate(prompt, cfg, on_delta)
+            return await self._generate(prompt, cfg, on_delta, t_start)
         except BaseException:
             # The backend may hold a half-written KV cache: start clean next time.
             self._kv_ids = []
@@ -179,8 +180,8 @@ class Engine:
             self._busy, self._abort = False, False
 
     async def _generate(self, prompt: list[int], cfg: GenerationConfig,
-                        on_delta: DeltaCallback | None) -> GenerationResult:
-        t_start = time.perf_counter()
+                        on_delta: DeltaCallback | None, t_start: float | None = None) -> GenerationResult:
+        t_start = time.perf_counter() if t_start is None else t_start
         limit = self.info.max_context
         if not prompt:
             raise IntabError("the prompt is empty.", "Send at least one message.")
