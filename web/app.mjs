@@ -36,7 +36,8 @@ function startWorker() {
     if (w === worker) fatal('WorkerError', ev.message || 'the engine worker failed to start (is the page served by web/serve.py?)');
   };
   worker = w;
-  w.postMessage({ type: 'load', backend: params.get('backend') || 'auto', model: params.get('model') || undefined });
+  w.postMessage({ type: 'load', backend: params.get('backend') || 'auto', model: params.get('model') || undefined,
+    memory: params.get('memory') || undefined }); // ?memory=low: less RAM, slower (web/worker.mjs)
 }
 
 function retry() {

@@ -40,10 +40,7 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
   if (backend === 'wasm') {
     threads = ort.env.wasm.numThreads || wasmThreads();
     options.executionProviders = ['wasm'];
-    // No MLAS pre-packing: it keeps a second copy of every weight matrix in the wasm heap (peak
-    // renderer RSS 1.7 GB -> 0.9 GB measured) and decode (M = 1) was no slower without it.
-    const extra = options.extra || {};
-    options.extra = { ...extra, session: { disable_prepacking: '1', ...(extra.session || {}) } };
+
   } else {
     options.executionProviders = ['webgpu'];
     // Keep the KV cache on the GPU between steps; the candidates come back to the CPU.

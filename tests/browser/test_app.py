@@ -268,3 +268,22 @@ def test_accessible_and_fits_a_narrow_screen(wasm_page):
             assert box and box["x"] >= 0 and box["x"] + box["width"] <= 360, (sel, box)
     finally:
         page.set_viewport_size({"width": 1280, "height": 720})
+
+
+def test_low_memory_mode_answers_the_same(browser, app_url, golden):
+    """?memory=low (no weight pre-packing in onnxruntime) gives the reference's greedy tokens; an
+    unknown memory mode is a clear error that names the parameter."""
+    ctx = browser.new_context()
+    try:
+        page = open_app(ctx, app_url + "?backend=wasm&memory=low")
+        assert page.evaluate("() => window.intab.info.memory") == "low"
+        case = next(c for c in golden["cases"] if c["name"] == "capital")
+        set_settings(page, temperature=0, max_tokens=golden["max_new_tokens"])
+        ans = chat(page, case["messages"][-1]["content"])
+        assert ans.token_ids == case["output_ids"]
+        bad = ctx.new_page()
+        bad.goto(app_url + "?backend=wasm&memory=tiny")
+        bad.wait_for_function("() => document.body.dataset.state === 'error'", timeout=120_000)
+        assert "memory='tiny' is invalid" in error_text(bad)
+    finally:
+        ctx.close()

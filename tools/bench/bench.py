@@ -292,6 +292,8 @@ class Bench:
             on_console = lambda m: console.append(f"{m.type}: {m.text}"[:500]) if m.type in ("error", "warning") else None  # noqa: E731
             page.on("console", on_console)
             url = f"{self.base}bench/{runtime}.html?model={model}&threads={threads}&backend={backend}"
+            if runtime == "intab":
+                url += f"&memory={getattr(self, 'memory', 'fast')}"
             mark = self.counter.mark()
             try:
                 cold = self._page_result(page, url + "&gen=1")
@@ -407,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--long-new-tokens", type=int, default=16, help="tokens generated after the ~1000-token prompt")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per page (load + generations)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--memory", default="fast", choices=("fast", "low"),
+                    help="intab's memory mode (worker load option): low = no weight pre-packing, less RAM, slower")
     args = ap.parse_args(argv)
     if args.quick:
         args.runs, args.threads = 1, "2"
@@ -452,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"the WebGPU adapter is a software fallback ({gpu.get('vendor')} {gpu.get('architecture')} {gpu.get('description')}".strip() + "); --webgpu forces it"
             say(f"WebGPU skipped: {why}")
         bench = Bench(pw, base, counter, args.timeout)
+        bench.memory = args.memory
         jobs = []
         for backend, t in backends:
             for v in variants:

@@ -29,7 +29,7 @@ const next = (...types) => new Promise((resolve, reject) => { waiting = { types,
 async function main() {
   const planPromise = generate ? loadPlan() : null;
   const ready = next('ready');
-  worker.postMessage({ type: 'load', backend, model, threads });
+  worker.postMessage({ type: 'load', backend, model, threads, memory: params.get('memory') || 'fast' });
   const info = await ready;
   result.loadMs = performance.now();
   result.info = { backend: info.backend, threads: info.threads, crossOriginIsolated: info.crossOriginIsolated,
