@@ -122,8 +122,7 @@ def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
     _progress("writing model.onnx")
     model = build_graph(cfg, weights, fused=recipe.fused, packer=packer)
     del weights
-    for stale in ("weights.bin",):
-        (out / stale).unlink(missing_ok=True)
+    (out / "weights.bin").unlink(missing_ok=True)   # stale from a packed build
     layout = None
     if packer is not None:
         _progress(f"writing {len(packer.tensors)} quantized tensors to weights.bin")

@@ -8,7 +8,7 @@ from gguf import GGMLQuantizationType
 from gguf.quants import dequantize
 
 from models.gguf_source import LlamaConfig
-from models.graph import QuantBlocks, build_graph, random_weights, unpermute_qk
+from models.graph import ModelWeights, QuantBlocks, build_graph, random_weights, unpermute_qk
 
 CFG = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-5,
@@ -37,14 +37,19 @@ def run(model, ids):
     return run_steps(model, [ids])[0]
 
 
-def test_blocks_and_floats_give_identical_outputs():
-    rng = np.random.default_rng(0)
-    quant = random_weights(CFG, seed=3)
+def random_quant_weights(seed: int, rng) -> ModelWeights:
+    """random_weights with every matrix as GGUF blocks, as in the real model: Q8_0 embedding, Q4_1 layers."""
+    quant = random_weights(CFG, seed=seed)
     quant.embed = random_blocks("Q8_0", CFG.vocab_size, CFG.hidden_size, rng)
     for layer in quant.layers:
         for name in ("q", "k", "v", "o", "gate", "up", "down"):
             out_f, in_f = getattr(layer, name).shape
             setattr(layer, name, random_blocks("Q4_1", out_f, in_f, rng))
+    return quant
+
+
+def test_blocks_and_floats_give_identical_outputs():
+    quant = random_quant_weights(3, np.random.default_rng(0))
     floats = random_weights(CFG, seed=3)
     floats.embed = as_float(quant.embed)
     for fl, q in zip(floats.layers, quant.layers):

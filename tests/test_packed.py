@@ -15,9 +15,9 @@ from gguf import GGMLQuantizationType
 from gguf.quants import dequantize
 
 from intab.packed_weights import expand
-from models.graph import QuantBlocks, build_graph, random_weights
+from models.graph import QuantBlocks, build_graph
 from models.packed import WeightPacker
-from test_graph import CFG, random_blocks, run_steps
+from test_graph import CFG, random_blocks, random_quant_weights, run_steps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,6 +31,14 @@ def wild_blocks(kind: str, rows: int, cols: int, rng) -> QuantBlocks:
     bits |= rng.integers(0, 2, bits.shape, dtype=np.uint16) << 15
     raw[:, :, : 2 * halves] = bits.view(np.uint8).reshape(rows, cols // 32, 2 * halves)
     return QuantBlocks(kind, raw.reshape(rows, -1), (rows, cols))
+
+
+def run_node(tmp_path: Path, body: str, *args) -> str:
+    """Run a Node module that has web/weights.mjs's exports in scope; its stdout."""
+    script = tmp_path / "check.mjs"
+    script.write_text("import { expandWeights, lazyWeights } from " + json.dumps((REPO / "web" / "weights.mjs").as_uri())
+                      + ";\nimport { readFileSync, writeFileSync } from 'node:fs';\n" + body)
+    return subprocess.run(["node", str(script), *map(str, args)], capture_output=True, text=True, check=True).stdout
 
 
 def reference(w: QuantBlocks) -> np.ndarray:
@@ -65,14 +73,10 @@ def test_numpy_expansion_is_gguf_py_bit_for_bit(packed_set):
 def test_js_expansion_equals_numpy(packed_set, tmp_path):
     folder, layout, mats = packed_set
     (tmp_path / "layout.json").write_text(json.dumps(layout))
-    script = tmp_path / "expand.mjs"
-    script.write_text(
-        "import { expandWeights } from " + json.dumps((REPO / "web" / "weights.mjs").as_uri()) + ";\n"
-        "import { readFileSync, writeFileSync } from 'node:fs';\n"
-        "const [layout, src, out] = process.argv.slice(2);\n"
-        "writeFileSync(out, expandWeights(JSON.parse(readFileSync(layout)), new Uint8Array(readFileSync(src))));\n")
-    subprocess.run(["node", str(script), str(tmp_path / "layout.json"), str(folder / "weights.bin"),
-                    str(tmp_path / "out.f32")], check=True)
+    run_node(tmp_path,
+             "const [layout, src, out] = process.argv.slice(2);\n"
+             "writeFileSync(out, expandWeights(JSON.parse(readFileSync(layout)), new Uint8Array(readFileSync(src))));\n",
+             tmp_path / "layout.json", folder / "weights.bin", tmp_path / "out.f32")
     js = np.fromfile(tmp_path / "out.f32", dtype=np.uint8)
     assert js.size == layout["f32_bytes"]
     want = expand(layout, (folder / "weights.bin").read_bytes())
@@ -87,42 +91,30 @@ def test_js_lazy_weights_answer_every_range_like_the_full_expansion(packed_set, 
     across tensors and padding, the bytes of expandWeights; it is a Uint8Array of the full length."""
     folder, layout, _ = packed_set
     (tmp_path / "layout.json").write_text(json.dumps(layout))
-    script = tmp_path / "lazy.mjs"
-    script.write_text(
-        "import { expandWeights, lazyWeights } from " + json.dumps((REPO / "web" / "weights.mjs").as_uri()) + ";\n"
-        "import { readFileSync } from 'node:fs';\n"
+    out = run_node(
+        tmp_path,
         "const layout = JSON.parse(readFileSync(process.argv[2])), src = new Uint8Array(readFileSync(process.argv[3]));\n"
         "const full = expandWeights(layout, src), lazy = lazyWeights(layout, src);\n"
         "const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);\n"
         "const ranges = layout.tensors.map((t) => [t.dst, t.dst + t.rows * t.cols * 4]);\n"
         "ranges.push([0, full.length], [5, 9000], [ranges[1][0] - 3, ranges[2][0] + 17]);\n"
         "const bad = ranges.filter(([b, e]) => !same(lazy.subarray(b, e), full.subarray(b, e)));\n"
-        "console.log(JSON.stringify({ok: lazy instanceof Uint8Array && lazy.byteLength === full.length, bad}));\n")
-    out = subprocess.run(["node", str(script), str(tmp_path / "layout.json"), str(folder / "weights.bin")],
-                         capture_output=True, text=True, check=True).stdout
+        "console.log(JSON.stringify({ok: lazy instanceof Uint8Array && lazy.byteLength === full.length, bad}));\n",
+        tmp_path / "layout.json", folder / "weights.bin")
     assert json.loads(out) == {"ok": True, "bad": []}
 
 
 def test_js_expansion_rejects_a_short_file(tmp_path):
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
-    script = tmp_path / "short.mjs"
-    script.write_text(
-        "import { expandWeights } from " + json.dumps((REPO / "web" / "weights.mjs").as_uri()) + ";\n"
-        "try { expandWeights({src_bytes: 100, f32_bytes: 0, tensors: []}, new Uint8Array(10)); process.exit(3); }\n"
-        "catch (e) { console.log(e.name + ': ' + e.message); }\n")
-    out = subprocess.run(["node", str(script)], capture_output=True, text=True, check=True).stdout
+    out = run_node(tmp_path,
+                   "try { expandWeights({src_bytes: 100, f32_bytes: 0, tensors: []}, new Uint8Array(10)); process.exit(3); }\n"
+                   "catch (e) { console.log(e.name + ': ' + e.message); }\n")
     assert "LoadError: weights.bin has 10 bytes" in out
 
 
 def test_packed_graph_computes_what_the_blocks_graph_does(tmp_path):
-    rng = np.random.default_rng(4)
-    quant = random_weights(CFG, seed=9)
-    quant.embed = random_blocks("Q8_0", CFG.vocab_size, CFG.hidden_size, rng)
-    for layer in quant.layers:
-        for name in ("q", "k", "v", "o", "gate", "up", "down"):
-            out_f, in_f = getattr(layer, name).shape
-            setattr(layer, name, random_blocks("Q4_1", out_f, in_f, rng))
+    quant = random_quant_weights(9, np.random.default_rng(4))
     chunks = [[5, 17, 3, 90, 42], [8], [11, 60]]
     want = run_steps(build_graph(CFG, quant), chunks)
 

@@ -77,18 +77,24 @@ function expandTensor(src, t, dst) {
  * transpose, src, dst}]}); src: the bytes of weights.bin. Returns a Uint8Array of f32_bytes.
  */
 export function expandWeights(layout, src) {
+  src = checkedSource(layout, src);
+  const out = new Uint8Array(layout.f32_bytes);
+  for (const t of layout.tensors) expandTensor(src, t, new Float32Array(out.buffer, t.dst, t.rows * t.cols));
+  return out;
+}
+
+/** weights.bin as a Uint8Array, once the layout is known to fit it and to hold only known kinds. */
+function checkedSource(layout, src) {
   if (!(src instanceof Uint8Array)) src = new Uint8Array(src);
   if (src.length < layout.src_bytes) {
     throw Object.assign(new Error(`weights.bin has ${src.length} bytes; its layout needs ${layout.src_bytes}`), { name: 'LoadError' });
   }
-  const out = new Uint8Array(layout.f32_bytes);
   for (const t of layout.tensors) {
     if (!BLOCK_BYTES[t.kind] || t.cols % 32) {
       throw Object.assign(new Error(`weights layout: cannot expand ${t.kind} tensor ${t.name}`), { name: 'LoadError' });
     }
-    expandTensor(src, t, new Float32Array(out.buffer, t.dst, t.rows * t.cols));
   }
-  return out;
+  return src;
 }
 
 /**
@@ -102,30 +108,22 @@ export function expandWeights(layout, src) {
  * served too, from the tensors it overlaps.
  */
 export function lazyWeights(layout, src) {
-  if (!(src instanceof Uint8Array)) src = new Uint8Array(src);
-  if (src.length < layout.src_bytes) {
-    throw Object.assign(new Error(`weights.bin has ${src.length} bytes; its layout needs ${layout.src_bytes}`), { name: 'LoadError' });
-  }
+  src = checkedSource(layout, src);
   const tensors = [...layout.tensors].sort((a, b) => a.dst - b.dst);
   const bytes = (t) => t.rows * t.cols * 4;
-  // One scratch buffer, reused: onnxruntime copies each answer into the wasm heap before it asks
-  // for the next, so no tensor-sized garbage piles up for the collector.
+  // One scratch buffer of the largest tensor, reused: onnxruntime copies each answer into the wasm
+  // heap before it asks for the next, so no tensor-sized garbage piles up for the collector.
   let scratch = null;
   const expanded = (t) => {
+    scratch ??= new Float32Array(Math.max(...tensors.map((x) => x.rows * x.cols)));
     const n = t.rows * t.cols;
-    if (!scratch || scratch.length < n) scratch = new Float32Array(Math.max(n, ...tensors.map((x) => x.rows * x.cols)));
-    const out = scratch.subarray(0, n);
-    expandTensor(src, t, out);
+    expandTensor(src, t, scratch.subarray(0, n));
     return new Uint8Array(scratch.buffer, 0, n * 4);
   };
-  const stats = { calls: 0, bytes: 0 };
   class LazyWeights extends Uint8Array {
     get byteLength() { return layout.f32_bytes; }
     get length() { return layout.f32_bytes; }
-    get stats() { return { ...stats }; }
     subarray(begin = 0, end = layout.f32_bytes) {
-      stats.calls += 1;
-      stats.bytes += end - begin;
       const exact = tensors.find((t) => t.dst === begin && bytes(t) === end - begin);
       if (exact) return expanded(exact);
       const out = new Uint8Array(Math.max(0, end - begin)); // padding between tensors stays 0

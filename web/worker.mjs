@@ -193,21 +193,16 @@ async function load({ backend: wanted = 'auto', model, threads: wantedThreads, m
   // 5. The model session, once model.onnx (and the weights) are in and checked.
   const bridgePromise = (async () => {
     const modelBytes = await dl.files['model.onnx'];
-    let externalData;
-    if (packed) {
-      // Expanded tensor by tensor while onnxruntime creates the session (web/weights.mjs).
-      externalData = [{ path: packed.external, data: lazyWeights(packed, await dl.files[packed.transport]) }];
-      timings.downloadMs = Math.round(performance.now() - tDl);
-    } else {
-      timings.downloadMs = Math.round(performance.now() - tDl);
-    }
+    const src = packed ? await dl.files[packed.transport] : null;
+    timings.downloadMs = Math.round(performance.now() - tDl);
+    // Expanded tensor by tensor while onnxruntime creates the session (web/weights.mjs).
+    const externalData = packed ? [{ path: packed.external, data: lazyWeights(packed, src) }] : null;
     progress({ phase: 'init', message: `Starting the model on ${backend === 'webgpu' ? 'WebGPU' : 'WASM'}…` });
     const ort = await ortPromise;
     const tS = performance.now();
     // ortOptions: extra onnxruntime session options, for experiments (tools/profile_step.py, bench).
     const sessionOptions = { ...memoryOptions, ...ortOptions, ...(externalData ? { externalData } : {}), ...(profiling ? { enableProfiling: true } : {}) };
     const b = await createBridge({ ort, modelBytes, config, backend, sessionOptions });
-    externalData = null;
     timings.sessionMs = Math.round(performance.now() - tS);
     return b;
   })();
