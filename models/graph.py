@@ -154,15 +154,23 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
     c_sixteen = g.const("sixteen", np.array(16.0, dtype=np.float32))
     c_sixteenth = g.const("sixteenth", np.array(1 / 16, dtype=np.float32))
 
+    def norm_weight(weight: np.ndarray, hint: str) -> str:
+        """RMSNorm weights travel in weights.bin too when packed: the kernel reads only that file."""
+        if packer is not None:
+            name = g.name(hint)
+            g.inits.append(packer.add(name, weight.astype(np.float32), transpose=False, role=hint))
+            return name
+        return g.const(hint, weight.astype(np.float32))
+
     def rmsnorm(x: str, weight: np.ndarray, hint: str) -> str:
         if fused:
-            return g.op("SimplifiedLayerNormalization", [x, g.const(hint, weight.astype(np.float32))],
+            return g.op("SimplifiedLayerNormalization", [x, norm_weight(weight, hint)],
                         axis=-1, epsilon=cfg.rms_norm_eps, stash_type=1)
         sq = g.op("Mul", [x, x])
         var = g.op("ReduceMean", [sq], axes=[-1], keepdims=1)
         std = g.op("Sqrt", [g.op("Add", [var, c_eps])])
         inv = g.op("Div", [c_one, std])
-        return g.op("Mul", [g.const(hint, weight.astype(np.float32)), g.op("Mul", [x, inv])])
+        return g.op("Mul", [norm_weight(weight, hint), g.op("Mul", [x, inv])])
 
     def rope(x: str, cos: str, sin: str) -> str:
         x1, x2 = g.op("Split", [x, c_half], n_out=2, axis=-1)
@@ -203,7 +211,7 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
 
     def packed(w, hint: str, transpose: bool) -> str:
         name = g.name(hint)
-        g.inits.append(packer.add(name, w, transpose))
+        g.inits.append(packer.add(name, w, transpose, role=hint))
         return name
 
     # Graph inputs
@@ -269,7 +277,7 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
             x = g.op("Add", [x, delta])
             return x, rmsnorm(x, weight, hint)
         normed, total = g.name(hint + "_out"), g.name(hint + "_sum")
-        g.op("SkipSimplifiedLayerNormalization", [delta, x, g.const(hint, weight.astype(np.float32))],
+        g.op("SkipSimplifiedLayerNormalization", [delta, x, norm_weight(weight, hint)],
              outputs=[normed, "", "", total], domain="com.microsoft", epsilon=cfg.rms_norm_eps)
         return total, normed
 

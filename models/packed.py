@@ -28,6 +28,9 @@ from onnx import TensorProto
 EXTERNAL = "weights.f32"   # the virtual file the graph's initializers point to
 TRANSPORT = "weights.bin"  # the file that is shipped
 BLOCK_BYTES = {"Q4_1": 20, "Q8_0": 34}
+# Bytes per 32 values of each kind; "F32" is a plain float32 vector (the RMSNorm weights), stored
+# as is so that every weight the model has lives in weights.bin (web/kernel reads only that file).
+KIND_BYTES = {**BLOCK_BYTES, "F32": 128}
 DST_ALIGN = 4096           # float32 tensors start on page boundaries in weights.f32
 SRC_ALIGN = 64
 
@@ -45,24 +48,30 @@ class WeightPacker:
         self._src = 0
         self._dst = 0
 
-    def add(self, name: str, w, transpose: bool) -> TensorProto:
-        """An external float32 initializer `name` holding w ([out, in]) or its transpose."""
-        rows, cols = w.shape
-        if w.kind not in BLOCK_BYTES or cols % 32:
-            raise ValueError(f"{name}: cannot pack {w.kind} with {cols} columns")
-        raw = np.ascontiguousarray(w.raw, dtype=np.uint8).tobytes()
-        if len(raw) != rows * cols // 32 * BLOCK_BYTES[w.kind]:
-            raise ValueError(f"{name}: {len(raw)} bytes of blocks for a {rows}x{cols} {w.kind} matrix")
+    def add(self, name: str, w, transpose: bool, role: str = "") -> TensorProto:
+        """An external float32 initializer `name` holding w ([out, in]) or its transpose; w is a
+        QuantBlocks matrix or a 1-D float32 vector (kind "F32"). `role` (e.g. "l3.qkv",
+        "final_norm") tells runtimes other than the graph which weight it is."""
+        if isinstance(w, np.ndarray):
+            if w.ndim != 1:
+                raise ValueError(f"{name}: only 1-D float32 vectors are packed as F32")
+            kind, rows, cols, raw = "F32", 1, w.shape[0], w.astype("<f4").tobytes()
+        else:
+            kind, (rows, cols), raw = w.kind, w.shape, np.ascontiguousarray(w.raw, dtype=np.uint8).tobytes()
+        if kind not in KIND_BYTES or cols % 32:
+            raise ValueError(f"{name}: cannot pack {kind} with {cols} columns")
+        if len(raw) != rows * cols // 32 * KIND_BYTES[kind]:
+            raise ValueError(f"{name}: {len(raw)} bytes of blocks for a {rows}x{cols} {kind} matrix")
         src, dst = _align(self._src, SRC_ALIGN), _align(self._dst, DST_ALIGN)
         self._raw.append((src, raw))
         self._src = src + len(raw)
         self._dst = dst + rows * cols * 4
-        self.tensors.append({"name": name, "kind": w.kind, "rows": rows, "cols": cols,
+        self.tensors.append({"name": name, "role": role, "kind": kind, "rows": rows, "cols": cols,
                              "transpose": bool(transpose), "src": src, "dst": dst})
         t = TensorProto()
         t.name = name
         t.data_type = TensorProto.FLOAT
-        t.dims.extend([cols, rows] if transpose else [rows, cols])
+        t.dims.extend([cols] if kind == "F32" else [cols, rows] if transpose else [rows, cols])
         t.data_location = TensorProto.EXTERNAL
         for key, value in (("location", EXTERNAL), ("offset", str(dst)), ("length", str(rows * cols * 4))):
             entry = t.external_data.add()

@@ -55,6 +55,9 @@ def packed_set(tmp_path_factory):
         w = wild_blocks(kind, rows, cols, rng)
         packer.add(f"t{i}", w, tr)
         mats[f"t{i}"] = (w, tr)
+    norm = rng.standard_normal(96).astype(np.float32)   # an RMSNorm weight travels as F32
+    packer.add("norm", norm, False, role="l0_attn_norm")
+    mats["norm"] = (norm, False)
     folder = tmp_path_factory.mktemp("packed")
     layout = packer.write(folder)
     return folder, layout, mats
@@ -64,7 +67,7 @@ def test_numpy_expansion_is_gguf_py_bit_for_bit(packed_set):
     folder, layout, mats = packed_set
     got = expand(layout, (folder / "weights.bin").read_bytes())
     for name, (w, tr) in mats.items():
-        want = reference(w).T if tr else reference(w)
+        want = w if isinstance(w, np.ndarray) else reference(w).T if tr else reference(w)
         assert got[name].shape == want.shape
         assert np.array_equal(got[name].view(np.uint32), np.ascontiguousarray(want).view(np.uint32)), name
 

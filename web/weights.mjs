@@ -55,6 +55,10 @@ function decodeRows(src, t, r0, r1, rows, f16) {
 
 /** One tensor of the layout into `dst` (a Float32Array of rows*cols), transposed if asked. */
 function expandTensor(src, t, dst) {
+  if (t.kind === 'F32') { // a float32 vector stored as is (the RMSNorm weights)
+    dst.set(new Float32Array(src.buffer.slice(src.byteOffset + t.src, src.byteOffset + t.src + t.cols * 4)));
+    return;
+  }
   const f16 = f16Table();
   const { rows: R, cols: C, transpose } = t;
   if (!transpose) {
@@ -90,7 +94,7 @@ function checkedSource(layout, src) {
     throw Object.assign(new Error(`weights.bin has ${src.length} bytes; its layout needs ${layout.src_bytes}`), { name: 'LoadError' });
   }
   for (const t of layout.tensors) {
-    if (!BLOCK_BYTES[t.kind] || t.cols % 32) {
+    if (!(BLOCK_BYTES[t.kind] || t.kind === 'F32') || t.cols % 32) {
       throw Object.assign(new Error(`weights layout: cannot expand ${t.kind} tensor ${t.name}`), { name: 'LoadError' });
     }
   }

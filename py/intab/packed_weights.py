@@ -9,6 +9,8 @@ import numpy as np
 def expand_tensor(src: bytes | np.ndarray, t: dict) -> np.ndarray:
     """One tensor of the layout as float32, shaped as the graph declares it."""
     rows, cols, kind = int(t["rows"]), int(t["cols"]), t["kind"]
+    if kind == "F32":   # a vector stored as is
+        return np.frombuffer(src, dtype="<f4", count=cols, offset=int(t["src"])).astype(np.float32)
     nb = cols // 32
     per_block = {"Q4_1": 20, "Q8_0": 34}[kind]
     buf = np.frombuffer(src, dtype=np.uint8, count=rows * nb * per_block, offset=int(t["src"]))
