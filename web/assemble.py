@@ -6,6 +6,7 @@ static/
   index.html app.mjs worker.mjs bridge.mjs model_store.mjs style.css sw.js
   offline.json      what the service worker keeps for offline use (the app shell + runtime files,
                     the ORT files per bundle); the page sends it the list once its model is ready
+  kernel/           decoder.wasm decoder-st.wasm: intab's own WASM kernel (web/kernel/compile.py)
   vendor/pyodide/   pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip pyodide-lock.json
   vendor/ort/       ort.wasm.min.mjs    + ort-wasm-simd-threaded.{mjs,wasm}           (WASM, 14 MB)
                     ort.jspi.min.mjs    + ort-wasm-simd-threaded.jspi.{mjs,wasm}      (WebGPU, 17 MB)
@@ -24,9 +25,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 from pathlib import Path
 
 WEB = Path(__file__).resolve().parent
+sys.path.insert(0, str(WEB.parent))   # the repository root, when run as a script
+from web.kernel.compile import BUILDS, compile_kernel  # noqa: E402
+
+KERNEL_FILES = list(BUILDS)
 WEB_SUFFIXES = {".html", ".mjs", ".css", ".js"}
 
 PYODIDE_FILES = [
@@ -80,7 +86,7 @@ def offline_list(web_files: list[str], version: str = "") -> dict:
         "version": version,
         "files": ["./", "offline.json"] + [n for n in web_files if n not in ("sw.js", "index.html")]
         + [f"vendor/pyodide/{n}" for n in PYODIDE_FILES]
-        + ["py/intab-bundle.zip", "models/index.json"],
+        + ["py/intab-bundle.zip", "models/index.json"] + [f"kernel/{n}" for n in KERNEL_FILES],
         "ort": {names[0]: [f"vendor/ort/{n}" for n in names] for names in ORT_FILES.values()},
     }
 
@@ -111,6 +117,7 @@ def assemble_web(static: Path, node_modules: Path) -> None:
     for names in ORT_FILES.values():
         for name in names:
             copied += _copy_if_changed(ort / name, static / "vendor" / "ort" / name)
+    compile_kernel(static / "kernel")
     copied += _write_if_changed(static / "offline.json",
                                 json.dumps(offline_list(web_files, _vendor_version(static)), indent=1) + "\n")
     return None

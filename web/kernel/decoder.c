@@ -1,0 +1,533 @@
+// intab's own WASM kernel for llama-style decoders whose weights are GGUF Q4_1 / Q8_0 blocks.
+//
+// Why it exists: onnxruntime-web's WASM build computes on float32 weights (538 MB read per token
+// for SmolLM2-135M) and its 4-bit kernel is slower still. This kernel reads the blocks themselves
+// (~100 MB a token) and dequantizes them in registers. The dequantized weight d*q + m is the same
+// float32 value the graph computes with (d*q is exact, the sum rounds once, fused or not), so only
+// the order of the sums differs from onnxruntime's: logits agree to ~1e-5, greedy tokens are the
+// golden ones (tests/test_kernel.py, tests/browser).
+//
+// Freestanding C, compiled by `zig cc` to wasm32 with SIMD128 and relaxed-SIMD (for the FMA) and,
+// for threads, shared memory + atomics. No libc: a bump allocator, our own expf. The JS side
+// (web/kernel_bridge.mjs) places weights.bin in this module's memory, describes each tensor with
+// set_mat / set_vec, and calls forward(). Threads: other workers instantiate the same module on
+// the same memory and park in worker_loop(); forward() hands them row ranges of each matrix.
+
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+#define MAX_LAYERS 64
+#define MAX_THREADS 8
+#define TILE 4            // prefill: tokens per register tile (and the fewest tokens that take the panel path)
+#define PANEL 8           // prefill: weight rows dequantized together into a thread's scratch
+
+typedef struct { const uint8_t *q; const float *s; int rows, cols, kind; } Mat;   // kind 0: Q4_1, 1: Q8_0
+enum { Q4_1 = 0, Q8_0 = 1 };
+
+typedef struct {
+  const float *attn_norm, *ffn_norm;
+  Mat qkv, o, gate_up, down;
+  float *k, *v;           // KV cache [nkv][max_t][hd], keys after rotary
+} Layer;
+
+static struct {
+  int H, I, nh, nkv, hd, L, V, max_t, chunk;
+  float eps;
+  Mat embed;              // [V, H], also the output layer (tied)
+  const float *final_norm;
+  const float *rope_cos, *rope_sin;   // [max_t][hd/2]
+  Layer layer[MAX_LAYERS];
+  float *x, *h, *qkv, *att, *gu, *act, *tmp, *scores, *logits;
+  float *scratch; int max_cols;     // MAX_THREADS panels of PANEL x max_cols floats
+  float *cand_logits; int32_t *cand_ids; float lse, lse_max;
+} M;
+
+// ------------------------------------------------------------------ memory
+
+extern unsigned char __heap_base;
+static uintptr_t heap_top;
+
+/** Bytes from the module's heap, 64-aligned; 0 when memory cannot grow. Never freed: the model lives as long as the module. */
+EXPORT(alloc) void *alloc(uint32_t bytes) {
+  if (!heap_top) heap_top = (uintptr_t)&__heap_base;
+  uintptr_t p = (heap_top + 63) & ~(uintptr_t)63, end = p + bytes;
+  uintptr_t have = (uintptr_t)__builtin_wasm_memory_size(0) * 65536;
+  if (end > have && __builtin_wasm_memory_grow(0, (end - have + 65535) / 65536) == (__SIZE_TYPE__)-1) return 0;
+  heap_top = end;
+  return (void *)p;
+}
+
+static float f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+  if (exp == 0) {
+    if (man == 0) bits = sign;
+    else {                           // subnormal: normalize
+      exp = 127 - 15 + 1;
+      while (!(man & 0x400)) { man <<= 1; exp--; }
+      bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
+    }
+  } else if (exp == 31) bits = sign | 0x7f800000 | (man << 13);
+  else bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  union { uint32_t u; float f; } c = { bits };
+  return c.f;
+}
+
+// ------------------------------------------------------------------ model description (from JS)
+
+EXPORT(set_config) void set_config(int H, int I, int nh, int nkv, int hd, int L, int V, int max_t, float eps, int chunk) {
+  M.H = H; M.I = I; M.nh = nh; M.nkv = nkv; M.hd = hd; M.L = L; M.V = V; M.max_t = max_t; M.eps = eps; M.chunk = chunk;
+}
+
+/**
+ * Adopt the blocks at `p` (rows x cols, GGUF layout) as matrix `slot` of `layer` (slot 4 = the
+ * embedding). Rewritten in place: the quants are compacted to 16 (Q4_1) or 32 (Q8_0) bytes a block
+ * and the fp16 scales move, as float32, to a new array, so the inner loop loads aligned runs of
+ * quants and never converts fp16. Returns 0 when out of memory.
+ */
+EXPORT(set_mat) int set_mat(int layer, int slot, int kind, uint8_t *p, int rows, int cols) {
+  int nblocks = rows * (cols / 32);
+  int per = kind == Q4_1 ? 20 : 34, qbytes = kind == Q4_1 ? 16 : 32, nsc = kind == Q4_1 ? 2 : 1;
+  float *s = alloc((uint32_t)nblocks * nsc * 4);
+  if (!s) return 0;
+  for (int b = 0; b < nblocks; b++) {
+    const uint8_t *src = p + (uint32_t)b * per;
+    s[b * nsc] = f16_to_f32(src[0] | src[1] << 8);
+    if (kind == Q4_1) s[b * nsc + 1] = f16_to_f32(src[2] | src[3] << 8);
+    // Reads run ahead of writes (b*qbytes <= b*per), so compaction in place is safe.
+    const uint8_t *qs = src + (per - qbytes);
+    uint8_t *dst = p + (uint32_t)b * qbytes;
+    v128_t a = wasm_v128_load(qs);
+    if (kind == Q8_0) { v128_t c = wasm_v128_load(qs + 16); wasm_v128_store(dst, a); wasm_v128_store(dst + 16, c); }
+    else wasm_v128_store(dst, a);
+  }
+  Mat m = { p, s, rows, cols, kind };
+  if (slot == 4) M.embed = m;
+  else {
+    Layer *l = &M.layer[layer];
+    if (slot == 0) l->qkv = m; else if (slot == 1) l->o = m; else if (slot == 2) l->gate_up = m; else l->down = m;
+  }
+  return 1;
+}
+
+EXPORT(set_vec) void set_vec(int layer, int slot, const float *p) {
+  if (slot == 2) M.final_norm = p;
+  else if (slot == 0) M.layer[layer].attn_norm = p;
+  else M.layer[layer].ffn_norm = p;
+}
+
+EXPORT(set_rope) void set_rope(const float *cos, const float *sin) { M.rope_cos = cos; M.rope_sin = sin; }
+
+/** Activations and the KV cache; call once, after set_config. Returns 0 when out of memory. */
+EXPORT(init_runtime) int init_runtime(void) {
+  int C = M.chunk, qkv = (M.nh + 2 * M.nkv) * M.hd;
+  uint32_t kv = (uint32_t)M.nkv * M.max_t * M.hd * 4;
+  M.x = alloc(C * M.H * 4); M.h = alloc(C * M.H * 4); M.tmp = alloc(C * M.H * 4);
+  M.qkv = alloc(C * qkv * 4); M.att = alloc(C * M.nh * M.hd * 4); M.gu = alloc(C * 2 * M.I * 4); M.act = alloc(C * M.I * 4);
+  M.max_cols = M.H > M.I ? M.H : M.I;
+  if (M.nh * M.hd > M.max_cols) M.max_cols = M.nh * M.hd;
+  M.scratch = alloc((uint32_t)MAX_THREADS * PANEL * M.max_cols * 4);
+  M.scores = alloc(M.max_t * 4); M.logits = alloc(M.V * 4);
+  M.cand_logits = alloc(M.V * 4); M.cand_ids = alloc(M.V * 4);
+  if (!M.x || !M.scratch || !M.h || !M.tmp || !M.qkv || !M.att || !M.gu || !M.act || !M.scores || !M.logits || !M.cand_logits || !M.cand_ids) return 0;
+  for (int l = 0; l < M.L; l++) {
+    M.layer[l].k = alloc(kv); M.layer[l].v = alloc(kv);   // untouched pages cost no RAM
+    if (!M.layer[l].k || !M.layer[l].v) return 0;
+  }
+  return 1;
+}
+
+EXPORT(cand_logits_ptr) float *cand_logits_ptr(void) { return M.cand_logits; }
+EXPORT(cand_ids_ptr) int32_t *cand_ids_ptr(void) { return M.cand_ids; }
+EXPORT(lse_value) float lse_value(void) { return M.lse; }
+
+// ------------------------------------------------------------------ math
+
+static inline float hsum(v128_t v) {
+  return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
+         (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+static inline v128_t fma4(v128_t a, v128_t b, v128_t c) { return wasm_f32x4_relaxed_madd(a, b, c); }
+
+// e^x for 4 lanes: Cody-Waite reduction by ln 2, Cephes' degree-5 polynomial (~1 ulp), 2^n by
+// building the exponent; 0 below -87.3 (masked scores), +inf above 88.7.
+static inline v128_t exp4(v128_t x) {
+  x = wasm_f32x4_min(x, wasm_f32x4_splat(88.7f));
+  v128_t tiny = wasm_f32x4_lt(x, wasm_f32x4_splat(-87.3f));
+  v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
+  v128_t p = wasm_f32x4_splat(1.9875691500e-4f);
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.3981999507e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(8.3334519073e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(4.1665795894e-2f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.6666665459e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(5.0000001201e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, r), r), r), wasm_f32x4_splat(1.0f));
+  // 2^n in two steps so that n = 128 (x near 88.7) does not overflow the exponent field.
+  v128_t ni = wasm_i32x4_trunc_sat_f32x4(n);
+  v128_t half = wasm_i32x4_shr(ni, 1);
+  v128_t s1 = wasm_i32x4_shl(wasm_i32x4_add(half, wasm_i32x4_splat(127)), 23);
+  v128_t s2 = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_sub(ni, half), wasm_i32x4_splat(127)), 23);
+  p = wasm_f32x4_mul(wasm_f32x4_mul(p, s1), s2);
+  return wasm_v128_andnot(p, tiny);
+}
+
+static inline float exp1(float x) { return wasm_f32x4_extract_lane(exp4(wasm_f32x4_splat(x)), 0); }
+
+/** out[i] = w[i] * (x[i] * 1/sqrt(mean(x^2) + eps)), the graph's order of operations. */
+static void rmsnorm(float *out, const float *x, const float *w, int n) {
+  v128_t acc = wasm_f32x4_splat(0);
+  for (int i = 0; i < n; i += 4) { v128_t v = wasm_v128_load(x + i); acc = wasm_f32x4_add(acc, wasm_f32x4_mul(v, v)); }
+  float inv = 1.0f / __builtin_sqrtf(hsum(acc) / (float)n + M.eps);
+  v128_t vi = wasm_f32x4_splat(inv);
+  for (int i = 0; i < n; i += 4)
+    wasm_v128_store(out + i, wasm_f32x4_mul(wasm_v128_load(w + i), wasm_f32x4_mul(wasm_v128_load(x + i), vi)));
+}
+
+// ------------------------------------------------------------------ quantized matrix products
+
+static float dot(const float *a, const float *b, int n) {
+  v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    acc0 = fma4(wasm_v128_load(a + i), wasm_v128_load(b + i), acc0);
+    acc1 = fma4(wasm_v128_load(a + i + 4), wasm_v128_load(b + i + 4), acc1);
+  }
+  for (; i < n; i += 4) acc0 = fma4(wasm_v128_load(a + i), wasm_v128_load(b + i), acc0);
+  return hsum(wasm_f32x4_add(acc0, acc1));
+}
+
+
+// The 32 weights of a Q4_1 block as 8 vectors of 4 floats, d*q + m (weights 0..15 are the low
+// nibbles, 16..31 the high ones).
+#define Q4_WIDEN(raw, vd, vm, w)  /* defines w0..w7 */                                                                   \
+  do {                                                                                             \
+    v128_t lo_ = wasm_v128_and(raw, wasm_i8x16_splat(0x0f)), hi_ = wasm_u8x16_shr(raw, 4);         \
+    v128_t a_ = wasm_u16x8_extend_low_u8x16(lo_), b_ = wasm_u16x8_extend_high_u8x16(lo_);          \
+    v128_t c_ = wasm_u16x8_extend_low_u8x16(hi_), e_ = wasm_u16x8_extend_high_u8x16(hi_);          \
+    w##0 = fma4(wasm_f32x4_convert_i32x4(wasm_u32x4_extend_low_u16x8(a_)), vd, vm);                \
+    w##1 = fma4(wasm_f32x4_convert_i32x4(wasm_u32x4_extend_high_u16x8(a_)), vd, vm);               \
+    w##2 = fma4(wasm_f32x4_convert_i32x4(wasm_u32x4_extend_low_u16x8(b_)), vd, vm);                \
+    w##3 = fma4(wasm_f32x4_convert_i32x4(wasm_u32x4_extend_high_u16x8(b_)), vd, vm);               \
+    w##4 = fma4(wasm_f32x4_convert_i32x4(wasm_u32x4_extend_low_u16x8(c_)), vd, vm);                \
+    w##5 = fma4(wasm_f32x4_convert_i32x4(wasm_u32x4_extend_high_u16x8(c_)), vd, vm);               \
+    w##6 = fma4(wasm_f32x4_convert_i32x4(wasm_u32x4_extend_low_u16x8(e_)), vd, vm);                \
+    w##7 = fma4(wasm_f32x4_convert_i32x4(wasm_u32x4_extend_high_u16x8(e_)), vd, vm);               \
+  } while (0)
+
+// Q8_0: d*q for 32 signed bytes.
+#define Q8_WIDEN(p, vd, w)  /* defines w0..w7 */                                                                         \
+  do {                                                                                             \
+    v128_t r0_ = wasm_v128_load(p), r1_ = wasm_v128_load((p) + 16);                                \
+    v128_t a_ = wasm_i16x8_extend_low_i8x16(r0_), b_ = wasm_i16x8_extend_high_i8x16(r0_);          \
+    v128_t c_ = wasm_i16x8_extend_low_i8x16(r1_), e_ = wasm_i16x8_extend_high_i8x16(r1_);          \
+    w##0 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(a_)), vd);          \
+    w##1 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(a_)), vd);         \
+    w##2 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(b_)), vd);          \
+    w##3 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(b_)), vd);         \
+    w##4 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(c_)), vd);          \
+    w##5 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(c_)), vd);         \
+    w##6 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(e_)), vd);          \
+    w##7 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(e_)), vd);         \
+  } while (0)
+
+// Declares w0..w7: the 32 dequantized weights of block b of row r.
+// KIND is a constant where it matters (matmul_rows_kind), so the branch folds away.
+#define WIDEN(m, r, b, nb) WIDEN_K(m, r, b, nb, (m)->kind)
+#define WIDEN_K(m, r, b, nb, KIND)                                                                 \
+  v128_t w0, w1, w2, w3, w4, w5, w6, w7;                                                           \
+  do {                                                                                             \
+    uint32_t i_ = (uint32_t)(r) * (nb) + (b);                                                      \
+    if ((KIND) == Q4_1) {                                                                       \
+      v128_t raw_ = wasm_v128_load((m)->q + i_ * 16);                                              \
+      Q4_WIDEN(raw_, wasm_f32x4_splat((m)->s[2 * i_]), wasm_f32x4_splat((m)->s[2 * i_ + 1]), w);   \
+    } else {                                                                                       \
+      Q8_WIDEN((m)->q + i_ * 32, wasm_f32x4_splat((m)->s[i_]), w);                                 \
+    }                                                                                              \
+  } while (0)
+
+/** Y[t][r] = sum_c W[r][c] * X[t][c] for rows r0..r1 and n tokens (X: n x cols, Y: n x rows).
+ * Prefill (n >= TILE): PANEL rows at a time are dequantized into `scratch` (PANEL x cols floats,
+ * in L1/L2) and multiplied with every token by a 2-row x 4-token register tile, so each block is
+ * widened once per chunk instead of once per token. Decode (n < TILE): widen and multiply at once. */
+static inline __attribute__((always_inline))
+void matmul_rows_kind(const Mat *m, const float *X, int n, float *Y, int r0, int r1, float *scratch, const int kind) {
+  const int cols = m->cols, rows = m->rows, nb = cols / 32;
+  int t0 = 0;
+  if (n >= TILE) {
+    for (int p0 = r0; p0 < r1; p0 += PANEL) {
+      const int p1 = p0 + PANEL < r1 ? p0 + PANEL : r1;
+      for (int r = p0; r < p1; r++)
+        for (int b = 0; b < nb; b++) {
+          WIDEN_K(m, r, b, nb, kind);
+          float *o = scratch + (r - p0) * cols + b * 32;
+          wasm_v128_store(o, w0); wasm_v128_store(o + 4, w1); wasm_v128_store(o + 8, w2); wasm_v128_store(o + 12, w3);
+          wasm_v128_store(o + 16, w4); wasm_v128_store(o + 20, w5); wasm_v128_store(o + 24, w6); wasm_v128_store(o + 28, w7);
+        }
+      int t = 0;
+      for (; t + TILE <= n; t += TILE) {
+        const float *x0 = X + t * cols, *x1 = x0 + cols, *x2 = x1 + cols, *x3 = x2 + cols;
+        int r = p0;
+        for (; r + 2 <= p1; r += 2) {
+          const float *s0 = scratch + (r - p0) * cols, *s1 = s0 + cols;
+          v128_t a00 = wasm_f32x4_splat(0), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+          for (int c = 0; c < cols; c += 4) {
+            v128_t u = wasm_v128_load(s0 + c), v = wasm_v128_load(s1 + c), x;
+            x = wasm_v128_load(x0 + c); a00 = fma4(u, x, a00); a10 = fma4(v, x, a10);
+            x = wasm_v128_load(x1 + c); a01 = fma4(u, x, a01); a11 = fma4(v, x, a11);
+            x = wasm_v128_load(x2 + c); a02 = fma4(u, x, a02); a12 = fma4(v, x, a12);
+            x = wasm_v128_load(x3 + c); a03 = fma4(u, x, a03); a13 = fma4(v, x, a13);
+          }
+          float *y = Y + t * rows + r;
+          y[0] = hsum(a00); y[rows] = hsum(a01); y[2 * rows] = hsum(a02); y[3 * rows] = hsum(a03);
+          y[1] = hsum(a10); y[rows + 1] = hsum(a11); y[2 * rows + 1] = hsum(a12); y[3 * rows + 1] = hsum(a13);
+        }
+        for (; r < p1; r++) {
+          const float *s0 = scratch + (r - p0) * cols;
+          Y[t * rows + r] = dot(s0, x0, cols); Y[(t + 1) * rows + r] = dot(s0, x1, cols);
+          Y[(t + 2) * rows + r] = dot(s0, x2, cols); Y[(t + 3) * rows + r] = dot(s0, x3, cols);
+        }
+      }
+      for (; t < n; t++)
+        for (int r = p0; r < p1; r++) Y[t * rows + r] = dot(scratch + (r - p0) * cols, X + t * cols, cols);
+    }
+    return;
+  }
+  for (; t0 < n; t0++) {                       // decode: one token (or a few)
+    const float *x = X + t0 * cols;
+    for (int r = r0; r < r1; r++) {
+      v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (int b = 0; b < nb; b++) {
+        WIDEN_K(m, r, b, nb, kind);
+        const float *xc = x + b * 32;
+        a0 = fma4(w0, wasm_v128_load(xc), a0);      a1 = fma4(w1, wasm_v128_load(xc + 4), a1);
+        a2 = fma4(w2, wasm_v128_load(xc + 8), a2);  a3 = fma4(w3, wasm_v128_load(xc + 12), a3);
+        a0 = fma4(w4, wasm_v128_load(xc + 16), a0); a1 = fma4(w5, wasm_v128_load(xc + 20), a1);
+        a2 = fma4(w6, wasm_v128_load(xc + 24), a2); a3 = fma4(w7, wasm_v128_load(xc + 28), a3);
+      }
+      Y[t0 * rows + r] = hsum(wasm_f32x4_add(wasm_f32x4_add(a0, a1), wasm_f32x4_add(a2, a3)));
+    }
+  }
+}
+
+// One copy of the loops per block kind: V8 keeps the hot loop's vectors in registers only when
+// it is small and branch-free (measured: a shared kind branch cost ~30% of a decode step).
+static void __attribute__((noinline)) matmul_rows_q4(const Mat *m, const float *X, int n, float *Y, int r0, int r1, float *sc) {
+  matmul_rows_kind(m, X, n, Y, r0, r1, sc, Q4_1);
+}
+static void __attribute__((noinline)) matmul_rows_q8(const Mat *m, const float *X, int n, float *Y, int r0, int r1, float *sc) {
+  matmul_rows_kind(m, X, n, Y, r0, r1, sc, Q8_0);
+}
+/** Rows r0..r1 of a product, on thread `thread` (which picks its scratch panel). */
+static void matmul_rows(const Mat *m, const float *X, int n, float *Y, int r0, int r1, int thread) {
+  float *sc = M.scratch + (uint32_t)thread * PANEL * M.max_cols;
+  if (m->kind == Q4_1) matmul_rows_q4(m, X, n, Y, r0, r1, sc); else matmul_rows_q8(m, X, n, Y, r0, r1, sc);
+}
+
+// ------------------------------------------------------------------ threads
+//
+// Worker threads park in worker_loop() (memory.atomic.wait) and take row ranges of the current
+// matrix product; the calling thread takes the first range and waits for the rest. One job at a
+// time, announced by bumping `job_seq`.
+
+static struct {
+  const Mat *m; const float *X; float *Y; int n;
+  int nthreads;
+  volatile int32_t job_seq;       // bumped per job
+  volatile int32_t pending;       // workers still busy on the current job
+} J;
+
+static void rows_of(int part, int parts, int rows, int *r0, int *r1) {
+  // Ranges in multiples of 4 rows, so neighbouring threads do not share cache lines of Y.
+  int per = ((rows + parts - 1) / parts + 3) & ~3;
+  *r0 = part * per < rows ? part * per : rows;
+  *r1 = (part + 1) * per < rows ? (part + 1) * per : rows;
+}
+
+#ifdef __wasm_atomics__
+EXPORT(set_threads) void set_threads(int n) { J.nthreads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n; }
+
+/** A worker thread's life: wait for a job, do its rows, repeat. Never returns. */
+EXPORT(worker_loop) void worker_loop(int index) {
+  int32_t seen = __atomic_load_n(&J.job_seq, __ATOMIC_ACQUIRE);
+  for (;;) {
+    int32_t seq;
+    int spins = 0;
+    while ((seq = __atomic_load_n(&J.job_seq, __ATOMIC_ACQUIRE)) == seen) {
+      if (++spins > 20000) __builtin_wasm_memory_atomic_wait32((int32_t *)&J.job_seq, seen, -1);
+    }
+    seen = seq;
+    int r0, r1;
+    rows_of(index, J.nthreads, J.m->rows, &r0, &r1);
+    if (r0 < r1) matmul_rows(J.m, J.X, J.n, J.Y, r0, r1, index);
+    if (__atomic_sub_fetch(&J.pending, 1, __ATOMIC_ACQ_REL) == 0)
+      __builtin_wasm_memory_atomic_notify((int32_t *)&J.pending, 1);
+  }
+}
+
+static void matmul(const Mat *m, const float *X, int n, float *Y) {
+  if (J.nthreads <= 1) { matmul_rows(m, X, n, Y, 0, m->rows, 0); return; }
+  J.m = m; J.X = X; J.Y = Y; J.n = n;
+  __atomic_store_n(&J.pending, J.nthreads - 1, __ATOMIC_RELEASE);
+  __atomic_add_fetch(&J.job_seq, 1, __ATOMIC_ACQ_REL);
+  __builtin_wasm_memory_atomic_notify((int32_t *)&J.job_seq, J.nthreads - 1);
+  int r0, r1;
+  rows_of(0, J.nthreads, m->rows, &r0, &r1);
+  matmul_rows(m, X, n, Y, r0, r1, 0);
+  int32_t left, spins = 0;
+  while ((left = __atomic_load_n(&J.pending, __ATOMIC_ACQUIRE)) != 0) {
+    if (++spins > 20000) __builtin_wasm_memory_atomic_wait32((int32_t *)&J.pending, left, -1);
+  }
+}
+
+#else   // decoder-st.wasm: one thread
+EXPORT(set_threads) void set_threads(int n) { (void)n; J.nthreads = 1; }
+static void matmul(const Mat *m, const float *X, int n, float *Y) { matmul_rows(m, X, n, Y, 0, m->rows, 0); }
+#endif
+
+// ------------------------------------------------------------------ the decoder
+
+/** Rotary embedding (rotate_half) of one head vector at position pos. */
+static void rope(float *v, int pos) {
+  const int half = M.hd / 2;
+  const float *c = M.rope_cos + pos * half, *s = M.rope_sin + pos * half;
+  for (int i = 0; i < half; i += 4) {
+    v128_t x1 = wasm_v128_load(v + i), x2 = wasm_v128_load(v + half + i);
+    v128_t vc = wasm_v128_load(c + i), vs = wasm_v128_load(s + i);
+    // x*cos + rotate_half(x)*sin, rotate_half(x) = [-x2, x1]: the graph's Mul, Mul, Add.
+    wasm_v128_store(v + i, wasm_f32x4_add(wasm_f32x4_mul(x1, vc), wasm_f32x4_mul(wasm_f32x4_neg(x2), vs)));
+    wasm_v128_store(v + half + i, wasm_f32x4_add(wasm_f32x4_mul(x2, vc), wasm_f32x4_mul(x1, vs)));
+  }
+}
+
+/** out (hd floats) = softmax(q . K[0..T) * scale) . V[0..T) for one query head. */
+static void attend(float *out, const float *q, const float *K, const float *V, int T) {
+  const int hd = M.hd;
+  const float scale = 1.0f / __builtin_sqrtf((float)hd);
+  float *s = M.scores, mx = -3.4e38f;
+  for (int j = 0; j < T; j++) { s[j] = dot(q, K + j * hd, hd) * scale; if (s[j] > mx) mx = s[j]; }
+  v128_t vmx = wasm_f32x4_splat(mx), acc = wasm_f32x4_splat(0);
+  int j = 0;
+  for (; j + 4 <= T; j += 4) { v128_t e = exp4(wasm_f32x4_sub(wasm_v128_load(s + j), vmx)); wasm_v128_store(s + j, e); acc = wasm_f32x4_add(acc, e); }
+  float sum = hsum(acc);
+  for (; j < T; j++) { s[j] = exp1(s[j] - mx); sum += s[j]; }
+  const float inv = 1.0f / sum;
+  for (int i = 0; i < hd; i += 4) wasm_v128_store(out + i, wasm_f32x4_splat(0));
+  for (j = 0; j < T; j++) {
+    v128_t p = wasm_f32x4_splat(s[j] * inv);
+    const float *vj = V + j * hd;
+    for (int i = 0; i < hd; i += 4) wasm_v128_store(out + i, fma4(p, wasm_v128_load(vj + i), wasm_v128_load(out + i)));
+  }
+}
+
+/** One chunk of n tokens at positions start..start+n-1 through every layer; leaves M.x. */
+static void layers(const int32_t *ids, int n, int start) {
+  const int H = M.H, hd = M.hd, nh = M.nh, nkv = M.nkv, I = M.I, rep = nh / nkv;
+  const int qkv_w = (nh + 2 * nkv) * hd;
+  const int nbE = H / 32;
+  for (int t = 0; t < n; t++)                  // embedding rows, d*q exactly as the graph's Gather
+    for (int b = 0; b < nbE; b++) {
+      WIDEN(&M.embed, ids[t], b, nbE);
+      float *o = M.x + t * H + b * 32;
+      wasm_v128_store(o, w0); wasm_v128_store(o + 4, w1); wasm_v128_store(o + 8, w2); wasm_v128_store(o + 12, w3);
+      wasm_v128_store(o + 16, w4); wasm_v128_store(o + 20, w5); wasm_v128_store(o + 24, w6); wasm_v128_store(o + 28, w7);
+    }
+  for (int l = 0; l < M.L; l++) {
+    Layer *L = &M.layer[l];
+    for (int t = 0; t < n; t++) rmsnorm(M.h + t * H, M.x + t * H, L->attn_norm, H);
+    matmul(&L->qkv, M.h, n, M.qkv);
+    for (int t = 0; t < n; t++) {
+      float *row = M.qkv + t * qkv_w;
+      const int pos = start + t;
+      for (int h = 0; h < nh; h++) rope(row + h * hd, pos);
+      for (int g = 0; g < nkv; g++) {
+        float *k = row + (nh + g) * hd, *v = row + (nh + nkv + g) * hd;
+        rope(k, pos);
+        float *kc = L->k + ((uint32_t)g * M.max_t + pos) * hd, *vc = L->v + ((uint32_t)g * M.max_t + pos) * hd;
+        for (int i = 0; i < hd; i += 4) { wasm_v128_store(kc + i, wasm_v128_load(k + i)); wasm_v128_store(vc + i, wasm_v128_load(v + i)); }
+      }
+    }
+    for (int t = 0; t < n; t++) {
+      const float *row = M.qkv + t * qkv_w;
+      for (int h = 0; h < nh; h++) {
+        const int g = h / rep;
+        attend(M.att + t * nh * hd + h * hd, row + h * hd, L->k + (uint32_t)g * M.max_t * hd,
+               L->v + (uint32_t)g * M.max_t * hd, start + t + 1);
+      }
+    }
+    matmul(&L->o, M.att, n, M.tmp);
+    for (int i = 0; i < n * H; i += 4) wasm_v128_store(M.x + i, wasm_f32x4_add(wasm_v128_load(M.x + i), wasm_v128_load(M.tmp + i)));
+    for (int t = 0; t < n; t++) rmsnorm(M.h + t * H, M.x + t * H, L->ffn_norm, H);
+    matmul(&L->gate_up, M.h, n, M.gu);
+    for (int t = 0; t < n; t++) {             // act = gate * sigmoid(gate) * up, into the gate half
+      float *g = M.gu + t * 2 * I, *u = g + I;
+      for (int i = 0; i < I; i += 4) {
+        v128_t gv = wasm_v128_load(g + i);
+        v128_t sig = wasm_f32x4_div(wasm_f32x4_splat(1.0f), wasm_f32x4_add(wasm_f32x4_splat(1.0f), exp4(wasm_f32x4_neg(gv))));
+        wasm_v128_store(M.act + t * I + i, wasm_f32x4_mul(wasm_f32x4_mul(gv, sig), wasm_v128_load(u + i)));
+      }
+    }
+    matmul(&L->down, M.act, n, M.tmp);
+    for (int i = 0; i < n * H; i += 4) wasm_v128_store(M.x + i, wasm_f32x4_add(wasm_v128_load(M.x + i), wasm_v128_load(M.tmp + i)));
+  }
+}
+
+// Top-K as a min-heap of (logit, id): the root is the weakest kept candidate. Ties go to the
+// lower id, as onnxruntime's TopK orders them.
+static inline int weaker(float la, int ia, float lb, int ib) { return la < lb || (la == lb && ia > ib); }
+
+static void sift_down(float *hl, int32_t *hi, int n, int i) {
+  for (;;) {
+    int c = 2 * i + 1, m = i;
+    if (c < n && weaker(hl[c], hi[c], hl[m], hi[m])) m = c;
+    if (c + 1 < n && weaker(hl[c + 1], hi[c + 1], hl[m], hi[m])) m = c + 1;
+    if (m == i) return;
+    float tl = hl[i]; hl[i] = hl[m]; hl[m] = tl;
+    int32_t ti = hi[i]; hi[i] = hi[m]; hi[m] = ti;
+    i = m;
+  }
+}
+
+/** The sampling head on hidden state x: top-K logits and ids (descending) and the log-sum-exp's sum. */
+static void head(const float *x, int K) {
+  const int V = M.V;
+  rmsnorm(M.h, x, M.final_norm, M.H);
+  matmul(&M.embed, M.h, 1, M.logits);
+  float *lg = M.logits, mx = -3.4e38f;
+  for (int i = 0; i < V; i++) if (lg[i] > mx) mx = lg[i];
+  v128_t vmx = wasm_f32x4_splat(mx), acc = wasm_f32x4_splat(0);
+  for (int i = 0; i < V; i += 4) acc = wasm_f32x4_add(acc, exp4(wasm_f32x4_sub(wasm_v128_load(lg + i), vmx)));
+  M.lse = hsum(acc);   // JS adds log(): mx + log(sum), as ReduceLogSumExp does
+  float *hl = M.cand_logits; int32_t *hi = M.cand_ids;
+  for (int i = 0; i < K; i++) { hl[i] = lg[i]; hi[i] = i; }
+  for (int i = K / 2 - 1; i >= 0; i--) sift_down(hl, hi, K, i);
+  for (int i = K; i < V; i++)
+    if (weaker(hl[0], hi[0], lg[i], i)) { hl[0] = lg[i]; hi[0] = i; sift_down(hl, hi, K, 0); }
+  for (int n = K - 1; n > 0; n--) {            // heap sort: weakest to the end, so descending order
+    float tl = hl[0]; hl[0] = hl[n]; hl[n] = tl;
+    int32_t ti = hi[0]; hi[0] = hi[n]; hi[n] = ti;
+    sift_down(hl, hi, n, 0);
+  }
+  M.lse_max = mx;
+}
+
+EXPORT(lse_max) float lse_max(void) { return M.lse_max; }
+
+/**
+ * Run n tokens (ids) at positions start.., writing their keys and values into the cache, and the
+ * head's K candidates for the last one. Chunks of M.chunk tokens bound the activations' memory.
+ * Returns 0 on bad arguments (the caller checks them first; this is the last line of defence).
+ */
+EXPORT(forward) int forward(const int32_t *ids, int n, int start, int K) {
+  if (n < 1 || start < 0 || start + n > M.max_t || K < 1 || K > M.V) return 0;
+  for (int i = 0; i < n; i++) if (ids[i] < 0 || ids[i] >= M.V) return 0;
+  for (int done = 0; done < n; ) {
+    int c = n - done < M.chunk ? n - done : M.chunk;
+    layers(ids + done, c, start + done);
+    done += c;
+    if (done == n) head(M.x + (c - 1) * M.H, K);
+  }
+  return 1;
+}

@@ -1,0 +1,193 @@
+// The bridge (docs/contracts.md §3) over intab's own WASM kernel (web/kernel/decoder.c) instead of
+// onnxruntime-web: the same forward/truncate/release, computed straight from weights.bin's
+// Q4_1 / Q8_0 blocks. No onnxruntime, no float32 copy of the weights, no graph to optimize.
+//
+//   const bridge = await createKernelBridge({ wasm, weights, layout, config, threads, maxContext });
+//
+// wasm: the module's bytes or a compiled WebAssembly.Module (static/kernel/decoder.wasm, or
+// decoder-st.wasm where shared memory is unavailable); weights: weights.bin (Uint8Array); layout:
+// manifest.json's "weights". Threads beyond the first are workers (web/kernel_thread.mjs) that
+// share the module's memory; `spawn(index, module, memory)` makes one (tests pass their own).
+
+const SLOTS = { qkv: 0, o: 1, gate_up: 2, down: 3 };
+const NORMS = { attn_norm: 0, ffn_norm: 1 };
+const KINDS = { Q4_1: 0, Q8_0: 1 };
+const PAGE = 65536;
+const MAX_PAGES = 32768;       // 2 GiB: the module is linked with --max-memory=2147483648
+const CHUNK = 128;             // tokens per pass through the layers (bounds the activations: ~4 MB)
+
+export class KernelError extends Error {
+  constructor(message) { super(message); this.name = 'LoadError'; }
+}
+
+/** Whether this engine runs the kernel: SIMD128 with relaxed-SIMD (its FMA), and for threads
+ * shared memory. Checked by compiling, so a browser that lacks either falls back to onnxruntime. */
+export function kernelSupport(wasmBytes) {
+  try { return WebAssembly.validate(wasmBytes); } catch { return false; }
+}
+
+/** cos/sin tables [maxT][hd/2] in float32, as models/graph.py's rope_tables (transformers). */
+function ropeTables(config, maxT) {
+  const hd = config.head_dim ?? config.hidden_size / config.num_attention_heads, half = hd / 2;
+  const theta = Math.fround(config.rope_theta ?? 10000);
+  const inv = new Float32Array(half);
+  for (let i = 0; i < half; i++) inv[i] = Math.fround(1 / Math.fround(theta ** Math.fround((2 * i) / hd)));
+  const cos = new Float32Array(maxT * half), sin = new Float32Array(maxT * half);
+  for (let p = 0; p < maxT; p++) {
+    for (let i = 0; i < half; i++) {
+      const f = Math.fround(p * inv[i]);
+      cos[p * half + i] = Math.cos(f);
+      sin[p * half + i] = Math.sin(f);
+    }
+  }
+  return { cos, sin };
+}
+
+function defaultSpawn(index, module, memory) {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(new URL('./kernel_thread.mjs', import.meta.url), { type: 'module', name: `intab-kernel-${index}` });
+    w.onmessage = (ev) => (ev.data && ev.data.type === 'parked' ? resolve(w) : reject(new KernelError(String(ev.data?.message))));
+    w.onerror = (ev) => reject(new KernelError(`kernel thread ${index} failed to start: ${ev.message || 'error'}`));
+    w.postMessage({ module, memory, index });
+  });
+}
+
+/** Whether shared wasm memory (and so kernel threads) is available: cross-origin isolation. */
+export function sharedMemory() {
+  return typeof SharedArrayBuffer === 'function' && globalThis.crossOriginIsolated !== false;
+}
+
+export async function createKernelBridge({ wasm, weights, layout, config, threads = 1, maxContext, shared = sharedMemory(), spawn = defaultSpawn }) {
+  const H = config.hidden_size, I = config.intermediate_size, L = config.num_hidden_layers;
+  const nh = config.num_attention_heads, nkv = config.num_key_value_heads ?? nh;
+  const hd = config.head_dim ?? H / nh, V = config.vocab_size;
+  const maxT = Math.min(maxContext || config.max_position_embeddings || 2048, config.max_position_embeddings || Infinity);
+  if (![H, I, L, nh, nkv, hd, V].every(Number.isInteger) || hd % 8 || H % 32 || I % 32) {
+    throw new KernelError('config.json does not describe a model this kernel runs (hidden, intermediate, heads, head_dim)');
+  }
+  if (!layout || !Array.isArray(layout.tensors)) throw new KernelError('the model has no packed weights layout (manifest.json "weights")');
+  const src = weights instanceof Uint8Array ? weights : new Uint8Array(weights);
+  if (src.length < layout.src_bytes) throw new KernelError(`weights.bin has ${src.length} bytes; its layout needs ${layout.src_bytes}`);
+
+  const module = wasm instanceof WebAssembly.Module ? wasm : await WebAssembly.compile(wasm);
+  // decoder.wasm imports shared memory (threads), decoder-st.wasm a plain one: `shared` says which.
+  const memory = new WebAssembly.Memory({ initial: Math.ceil((layout.src_bytes + (8 << 20)) / PAGE), maximum: MAX_PAGES, shared });
+  const { exports: k } = await WebAssembly.instantiate(module, { env: { memory } });
+  const mem = () => memory.buffer;
+  const need = (ptr, what) => {
+    if (!ptr) throw new KernelError(`out of memory for ${what}: close other tabs or choose a shorter context`);
+    return ptr;
+  };
+
+  k.set_config(H, I, nh, nkv, hd, L, V, maxT, config.rms_norm_eps ?? 1e-6, CHUNK);
+  // weights.bin goes into the module's memory as is; set_mat then rewrites each matrix in place.
+  const base = need(k.alloc(layout.src_bytes), 'the weights');
+  new Uint8Array(mem(), base, layout.src_bytes).set(src.subarray(0, layout.src_bytes));
+  const seen = new Set();
+  for (const t of layout.tensors) {
+    const role = t.role || '';
+    let m;
+    if (role === 'embed') {
+      need(k.set_mat(0, 4, KINDS[t.kind], base + t.src, t.rows, t.cols), role);
+    } else if (role === 'final_norm') {
+      k.set_vec(0, 2, base + t.src);
+    } else if ((m = /^l(\d+)_(qkv|o|gate_up|down)$/.exec(role)) && t.kind in KINDS) {
+      need(k.set_mat(+m[1], SLOTS[m[2]], KINDS[t.kind], base + t.src, t.rows, t.cols), role);
+    } else if ((m = /^l(\d+)_(attn_norm|ffn_norm)$/.exec(role)) && t.kind === 'F32') {
+      k.set_vec(+m[1], NORMS[m[2]], base + t.src);
+    } else {
+      throw new KernelError(`weights layout: the kernel does not know tensor ${t.name} (role '${role}', ${t.kind})`);
+    }
+    seen.add(role);
+  }
+  const missing = ['embed', 'final_norm'];
+  for (let i = 0; i < L; i++) for (const r of [...Object.keys(SLOTS), ...Object.keys(NORMS)]) missing.push(`l${i}_${r}`);
+  const lacking = missing.filter((r) => !seen.has(r));
+  if (lacking.length) throw new KernelError(`weights layout lacks ${lacking.slice(0, 4).join(', ')}${lacking.length > 4 ? '…' : ''} (an old manifest: rebuild the model)`);
+
+  const { cos, sin } = ropeTables(config, maxT);
+  const pc = need(k.alloc(cos.byteLength), 'rotary tables'), ps = need(k.alloc(sin.byteLength), 'rotary tables');
+  new Float32Array(mem(), pc, cos.length).set(cos);
+  new Float32Array(mem(), ps, sin.length).set(sin);
+  k.set_rope(pc, ps);
+  need(k.init_runtime(), 'the KV cache');
+  const idsPtr = need(k.alloc(maxT * 4), 'the token buffer');
+
+  // Threads: the others park in worker_loop before the first job, so none misses one.
+  const wanted = shared && typeof k.worker_loop === 'function' ? Math.max(1, threads | 0) : 1;
+  const workers = [];
+  try {
+    for (let i = 1; i < wanted; i++) workers.push(await spawn(i, module, memory));
+  } catch (err) {
+    for (const w of workers) w.terminate();
+    throw err;
+  }
+  k.set_threads(workers.length + 1);
+
+  let kvLength = 0, busy = false, released = false;
+  const stats = { decode: { calls: 0, runMs: 0, forwardMs: 0 }, prefill: { calls: 0, tokens: 0, runMs: 0, forwardMs: 0 } };
+
+  async function forward(ids, startPos = kvLength, numCandidates = 1) {
+    const tF = performance.now();
+    if (released) throw new Error('the bridge was released');
+    if (busy) throw new Error('bridge.forward/truncate called while another call is running');
+    startPos = Number(startPos);
+    if (startPos !== kvLength) throw new Error(`forward: startPos ${startPos} !== kvLength ${kvLength}`);
+    if (ids && typeof ids.toJs === 'function') ids = ids.toJs(); // a PyProxy list
+    const n = ids.length;
+    if (!(n >= 1)) throw new Error('forward: ids must hold at least one token');
+    if (startPos + n > maxT) throw new Error(`forward: ${startPos + n} tokens exceed the context of ${maxT}`);
+    for (let i = 0; i < n; i++) {
+      if (!(Number.isInteger(Number(ids[i])) && ids[i] >= 0 && ids[i] < V)) throw new Error(`forward: token id ${ids[i]} is outside 0..${V - 1}`);
+    }
+    const K = Math.max(1, Math.min(Number(numCandidates) | 0, V));
+    busy = true;
+    try {
+      new Int32Array(mem(), idsPtr, n).set(Array.from(ids, Number));
+      const tR = performance.now();
+      if (!k.forward(idsPtr, n, startPos, K)) throw new Error('forward: the kernel refused its arguments');
+      const runMs = performance.now() - tR;
+      kvLength = startPos + n;
+      const logits = new Float32Array(mem(), k.cand_logits_ptr(), K).slice();
+      const idsOut = new Int32Array(mem(), k.cand_ids_ptr(), K).slice();
+      const logsumexp = Math.fround(k.lse_max() + Math.log(k.lse_value()));
+      const st = n === 1 ? stats.decode : stats.prefill;
+      st.calls += 1;
+      st.runMs += runMs;
+      st.forwardMs += performance.now() - tF;
+      if (n !== 1) st.tokens += n;
+      return { logits, ids: idsOut, logsumexp };
+    } finally {
+      busy = false;
+    }
+  }
+
+  // The cache is positional: keeping the first n positions is just forgetting the rest.
+  async function truncate(n) {
+    if (released) throw new Error('the bridge was released');
+    n = Number(n);
+    if (!Number.isInteger(n) || n < 0 || n > kvLength) throw new Error(`truncate(${n}): must be in 0..${kvLength}`);
+    kvLength = n;
+  }
+
+  function release() {
+    if (released) return;
+    released = true;
+    for (const w of workers) w.terminate();
+    kvLength = 0;
+  }
+
+  return {
+    backend: 'wasm',
+    kernel: 'intab',
+    threads: workers.length + 1,
+    maxContext: maxT,
+    get kvLength() { return kvLength; },
+    get stats() { return { decode: { ...stats.decode }, prefill: { ...stats.prefill } }; },
+    layers: L, kvHeads: nkv, headDim: hd,
+    /** Bytes of wasm memory the kernel holds (weights, scales, activations; the KV cache's pages count once touched). */
+    get memoryBytes() { return memory.buffer.byteLength; },
+    forward, truncate, release,
+    endProfiling() { /* onnxruntime's profiler only */ },
+  };
+}
