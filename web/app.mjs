@@ -37,7 +37,8 @@ function startWorker() {
   };
   worker = w;
   w.postMessage({ type: 'load', backend: params.get('backend') || 'auto', model: params.get('model') || undefined,
-    memory: params.get('memory') || undefined }); // ?memory=low: less RAM, slower (web/worker.mjs)
+    kernel: params.get('kernel') || undefined,    // ?kernel=ort: onnxruntime-web instead of intab's kernel
+    memory: params.get('memory') || undefined }); // ?memory=low: less RAM, slower (onnxruntime; web/worker.mjs)
 }
 
 function retry() {
@@ -172,14 +173,15 @@ function renderStatus() {
   if (!i) return;
   let s = i.backend === 'webgpu'
     ? `WebGPU${i.adapterInfo && i.adapterInfo.architecture ? ` (${i.adapterInfo.architecture}${i.shaderF16 ? ', f16' : ''})` : ''}`
-    : `WASM, ${i.threads} thread${i.threads === 1 ? '' : 's'}`;
+    : `WASM${i.kernel === 'ort' ? ' (onnxruntime)' : ''}, ${i.threads} thread${i.threads === 1 ? '' : 's'}`;
   s += ` · loaded in ${(i.loadMs / 1000).toFixed(1)} s`;
   if (state.lastSpeed) s += ` · ${state.lastSpeed}`;
   els.status.textContent = s;
   els.status.dataset.backend = i.backend;
-  els.status.title = `Backend: ${i.backend} (${i.backendReason || 'chosen'})` +
+  els.status.title = `Backend: ${i.backend} (${i.backendReason || 'chosen'}); kernel: ${i.kernel} (${i.kernelReason || 'chosen'})` +
     (i.adapterInfo ? `; WebGPU adapter: ${[i.adapterInfo.vendor, i.adapterInfo.architecture, i.adapterInfo.description].filter(Boolean).join(' ')}${i.shaderF16 ? ', shader-f16' : ''}` : '');
   els.status.dataset.threads = String(i.threads);
+  els.status.dataset.kernel = i.kernel;
 }
 
 function addMessage(role, text) {

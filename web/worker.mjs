@@ -2,9 +2,12 @@
 // (the model) in one module worker, so the page never blocks.
 //
 // Messages, page -> worker
-//   {type:'load', backend?: 'auto'|'wasm'|'webgpu', model?: id, threads?: n, memory?: 'fast'|'low', profiling?: bool, ortOptions?: {}}
-//                                           threads: WASM only, default wasmThreads(); memory 'low': less RAM, slower
-//                                           (WASM); ortOptions: extra ORT session options
+//   {type:'load', backend?: 'auto'|'wasm'|'webgpu', kernel?: 'auto'|'intab'|'ort', model?: id, threads?: n,
+//          memory?: 'fast'|'low', profiling?: bool, ortOptions?: {}}
+//                                           kernel (WASM): 'intab' = web/kernel (computes on the shipped Q4_1/Q8_0
+//                                           blocks), 'ort' = onnxruntime-web; 'auto' picks intab where the model
+//                                           and the browser allow it. threads: WASM only, default wasmThreads();
+//                                           memory 'low' (onnxruntime): less RAM, slower; ortOptions: extra ORT session options
 //   {type:'chat', id, messages:[{role, content}], options:{...}}
 //   {type:'stop', id}                       -> session.abort(); the turn ends with finish_reason 'abort'
 //   {type:'reset'}                          -> aborts a running turn, then session.reset() (forget the KV cache)
@@ -12,7 +15,7 @@
 //                                              onnxruntime's per-node profile as {type:'profiling', events}
 // Messages, worker -> page
 //   {type:'progress', phase:'boot'|'download'|'init', message, loaded, total, files:[{name, loaded, total, cached}]}
-//   {type:'ready', backend, backendReason, ortBundle, threads, crossOriginIsolated, adapterInfo, shaderF16, model, generationConfig,
+//   {type:'ready', backend, backendReason, kernel, kernelReason, ortBundle, threads, crossOriginIsolated, adapterInfo, shaderF16, model, generationConfig,
 //                  defaults:{temperature, top_p, top_k, max_tokens, ...}, loadMs, timings, fromCache:[file names]}
 //   {type:'delta', id, text}
 //   {type:'done', id, result}               result: contracts.md §4 (text, token_ids, finish_reason, ttft_ms, ...)
@@ -22,6 +25,7 @@
 import { createBridge, wasmThreads } from './bridge.mjs';
 import { downloadModel, fetchChecked, url } from './model_store.mjs';
 import { lazyWeights } from './weights.mjs';
+import { createKernelBridge, sharedMemory } from './kernel_bridge.mjs';
 
 const TEXT_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json', 'generation_config.json'];
 
@@ -115,7 +119,21 @@ function captureProfile() {
   };
 }
 
-async function load({ backend: wanted = 'auto', model, threads: wantedThreads, memory = 'fast', profiling = false, ortOptions = {} } = {}) {
+/** The kernel's wasm (threads where the page is cross-origin isolated), compiled; null when this
+ * browser cannot run it (no SIMD128 / relaxed-SIMD) or it is missing. */
+async function compileKernel() {
+  const file = sharedMemory() ? 'kernel/decoder.wasm' : 'kernel/decoder-st.wasm';
+  let bytes;
+  try {
+    bytes = await (await fetchChecked(file, 'the intab kernel')).arrayBuffer();
+  } catch (err) {
+    return { module: null, reason: err.message };
+  }
+  if (!WebAssembly.validate(bytes)) return { module: null, reason: 'this browser lacks WebAssembly relaxed-SIMD' };
+  return { module: await WebAssembly.compile(bytes), reason: '' };
+}
+
+async function load({ backend: wanted = 'auto', kernel: wantedKernel = 'auto', model, threads: wantedThreads, memory = 'fast', profiling = false, ortOptions = {} } = {}) {
   if (profiling) captureProfile();
   const t0 = performance.now();
   const timings = {};
@@ -168,8 +186,22 @@ async function load({ backend: wanted = 'auto', model, threads: wantedThreads, m
   // copy of them in the wasm heap. Measured here (A/B, same machine): peak renderer RSS 1.29 ->
   // 1.04-1.12 GB, decode ~10% slower (57 -> 65 ms a step), prefill slower too.
   const memoryOptions = backend === 'wasm' && memory === 'low' ? { extra: { session: { disable_prepacking: '1' } } } : {};
-  const ortPromise = importOrt(backend, threads);
-  ortPromise.catch(() => {});
+  if (!['auto', 'intab', 'ort'].includes(wantedKernel)) {
+    throw Object.assign(new Error(`kernel='${wantedKernel}' is invalid: use 'auto', 'intab' or 'ort'`), { name: 'BackendError' });
+  }
+  if (wantedKernel === 'intab' && backend !== 'wasm') {
+    throw Object.assign(new Error(`kernel='intab' runs on WASM only; the backend is ${backend} (use ?backend=wasm)`), { name: 'BackendError' });
+  }
+  // The intab kernel (web/kernel) where it can run; onnxruntime-web otherwise. Both are
+  // fetched only if they may be used.
+  const kernelPromise = backend === 'wasm' && wantedKernel !== 'ort' && !profiling ? compileKernel() : Promise.resolve(null);
+  kernelPromise.catch(() => {});
+  let ortPromise = null;
+  const ortFor = () => {
+    ortPromise ??= importOrt(backend, threads);
+    return ortPromise;
+  };
+  if (backend !== 'wasm' || wantedKernel === 'ort' || profiling) ortFor().catch(() => {});
 
   // 4. Model files.
   const index = await (await fetchChecked('models/index.json', 'the model list')).json();
@@ -191,14 +223,31 @@ async function load({ backend: wanted = 'auto', model, threads: wantedThreads, m
   const generationConfig = JSON.parse(files['generation_config.json']);
 
   // 5. The model session, once model.onnx (and the weights) are in and checked.
+  let kernel = 'ort', kernelReason = backend === 'wasm' ? (wantedKernel === 'ort' ? 'requested' : profiling ? 'profiling needs onnxruntime' : '') : 'WebGPU runs onnxruntime-web';
   const bridgePromise = (async () => {
+    const compiled = await kernelPromise;
+    const kernelOk = compiled && compiled.module && packed && packed.tensors.every((t) => t.role);
+    if (wantedKernel === 'intab' && !kernelOk) {
+      throw Object.assign(new Error(`kernel='intab' cannot run here: ${compiled?.reason || 'this model has no packed weights layout with roles'}`), { name: 'BackendError' });
+    }
+    if (kernelOk) {
+      const src = await dl.files[packed.transport];
+      timings.downloadMs = Math.round(performance.now() - tDl);
+      progress({ phase: 'init', message: 'Starting the model on WASM (intab kernel)…' });
+      const tS = performance.now();
+      const b = await createKernelBridge({ wasm: compiled.module, weights: src, layout: packed, config, threads, shared: sharedMemory() });
+      timings.sessionMs = Math.round(performance.now() - tS);
+      [kernel, kernelReason] = ['intab', wantedKernel === 'intab' ? 'requested' : 'packed weights and relaxed-SIMD'];
+      return b;
+    }
+    if (backend === 'wasm' && !kernelReason) kernelReason = compiled?.reason || 'the model has no packed weights layout with roles';
     const modelBytes = await dl.files['model.onnx'];
     const src = packed ? await dl.files[packed.transport] : null;
     timings.downloadMs = Math.round(performance.now() - tDl);
     // Expanded tensor by tensor while onnxruntime creates the session (web/weights.mjs).
     const externalData = packed ? [{ path: packed.external, data: lazyWeights(packed, src) }] : null;
     progress({ phase: 'init', message: `Starting the model on ${backend === 'webgpu' ? 'WebGPU' : 'WASM'}…` });
-    const ort = await ortPromise;
+    const ort = await ortFor();
     const tS = performance.now();
     // ortOptions: extra onnxruntime session options, for experiments (tools/profile_step.py, bench).
     const sessionOptions = { ...memoryOptions, ...ortOptions, ...(externalData ? { externalData } : {}), ...(profiling ? { enableProfiling: true } : {}) };
@@ -235,7 +284,8 @@ async function load({ backend: wanted = 'auto', model, threads: wantedThreads, m
   engine = { pyodide, session, bridge };
   const loadMs = Math.round(performance.now() - t0);
   post({
-    type: 'ready', backend, backendReason, memory, ortBundle: ortBundle(backend), threads: bridge.threads, crossOriginIsolated: self.crossOriginIsolated === true,
+    type: 'ready', backend, backendReason, kernel, kernelReason, memory: kernel === 'ort' ? memory : null,
+    ortBundle: kernel === 'ort' ? ortBundle(backend) : null, threads: bridge.threads, crossOriginIsolated: self.crossOriginIsolated === true,
     adapterInfo: probe ? probe.adapterInfo : null, shaderF16: probe ? probe.shaderF16 : false,
     model: { id: modelId, version: manifest.version, numCandidates: manifest.num_candidates, config },
     generationConfig, defaults, loadMs, timings, fromCache,
