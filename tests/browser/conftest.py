@@ -6,7 +6,8 @@
   machines without a GPU).
 - `static_root`: the assembled static/ folder: the lead's `built_static` fixture when it exists,
   else <repo>/static (run `python3 build.py build` first).
-- `serve(root)`: start web/serve.py on a free port for a folder; `app_url`: the app's URL.
+- `serve(root, isolated=True)`: start web/serve.py on a free port for a folder (isolated=False:
+  the same server without COOP/COEP, like a plain static host); `app_url`: the app's URL.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "web"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve import make_server  # noqa: E402
+from serve import IntabHandler, make_server  # noqa: E402
 
 CHROMIUM = os.environ.get("INTAB_CHROMIUM", "/usr/lib/chromium/chromium")
 BASE_ARGS = [
@@ -61,12 +62,21 @@ def webgpu_browser(playwright, browser_type_launch_args):
     browser.close()
 
 
+class NotIsolatedHandler(IntabHandler):
+    """web/serve.py's headers less COOP and COEP: the page is not cross-origin isolated (no
+    SharedArrayBuffer), as on a static host that does not send them."""
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() not in ("cross-origin-opener-policy", "cross-origin-embedder-policy"):
+            super().send_header(keyword, value)
+
+
 @pytest.fixture(scope="session")
 def serve():
     servers = []
 
-    def start(root: Path) -> str:
-        server = make_server(Path(root), "127.0.0.1", 0)
+    def start(root: Path, isolated: bool = True) -> str:
+        server = make_server(Path(root), "127.0.0.1", 0, handler_class=IntabHandler if isolated else NotIsolatedHandler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         host, port = server.server_address[:2]

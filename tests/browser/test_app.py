@@ -2,7 +2,8 @@
 sensible answer with the page's defaults, no request leaves the origin, errors and Stop.
 
 No part of the engine is mocked: the page loads the real model through web/worker.mjs,
-Python in Pyodide tokenizes, templates and samples, onnxruntime-web runs the graph.
+Python in Pyodide tokenizes, templates and samples, and intab's own WASM kernel (web/kernel,
+the default on WASM) runs the model; onnxruntime-web on WASM (?kernel=ort) is in test_kernels.py.
 """
 from __future__ import annotations
 
@@ -48,20 +49,29 @@ def run_golden_case(page, case, max_new_tokens, timeout_ms=300_000):
     return ans
 
 
-@pytest.mark.parametrize("case", GOLDEN_CASES, ids=[c["name"] for c in GOLDEN_CASES])
-def test_golden_greedy_wasm(wasm_page, golden, case):
-    ans = run_golden_case(wasm_page, case, golden["max_new_tokens"])
+def check_golden(ans, case, max_new_tokens):
+    """The reference's greedy tokens and text, ending as the reference did (EOS or the limit)."""
     assert ans.token_ids == case["output_ids"]
     assert ans.text == case["output_text"]
-    ended_at_eos = len(case["output_ids"]) < golden["max_new_tokens"] or case["output_ids"][-1] == 2
+    ended_at_eos = len(case["output_ids"]) < max_new_tokens or case["output_ids"][-1] == 2
     assert ans.finish_reason == ("stop" if ended_at_eos else "length")
+
+
+@pytest.mark.parametrize("case", GOLDEN_CASES, ids=[c["name"] for c in GOLDEN_CASES])
+def test_golden_greedy_wasm(wasm_page, golden, case):
+    check_golden(run_golden_case(wasm_page, case, golden["max_new_tokens"]), case, golden["max_new_tokens"])
 
 
 def test_status_line_names_backend_and_speed(wasm_page):
     status = wasm_page.inner_text("#status")
     threads = int(wasm_page.get_attribute("#status", "data-threads"))
     assert wasm_page.get_attribute("#status", "data-backend") == "wasm"
-    assert f"WASM, {threads} thread" in status
+    assert wasm_page.get_attribute("#status", "data-kernel") == "intab"
+    assert f"WASM, {threads} thread" in status and "onnxruntime" not in status
+    assert "kernel: intab" in wasm_page.get_attribute("#status", "title")
+    info = wasm_page.evaluate("() => window.intab.info")
+    assert info["kernel"] == "intab" and info["kernelReason"] and info["threads"] == threads
+    assert info["memory"] is None and info["ortBundle"] is None  # onnxruntime's, not the kernel's
     assert threads == min(wasm_page.evaluate("() => navigator.hardwareConcurrency"), 4)
     new_chat(wasm_page)
     set_settings(wasm_page, temperature=0, max_tokens=8)
@@ -127,10 +137,11 @@ def test_no_request_leaves_the_origin_nor_any_during_a_turn(browser, app_url):
     try:
         page = open_app(ctx, app_url)  # automatic backend choice: WASM in this browser
         assert page.get_attribute("#status", "data-backend") == "wasm"
+        assert page.get_attribute("#status", "data-kernel") == "intab"
         loaded = [u for _, u in log]
         assert any(u.endswith("/model.onnx") for u in loaded)           # the worker's fetches are seen
-        assert any("ort-wasm-simd-threaded" in u for u in loaded)
-        assert not any("asyncify" in u or "jsep" in u for u in loaded)   # WASM path: no WebGPU wasm
+        assert any(u.endswith("/kernel/decoder.wasm") for u in loaded)  # isolated: the threaded kernel
+        assert not any("/vendor/ort/" in u for u in loaded)              # intab kernel: no onnxruntime-web
         restore_defaults(page)
         set_settings(page, max_tokens=32)
         for text in ("What is the capital of France?", "And of Italy?"):
@@ -271,12 +282,13 @@ def test_accessible_and_fits_a_narrow_screen(wasm_page):
 
 
 def test_low_memory_mode_answers_the_same(browser, app_url, golden):
-    """?memory=low (no weight pre-packing in onnxruntime) gives the reference's greedy tokens; an
-    unknown memory mode is a clear error that names the parameter."""
+    """?memory=low (no weight pre-packing in onnxruntime, so with ?kernel=ort) gives the
+    reference's greedy tokens; an unknown memory mode is a clear error that names the parameter."""
     ctx = browser.new_context()
     try:
-        page = open_app(ctx, app_url + "?backend=wasm&memory=low")
-        assert page.evaluate("() => window.intab.info.memory") == "low"
+        page = open_app(ctx, app_url + "?backend=wasm&kernel=ort&memory=low")
+        info = page.evaluate("() => window.intab.info")
+        assert info["kernel"] == "ort" and info["kernelReason"] == "requested" and info["memory"] == "low"
         case = next(c for c in golden["cases"] if c["name"] == "capital")
         set_settings(page, temperature=0, max_tokens=golden["max_new_tokens"])
         ans = chat(page, case["messages"][-1]["content"])
