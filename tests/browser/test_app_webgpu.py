@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from app_driver import open_app
+from app_driver import error_text, open_app
 from test_app import run_golden_case
 
 GOLDEN_PATH = Path(__file__).resolve().parents[1] / "golden" / "smollm2-135m-instruct.greedy.json"
@@ -28,15 +28,22 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def webgpu_page(webgpu_browser, app_url):
+def webgpu_adapter(webgpu_browser, app_url):
+    """Skips unless this Chromium gives a WebGPU adapter."""
     ctx = webgpu_browser.new_context()
     page = ctx.new_page()
-    has_adapter = page.goto(app_url + "style.css") and page.evaluate(
-        "async () => !!(navigator.gpu && await navigator.gpu.requestAdapter())")
-    page.close()
-    if not has_adapter:
+    try:
+        has_adapter = page.goto(app_url + "style.css") and page.evaluate(
+            "async () => !!(navigator.gpu && await navigator.gpu.requestAdapter())")
+    finally:
         ctx.close()
+    if not has_adapter:
         pytest.skip("this Chromium gives no WebGPU adapter")
+
+
+@pytest.fixture(scope="module")
+def webgpu_page(webgpu_adapter, webgpu_browser, app_url):
+    ctx = webgpu_browser.new_context()
     page = open_app(ctx, app_url + "?backend=webgpu", timeout_ms=600_000)
     yield page
     ctx.close()
@@ -47,6 +54,7 @@ def test_webgpu_status(webgpu_page):
     assert webgpu_page.inner_text("#status").startswith("WebGPU")
     info = webgpu_page.evaluate("() => window.intab.info")
     assert info["backendReason"] == "requested" and info["threads"] == 1
+    assert info["kernel"] == "ort" and webgpu_page.get_attribute("#status", "data-kernel") == "ort"
     assert info["ortBundle"] == "ort.jspi.min.mjs"  # Chromium has WebAssembly JSPI
 
 
@@ -60,7 +68,22 @@ def test_automatic_choice_skips_a_software_adapter(webgpu_page, webgpu_browser, 
         page = open_app(ctx, app_url)
         auto = page.evaluate("() => window.intab.info")
         assert auto["backend"] == "wasm" and "software" in auto["backendReason"]
+        assert auto["kernel"] == "intab"
         assert auto["adapterInfo"]["isFallbackAdapter"] is True
+    finally:
+        ctx.close()
+
+
+def test_intab_kernel_on_webgpu_is_an_error(webgpu_adapter, webgpu_browser, app_url):
+    """The intab kernel is WASM code: asking for it with the WebGPU backend names the fix."""
+    ctx = webgpu_browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.goto(app_url + "?backend=webgpu&kernel=intab")
+        page.wait_for_function("() => document.body.dataset.state === 'error'", timeout=120_000)
+        err = error_text(page)
+        assert "BackendError" in err and "kernel='intab' runs on WASM only" in err, err
+        assert "?backend=wasm" in err, err
     finally:
         ctx.close()
 
