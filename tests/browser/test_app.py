@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -183,64 +183,18 @@ def test_server_headers_isolate_and_restrict(wasm_page, app_url):
     assert verdict == {"sent": False, "directive": "connect-src"}
 
 
-def test_second_visit_reads_the_model_from_cache(playwright, browser_type_launch_args, app_url, tmp_path):
-    """The first visit stores the verified model files in Cache Storage: a second visit loads
-    without downloading them again. (A persistent profile: Playwright's ordinary contexts are
-    incognito-like, with a storage quota too small for the model.)"""
-    ctx = playwright.chromium.launch_persistent_context(str(tmp_path / "profile"), **browser_type_launch_args)
-    seen: list[str] = []
-    ctx.on("request", lambda r: seen.append(r.url))
-    try:
-        page = open_app(ctx, app_url)  # automatic choice: WASM in this browser
-        first = page.evaluate("() => window.intab.info.fromCache")
-        assert first == []
-        assert any(u.endswith("/model.onnx") for u in seen)
-        seen.clear()
-        # Second visit: through the settings' backend menu, which reloads the page with ?backend=.
-        open_settings(page)
-        with page.expect_navigation():
-            page.select_option("#backend", "wasm")
-        assert page.url.endswith("?backend=wasm")
-        page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.state)", timeout=240_000)
-        assert state(page) == "ready", error_text(page)
-        assert page.input_value("#backend") == "wasm"
-        from_cache = page.evaluate("() => window.intab.info.fromCache")
-        assert "model.onnx" in from_cache and "tokenizer.json" in from_cache, from_cache
-        assert not [u for u in seen if "/models/" in u and not u.endswith(("/index.json", "/manifest.json"))]
-        set_settings(page, temperature=0, max_tokens=12)
-        assert "Paris" in chat(page, "What is the capital of France?").text
-    finally:
-        ctx.close()
-
-
-def test_corrupted_model_file_fails_with_a_clear_error(browser, serve, static_root, tmp_path):
-    """A model file that does not match its manifest's sha256: the page names the file."""
-    root = tmp_path / "site"
-    root.mkdir()
-    for p in static_root.iterdir():
-        if p.name != "models":
-            (root / p.name).symlink_to(p)
-    index = json.loads((static_root / "models" / "index.json").read_text())
-    model_id = index["models"][0] if isinstance(index, dict) else index[0]
-    src, dst = static_root / "models" / model_id, root / "models" / model_id
-    dst.mkdir(parents=True)
-    (root / "models" / "index.json").symlink_to(static_root / "models" / "index.json")
-    for p in src.iterdir():
-        if p.name != "generation_config.json":
-            (dst / p.name).symlink_to(p)
-    good = (src / "generation_config.json").read_bytes()
-    bad = good.replace(b"2", b"3", 1)  # same size, different bytes
-    assert bad != good and len(bad) == len(good)
-    (dst / "generation_config.json").write_bytes(bad)
+def test_backend_menu_reloads_with_the_choice_and_keeps_other_parameters(browser, app_url):
+    """The settings' backend menu reloads the page with ?backend=, keeping the other parameters."""
     ctx = browser.new_context()
     try:
         page = ctx.new_page()
-        page.goto(serve(root) + "?backend=wasm")
-        page.wait_for_function("() => ['ready', 'error'].includes(document.body.dataset.state)", timeout=240_000)
-        assert state(page) == "error"
-        err = error_text(page)
-        assert "IntegrityError" in err and "generation_config.json" in err and "sha256" in err, err
-        assert page.is_disabled("#send")
+        page.goto(app_url + "?kernel=ort")
+        assert page.input_value("#backend") == "auto"
+        open_settings(page)
+        with page.expect_navigation():
+            page.select_option("#backend", "wasm")
+        assert parse_qs(urlsplit(page.url).query) == {"kernel": ["ort"], "backend": ["wasm"]}
+        assert page.input_value("#backend") == "wasm"
     finally:
         ctx.close()
 
