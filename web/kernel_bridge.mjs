@@ -62,7 +62,7 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
   const nh = config.num_attention_heads, nkv = config.num_key_value_heads ?? nh;
   const hd = config.head_dim ?? H / nh, V = config.vocab_size;
   const maxT = Math.min(maxContext || config.max_position_embeddings || 2048, config.max_position_embeddings || Infinity);
-  if (![H, I, L, nh, nkv, hd, V].every(Number.isInteger) || hd % 8 || H % 32 || I % 32) {
+  if (![H, I, L, nh, nkv, hd, V].every(Number.isInteger) || hd % 32 || H % 32 || I % 32 || nh % nkv) {
     throw new KernelError('config.json does not describe a model this kernel runs (hidden, intermediate, heads, head_dim)');
   }
   if (!layout || !Array.isArray(layout.tensors)) throw new KernelError('the model has no packed weights layout (manifest.json "weights")');

@@ -127,7 +127,7 @@ EXPORT(init_runtime) int init_runtime(void) {
   M.max_cols = M.H > M.I ? M.H : M.I;
   if (M.nh * M.hd > M.max_cols) M.max_cols = M.nh * M.hd;
   M.scratch = alloc((uint32_t)MAX_THREADS * PANEL * M.max_cols * 4);
-  M.scores = alloc(M.max_t * 4); M.logits = alloc(M.V * 4);
+  M.scores = alloc((uint32_t)MAX_THREADS * M.max_t * 4); M.logits = alloc(M.V * 4);
   M.cand_logits = alloc(M.V * 4); M.cand_ids = alloc(M.V * 4);
   if (!M.x || !M.scratch || !M.h || !M.tmp || !M.qkv || !M.att || !M.gu || !M.act || !M.scores || !M.logits || !M.cand_logits || !M.cand_ids) return 0;
   for (int l = 0; l < M.L; l++) {
@@ -328,28 +328,30 @@ static void matmul_rows(const Mat *m, const float *X, int n, float *Y, int r0, i
 
 // ------------------------------------------------------------------ threads
 //
-// Worker threads park in worker_loop() (memory.atomic.wait) and take row ranges of the current
-// matrix product; the calling thread takes the first range and waits for the rest. One job at a
-// time, announced by bumping `job_seq`.
+// Worker threads park in worker_loop() (memory.atomic.wait). A job is a function of (part,
+// parts); run_parallel() announces it by bumping `job_seq`, runs part 0 itself and waits for the
+// others. Matrix products split their rows, attention its (token, head) pairs.
+
+typedef void (*job_fn)(int part, int parts);
 
 static struct {
-  const Mat *m; const float *X; float *Y; int n;
+  job_fn fn;
   int nthreads;
   volatile int32_t job_seq;       // bumped per job
   volatile int32_t pending;       // workers still busy on the current job
 } J;
 
-static void rows_of(int part, int parts, int rows, int *r0, int *r1) {
-  // Ranges in multiples of 4 rows, so neighbouring threads do not share cache lines of Y.
-  int per = ((rows + parts - 1) / parts + 3) & ~3;
-  *r0 = part * per < rows ? part * per : rows;
-  *r1 = (part + 1) * per < rows ? (part + 1) * per : rows;
+/** [lo, hi) of n items for `part` of `parts`, in multiples of `align`. */
+static void split(int part, int parts, int n, int align, int *lo, int *hi) {
+  int per = ((n + parts - 1) / parts + align - 1) / align * align;
+  *lo = part * per < n ? part * per : n;
+  *hi = (part + 1) * per < n ? (part + 1) * per : n;
 }
 
 #ifdef __wasm_atomics__
 EXPORT(set_threads) void set_threads(int n) { J.nthreads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n; }
 
-/** A worker thread's life: wait for a job, do its rows, repeat. Never returns. */
+/** A worker thread's life: wait for a job, do its part, repeat. Never returns. */
 EXPORT(worker_loop) void worker_loop(int index) {
   int32_t seen = __atomic_load_n(&J.job_seq, __ATOMIC_ACQUIRE);
   for (;;) {
@@ -359,33 +361,41 @@ EXPORT(worker_loop) void worker_loop(int index) {
       if (++spins > 20000) __builtin_wasm_memory_atomic_wait32((int32_t *)&J.job_seq, seen, -1);
     }
     seen = seq;
-    int r0, r1;
-    rows_of(index, J.nthreads, J.m->rows, &r0, &r1);
-    if (r0 < r1) matmul_rows(J.m, J.X, J.n, J.Y, r0, r1, index);
+    J.fn(index, J.nthreads);
     if (__atomic_sub_fetch(&J.pending, 1, __ATOMIC_ACQ_REL) == 0)
       __builtin_wasm_memory_atomic_notify((int32_t *)&J.pending, 1);
   }
 }
 
-static void matmul(const Mat *m, const float *X, int n, float *Y) {
-  if (J.nthreads <= 1) { matmul_rows(m, X, n, Y, 0, m->rows, 0); return; }
-  J.m = m; J.X = X; J.Y = Y; J.n = n;
+static void run_parallel(job_fn fn) {
+  if (J.nthreads <= 1) { fn(0, 1); return; }
+  J.fn = fn;
   __atomic_store_n(&J.pending, J.nthreads - 1, __ATOMIC_RELEASE);
   __atomic_add_fetch(&J.job_seq, 1, __ATOMIC_ACQ_REL);
   __builtin_wasm_memory_atomic_notify((int32_t *)&J.job_seq, J.nthreads - 1);
-  int r0, r1;
-  rows_of(0, J.nthreads, m->rows, &r0, &r1);
-  matmul_rows(m, X, n, Y, r0, r1, 0);
+  fn(0, J.nthreads);
   int32_t left, spins = 0;
   while ((left = __atomic_load_n(&J.pending, __ATOMIC_ACQUIRE)) != 0) {
     if (++spins > 20000) __builtin_wasm_memory_atomic_wait32((int32_t *)&J.pending, left, -1);
   }
 }
-
 #else   // decoder-st.wasm: one thread
 EXPORT(set_threads) void set_threads(int n) { (void)n; J.nthreads = 1; }
-static void matmul(const Mat *m, const float *X, int n, float *Y) { matmul_rows(m, X, n, Y, 0, m->rows, 0); }
+static void run_parallel(job_fn fn) { fn(0, 1); }
 #endif
+
+static struct { const Mat *m; const float *X; float *Y; int n; } MM;
+
+static void matmul_job(int part, int parts) {
+  int r0, r1;
+  split(part, parts, MM.m->rows, 4, &r0, &r1);   // multiples of 4 rows: threads do not share Y's cache lines
+  if (r0 < r1) matmul_rows(MM.m, MM.X, MM.n, MM.Y, r0, r1, part);
+}
+
+static void matmul(const Mat *m, const float *X, int n, float *Y) {
+  MM.m = m; MM.X = X; MM.Y = Y; MM.n = n;
+  run_parallel(matmul_job);
+}
 
 // ------------------------------------------------------------------ the decoder
 
@@ -402,23 +412,72 @@ static void rope(float *v, int pos) {
   }
 }
 
-/** out (hd floats) = softmax(q . K[0..T) * scale) . V[0..T) for one query head. */
-static void attend(float *out, const float *q, const float *K, const float *V, int T) {
+/** out (hd floats) = softmax(q . K[0..T) * scale) . V[0..T) for one query head; s: T floats of scratch.
+ * Keys go 4 at a time (4 dot products reduced together); the weighted sum of V keeps 8 vectors of
+ * out in registers per pass (hd % 32 == 0). */
+static void attend(float *out, const float *q, const float *K, const float *V, int T, float *s) {
   const int hd = M.hd;
-  const float scale = 1.0f / __builtin_sqrtf((float)hd);
-  float *s = M.scores, mx = -3.4e38f;
-  for (int j = 0; j < T; j++) { s[j] = dot(q, K + j * hd, hd) * scale; if (s[j] > mx) mx = s[j]; }
-  v128_t vmx = wasm_f32x4_splat(mx), acc = wasm_f32x4_splat(0);
+  const v128_t scale = wasm_f32x4_splat(1.0f / __builtin_sqrtf((float)hd));
+  v128_t vmx = wasm_f32x4_splat(-3.4e38f);
   int j = 0;
-  for (; j + 4 <= T; j += 4) { v128_t e = exp4(wasm_f32x4_sub(wasm_v128_load(s + j), vmx)); wasm_v128_store(s + j, e); acc = wasm_f32x4_add(acc, e); }
+  for (; j + 4 <= T; j += 4) {
+    const float *k0 = K + j * hd, *k1 = k0 + hd, *k2 = k1 + hd, *k3 = k2 + hd;
+    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+    for (int i = 0; i < hd; i += 4) {
+      v128_t qv = wasm_v128_load(q + i);
+      a0 = fma4(qv, wasm_v128_load(k0 + i), a0); a1 = fma4(qv, wasm_v128_load(k1 + i), a1);
+      a2 = fma4(qv, wasm_v128_load(k2 + i), a2); a3 = fma4(qv, wasm_v128_load(k3 + i), a3);
+    }
+    // Four horizontal sums at once, each (l0 + l1) + (l2 + l3) as hsum() does.
+    v128_t s01 = wasm_f32x4_add(wasm_i32x4_shuffle(a0, a1, 0, 4, 2, 6), wasm_i32x4_shuffle(a0, a1, 1, 5, 3, 7));
+    v128_t s23 = wasm_f32x4_add(wasm_i32x4_shuffle(a2, a3, 0, 4, 2, 6), wasm_i32x4_shuffle(a2, a3, 1, 5, 3, 7));
+    v128_t sc = wasm_f32x4_mul(wasm_f32x4_add(wasm_i32x4_shuffle(s01, s23, 0, 1, 4, 5),
+                                              wasm_i32x4_shuffle(s01, s23, 2, 3, 6, 7)), scale);
+    wasm_v128_store(s + j, sc);
+    vmx = wasm_f32x4_max(vmx, sc);
+  }
+  float mx = wasm_f32x4_extract_lane(vmx, 0);
+  for (int l = 1; l < 4; l++) { float v = l == 1 ? wasm_f32x4_extract_lane(vmx, 1) : l == 2 ? wasm_f32x4_extract_lane(vmx, 2) : wasm_f32x4_extract_lane(vmx, 3); if (v > mx) mx = v; }
+  for (; j < T; j++) {
+    s[j] = dot(q, K + j * hd, hd) * wasm_f32x4_extract_lane(scale, 0);
+    if (s[j] > mx) mx = s[j];
+  }
+  vmx = wasm_f32x4_splat(mx);
+  v128_t acc = wasm_f32x4_splat(0);
+  for (j = 0; j + 4 <= T; j += 4) { v128_t e = exp4(wasm_f32x4_sub(wasm_v128_load(s + j), vmx)); wasm_v128_store(s + j, e); acc = wasm_f32x4_add(acc, e); }
   float sum = hsum(acc);
   for (; j < T; j++) { s[j] = exp1(s[j] - mx); sum += s[j]; }
-  const float inv = 1.0f / sum;
-  for (int i = 0; i < hd; i += 4) wasm_v128_store(out + i, wasm_f32x4_splat(0));
-  for (j = 0; j < T; j++) {
-    v128_t p = wasm_f32x4_splat(s[j] * inv);
-    const float *vj = V + j * hd;
-    for (int i = 0; i < hd; i += 4) wasm_v128_store(out + i, fma4(p, wasm_v128_load(vj + i), wasm_v128_load(out + i)));
+  const v128_t vsum = wasm_f32x4_splat(sum);
+  for (j = 0; j + 4 <= T; j += 4) wasm_v128_store(s + j, wasm_f32x4_div(wasm_v128_load(s + j), vsum));
+  for (; j < T; j++) s[j] = s[j] / sum;
+  for (int i0 = 0; i0 < hd; i0 += 32) {
+    v128_t o0 = wasm_f32x4_splat(0), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0, o6 = o0, o7 = o0;
+    const float *vj = V + i0;
+    for (j = 0; j < T; j++, vj += hd) {
+      v128_t p = wasm_f32x4_splat(s[j]);
+      o0 = fma4(p, wasm_v128_load(vj), o0);      o1 = fma4(p, wasm_v128_load(vj + 4), o1);
+      o2 = fma4(p, wasm_v128_load(vj + 8), o2);  o3 = fma4(p, wasm_v128_load(vj + 12), o3);
+      o4 = fma4(p, wasm_v128_load(vj + 16), o4); o5 = fma4(p, wasm_v128_load(vj + 20), o5);
+      o6 = fma4(p, wasm_v128_load(vj + 24), o6); o7 = fma4(p, wasm_v128_load(vj + 28), o7);
+    }
+    float *o = out + i0;
+    wasm_v128_store(o, o0); wasm_v128_store(o + 4, o1); wasm_v128_store(o + 8, o2); wasm_v128_store(o + 12, o3);
+    wasm_v128_store(o + 16, o4); wasm_v128_store(o + 20, o5); wasm_v128_store(o + 24, o6); wasm_v128_store(o + 28, o7);
+  }
+}
+
+// The attention of one layer for a chunk: n tokens x nh query heads, split among the threads.
+static struct { const Layer *L; int n, start; } AT;
+
+static void attention_job(int part, int parts) {
+  const int nh = M.nh, hd = M.hd, rep = M.nh / M.nkv, qkv_w = (M.nh + 2 * M.nkv) * M.hd;
+  int lo, hi;
+  split(part, parts, AT.n * nh, 1, &lo, &hi);
+  float *s = M.scores + (uint32_t)part * M.max_t;
+  for (int item = lo; item < hi; item++) {
+    const int t = item / nh, h = item % nh, g = h / rep;
+    attend(M.att + (t * nh + h) * hd, M.qkv + t * qkv_w + h * hd, AT.L->k + (uint32_t)g * M.max_t * hd,
+           AT.L->v + (uint32_t)g * M.max_t * hd, AT.start + t + 1, s);
   }
 }
 
@@ -449,14 +508,8 @@ static void layers(const int32_t *ids, int n, int start) {
         for (int i = 0; i < hd; i += 4) { wasm_v128_store(kc + i, wasm_v128_load(k + i)); wasm_v128_store(vc + i, wasm_v128_load(v + i)); }
       }
     }
-    for (int t = 0; t < n; t++) {
-      const float *row = M.qkv + t * qkv_w;
-      for (int h = 0; h < nh; h++) {
-        const int g = h / rep;
-        attend(M.att + t * nh * hd + h * hd, row + h * hd, L->k + (uint32_t)g * M.max_t * hd,
-               L->v + (uint32_t)g * M.max_t * hd, start + t + 1);
-      }
-    }
+    AT.L = L; AT.n = n; AT.start = start;
+    run_parallel(attention_job);
     matmul(&L->o, M.att, n, M.tmp);
     for (int i = 0; i < n * H; i += 4) wasm_v128_store(M.x + i, wasm_f32x4_add(wasm_v128_load(M.x + i), wasm_v128_load(M.tmp + i)));
     for (int t = 0; t < n; t++) rmsnorm(M.h + t * H, M.x + t * H, L->ffn_norm, H);
