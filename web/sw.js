@@ -1,19 +1,21 @@
 // intab service worker: the app shell offline (issue 5).
 //
-// Network first, cache as the fallback, for the page, scripts, the Python bundle,
+// Network first, cache as the fallback, for the page, scripts, the Python bundle, intab's WASM
+// kernel (kernel/decoder.wasm, kernel/decoder-st.wasm: 23 KB each, built with the app),
 // models/index.json and each model's manifest.json. Cache first for vendor/ (Pyodide,
 // onnxruntime-web: large, and through a network-first service worker their wasm loaded much
 // slower, 9-10 s against 2.5-3.5 s for Pyodide's boot, apparently without Chromium's wasm code
 // cache); they are dropped and fetched again when offline.json's `version` (a digest of the vendor
 // files, written by web/assemble.py) changes, checked on each navigation, so one visit never mixes
-// two releases of a runtime. Model files are not handled here Responses are stored as the server sent them, headers included, so a
+// two releases of a runtime. Responses are stored as the server sent them, headers included, so a
 // page served from here offline is still cross-origin isolated (COOP/COEP/CORP) and under the
-// same CSP. Model files (models/<id>/<file> other than manifest.json):
+// same CSP. Model files (models/<id>/<file> other than manifest.json) are not handled here:
 // model_store.mjs keeps them in its own cache, by sha256, and reads them from there itself.
 //
 // The first visit is not controlled by this worker (it registers during that visit), so the page
-// sends {type:'precache', urls} once its model is ready; the reply {type:'precached', stored,
-// failed} says when the app can run offline.
+// sends {type:'precache', urls} once its model is ready (offline.json's files, the kernel's two
+// wasm files among them, plus the ORT bundle the worker used, if any); the reply
+// {type:'precached', stored, failed} says when the app can run offline.
 
 const SHELL = 'intab-shell-v1';
 const SCOPE = new URL(self.registration.scope);
