@@ -50,7 +50,7 @@ class WeightPacker:
 
     def add(self, name: str, w, transpose: bool, role: str = "") -> TensorProto:
         """An external float32 initializer `name` holding w ([out, in]) or its transpose; w is a
-        QuantBlocks matrix or a 1-D float32 vector (kind "F32"). `role` (e.g. "l3.qkv",
+        QuantBlocks matrix or a 1-D float32 vector (kind "F32"). `role` (e.g. "l3_qkv",
         "final_norm") tells runtimes other than the graph which weight it is."""
         if isinstance(w, np.ndarray):
             if w.ndim != 1:

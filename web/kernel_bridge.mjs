@@ -14,6 +14,7 @@ const NORMS = { attn_norm: 0, ffn_norm: 1 };
 const KINDS = { Q4_1: 0, Q8_0: 1 };
 const PAGE = 65536;
 const MAX_PAGES = 32768;       // 2 GiB: the module is linked with --max-memory=2147483648
+const MAX_THREADS = 8;         // decoder.c's MAX_THREADS
 const CHUNK = 128;             // tokens per pass through the layers (bounds the activations: ~4 MB)
 
 export class KernelError extends Error {
@@ -114,7 +115,7 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
   const idsPtr = need(k.alloc(maxT * 4), 'the token buffer');
 
   // Threads: the others park in worker_loop before the first job, so none misses one.
-  const wanted = shared && typeof k.worker_loop === 'function' ? Math.max(1, threads | 0) : 1;
+  const wanted = shared && typeof k.worker_loop === 'function' ? Math.max(1, Math.min(MAX_THREADS, threads | 0)) : 1;
   const workers = [];
   try {
     for (let i = 1; i < wanted; i++) workers.push(await spawn(i, module, memory));
@@ -185,7 +186,8 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
     get kvLength() { return kvLength; },
     get stats() { return { decode: { ...stats.decode }, prefill: { ...stats.prefill } }; },
     layers: L, kvHeads: nkv, headDim: hd,
-    /** Bytes of wasm memory the kernel holds (weights, scales, activations; the KV cache's pages count once touched). */
+    /** Bytes of wasm memory reserved (weights, scales, activations, and the KV cache for maxContext,
+     * whose pages take RAM only once written). */
     get memoryBytes() { return memory.buffer.byteLength; },
     forward, truncate, release,
     endProfiling() { /* onnxruntime's profiler only */ },

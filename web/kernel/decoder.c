@@ -471,18 +471,19 @@ static struct { const Layer *L; int n, start; } AT;
 
 static void attention_job(int part, int parts) {
   const int nh = M.nh, hd = M.hd, rep = M.nh / M.nkv, qkv_w = (M.nh + 2 * M.nkv) * M.hd;
-  int lo, hi;
-  split(part, parts, AT.n * nh, 1, &lo, &hi);
   float *s = M.scores + (uint32_t)part * M.max_t;
-  for (int item = lo; item < hi; item++) {
+  // Interleaved, not halved: later tokens attend to more keys (causal), so halves would be uneven.
+  for (int item = part; item < AT.n * nh; item += parts) {
     const int t = item / nh, h = item % nh, g = h / rep;
     attend(M.att + (t * nh + h) * hd, M.qkv + t * qkv_w + h * hd, AT.L->k + (uint32_t)g * M.max_t * hd,
            AT.L->v + (uint32_t)g * M.max_t * hd, AT.start + t + 1, s);
   }
 }
 
-/** One chunk of n tokens at positions start..start+n-1 through every layer; leaves M.x. */
-static void layers(const int32_t *ids, int n, int start) {
+/** One chunk of n tokens at positions start..start+n-1 through every layer; returns the row of
+ * M.x that holds the last token's output. last_only: only that output is wanted (the head's
+ * chunk), so the last layer, once its keys and values are cached, runs the rest for one token. */
+static int layers(const int32_t *ids, int n, int start, int last_only) {
   const int H = M.H, hd = M.hd, nh = M.nh, nkv = M.nkv, I = M.I, rep = nh / nkv;
   const int qkv_w = (nh + 2 * nkv) * hd;
   const int nbE = H / 32;
@@ -508,6 +509,13 @@ static void layers(const int32_t *ids, int n, int start) {
         for (int i = 0; i < hd; i += 4) { wasm_v128_store(kc + i, wasm_v128_load(k + i)); wasm_v128_store(vc + i, wasm_v128_load(v + i)); }
       }
     }
+    if (last_only && l == M.L - 1 && n > 1) {
+      const float *q = M.qkv + (n - 1) * qkv_w, *x = M.x + (n - 1) * H;
+      for (int i = 0; i < nh * hd; i += 4) wasm_v128_store(M.qkv + i, wasm_v128_load(q + i));
+      for (int i = 0; i < H; i += 4) wasm_v128_store(M.x + i, wasm_v128_load(x + i));
+      start += n - 1;
+      n = 1;
+    }
     AT.L = L; AT.n = n; AT.start = start;
     run_parallel(attention_job);
     matmul(&L->o, M.att, n, M.tmp);
@@ -525,6 +533,7 @@ static void layers(const int32_t *ids, int n, int start) {
     matmul(&L->down, M.act, n, M.tmp);
     for (int i = 0; i < n * H; i += 4) wasm_v128_store(M.x + i, wasm_f32x4_add(wasm_v128_load(M.x + i), wasm_v128_load(M.tmp + i)));
   }
+  return n - 1;
 }
 
 // Top-K as a min-heap of (logit, id): the root is the weakest kept candidate. Ties go to the
@@ -578,9 +587,9 @@ EXPORT(forward) int forward(const int32_t *ids, int n, int start, int K) {
   for (int i = 0; i < n; i++) if (ids[i] < 0 || ids[i] >= M.V) return 0;
   for (int done = 0; done < n; ) {
     int c = n - done < M.chunk ? n - done : M.chunk;
-    layers(ids + done, c, start + done);
+    const int last = layers(ids + done, c, start + done, done + c == n);
     done += c;
-    if (done == n) head(M.x + (c - 1) * M.H, K);
+    if (done == n) head(M.x + last * M.H, K);
   }
   return 1;
 }
