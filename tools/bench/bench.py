@@ -293,7 +293,7 @@ class Bench:
             page.on("console", on_console)
             url = f"{self.base}bench/{runtime}.html?model={model}&threads={threads}&backend={backend}"
             if runtime == "intab":
-                url += f"&memory={getattr(self, 'memory', 'fast')}"
+                url += f"&memory={getattr(self, 'memory', 'fast')}&kernel={getattr(self, 'kernel', 'auto')}"
             mark = self.counter.mark()
             try:
                 cold = self._page_result(page, url + "&gen=1")
@@ -409,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--long-new-tokens", type=int, default=16, help="tokens generated after the ~1000-token prompt")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per page (load + generations)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--kernel", default="auto", choices=("auto", "intab", "ort"),
+                    help="intab's WASM kernel (worker load option): intab's own (web/kernel) or onnxruntime-web")
     ap.add_argument("--memory", default="fast", choices=("fast", "low"),
                     help="intab's memory mode (worker load option): low = no weight pre-packing, less RAM, slower")
     args = ap.parse_args(argv)
@@ -457,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"WebGPU skipped: {why}")
         bench = Bench(pw, base, counter, args.timeout)
         bench.memory = args.memory
+        bench.kernel = args.kernel
         jobs = []
         for backend, t in backends:
             for v in variants:

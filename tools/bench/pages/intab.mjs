@@ -29,10 +29,10 @@ const next = (...types) => new Promise((resolve, reject) => { waiting = { types,
 async function main() {
   const planPromise = generate ? loadPlan() : null;
   const ready = next('ready');
-  worker.postMessage({ type: 'load', backend, model, threads, memory: params.get('memory') || 'fast' });
+  worker.postMessage({ type: 'load', backend, model, threads, memory: params.get('memory') || 'fast', kernel: params.get('kernel') || 'auto' });
   const info = await ready;
   result.loadMs = performance.now();
-  result.info = { backend: info.backend, threads: info.threads, crossOriginIsolated: info.crossOriginIsolated,
+  result.info = { backend: info.backend, kernel: info.kernel, threads: info.threads, crossOriginIsolated: info.crossOriginIsolated,
     model: info.model && info.model.id, workerLoadMs: info.loadMs, timings: info.timings, fromCache: info.fromCache };
   setState('ready');
   if (!generate) { setState('done'); return; }
