@@ -328,30 +328,50 @@ static void matmul_rows(const Mat *m, const float *X, int n, float *Y, int r0, i
 
 // ------------------------------------------------------------------ threads
 //
-// Worker threads park in worker_loop() (memory.atomic.wait). A job is a function of (part,
-// parts); run_parallel() announces it by bumping `job_seq`, runs part 0 itself and waits for the
-// others. Matrix products split their rows, attention its (token, head) pairs.
+// Worker threads park in worker_loop() (memory.atomic.wait). A job is `items` units of work
+// (row groups of a product, (token, head) pairs of attention); every thread, the caller included,
+// claims `grain` of them at a time until none are left, and the caller waits until all are done.
+// Claiming rather than fixed halves: on 2 cores shared with the browser's own threads, a thread
+// that is descheduled simply claims less, instead of holding up the barrier.
 
-typedef void (*job_fn)(int part, int parts);
+typedef void (*item_fn)(int lo, int hi, int thread);
+
+#define CLOSED 0xffffffffu        // job number that matches no job: between jobs nothing can be claimed
 
 static struct {
-  job_fn fn;
-  int nthreads;
-  volatile int32_t job_seq;       // bumped per job
-  volatile int32_t pending;       // workers still busy on the current job
+  item_fn fn;
+  int nthreads, items, grain;
+  volatile int32_t job_seq;       // bumped per job: wakes the workers
+  volatile uint64_t next;         // (job number << 32) | next unclaimed item
+  volatile int32_t done;          // items finished in the current job
 } J;
 
-/** [lo, hi) of n items for `part` of `parts`, in multiples of `align`. */
-static void split(int part, int parts, int n, int align, int *lo, int *hi) {
-  int per = ((n + parts - 1) / parts + align - 1) / align * align;
-  *lo = part * per < n ? part * per : n;
-  *hi = (part + 1) * per < n ? (part + 1) * per : n;
+/** Claim the next items of job `seq`: [lo, *hi), or -1 when none are left or the job is over. */
+static int claim(uint32_t seq, int *hi) {
+  uint64_t c = __atomic_load_n(&J.next, __ATOMIC_ACQUIRE);
+  for (;;) {
+    if ((uint32_t)(c >> 32) != seq) return -1;
+    const int lo = (int)(uint32_t)c, items = J.items;
+    if (lo >= items) return -1;
+    const int h = lo + J.grain < items ? lo + J.grain : items;
+    if (__atomic_compare_exchange_n(&J.next, (uint64_t *)&c, ((uint64_t)seq << 32) | (uint32_t)h, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) { *hi = h; return lo; }
+  }
+}
+
+/** Claim and run items of job `seq` until none are left. */
+static void work(uint32_t seq, int thread) {
+  int lo, hi;
+  while ((lo = claim(seq, &hi)) >= 0) {
+    J.fn(lo, hi, thread);          // fields stay put while any claimed item is unfinished
+    __atomic_add_fetch(&J.done, hi - lo, __ATOMIC_ACQ_REL);
+  }
 }
 
 #ifdef __wasm_atomics__
 EXPORT(set_threads) void set_threads(int n) { J.nthreads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n; }
 
-/** A worker thread's life: wait for a job, do its part, repeat. Never returns. */
+/** A worker thread's life: wait for a job, claim items of it, repeat. Never returns. */
 EXPORT(worker_loop) void worker_loop(int index) {
   int32_t seen = __atomic_load_n(&J.job_seq, __ATOMIC_ACQUIRE);
   for (;;) {
@@ -361,40 +381,45 @@ EXPORT(worker_loop) void worker_loop(int index) {
       if (++spins > 20000) __builtin_wasm_memory_atomic_wait32((int32_t *)&J.job_seq, seen, -1);
     }
     seen = seq;
-    J.fn(index, J.nthreads);
-    if (__atomic_sub_fetch(&J.pending, 1, __ATOMIC_ACQ_REL) == 0)
-      __builtin_wasm_memory_atomic_notify((int32_t *)&J.pending, 1);
+    work((uint32_t)seq, index);
   }
 }
 
-static void run_parallel(job_fn fn) {
-  if (J.nthreads <= 1) { fn(0, 1); return; }
-  J.fn = fn;
-  __atomic_store_n(&J.pending, J.nthreads - 1, __ATOMIC_RELEASE);
-  __atomic_add_fetch(&J.job_seq, 1, __ATOMIC_ACQ_REL);
+static void run_parallel(item_fn fn, int items, int grain) {
+  if (J.nthreads <= 1 || items <= grain) { fn(0, items, 0); return; }
+  // Close the last job before touching the fields, so a late worker cannot claim with them.
+  __atomic_store_n(&J.next, (uint64_t)CLOSED << 32, __ATOMIC_RELEASE);
+  J.fn = fn; J.items = items; J.grain = grain;
+  __atomic_store_n(&J.done, 0, __ATOMIC_RELEASE);
+  const uint32_t seq = (uint32_t)(J.job_seq + 1) & 0x7fffffff;
+  __atomic_store_n(&J.next, (uint64_t)seq << 32, __ATOMIC_RELEASE);
+  __atomic_store_n(&J.job_seq, (int32_t)seq, __ATOMIC_RELEASE);
   __builtin_wasm_memory_atomic_notify((int32_t *)&J.job_seq, J.nthreads - 1);
-  fn(0, J.nthreads);
-  int32_t left, spins = 0;
-  while ((left = __atomic_load_n(&J.pending, __ATOMIC_ACQUIRE)) != 0) {
-    if (++spins > 20000) __builtin_wasm_memory_atomic_wait32((int32_t *)&J.pending, left, -1);
+  work(seq, 0);
+  int32_t d, spins = 0;
+  while ((d = __atomic_load_n(&J.done, __ATOMIC_ACQUIRE)) != items) {
+    if (++spins > 20000) __builtin_wasm_memory_atomic_wait32((int32_t *)&J.done, d, 100000);  // 0.1 ms naps
   }
 }
 #else   // decoder-st.wasm: one thread
 EXPORT(set_threads) void set_threads(int n) { (void)n; J.nthreads = 1; }
-static void run_parallel(job_fn fn) { fn(0, 1); }
+static void run_parallel(item_fn fn, int items, int grain) { (void)grain; fn(0, items, 0); }
 #endif
 
 static struct { const Mat *m; const float *X; float *Y; int n; } MM;
 
-static void matmul_job(int part, int parts) {
-  int r0, r1;
-  split(part, parts, MM.m->rows, 4, &r0, &r1);   // multiples of 4 rows: threads do not share Y's cache lines
-  if (r0 < r1) matmul_rows(MM.m, MM.X, MM.n, MM.Y, r0, r1, part);
+// Items of a product are groups of 16 rows (whole prefill panels; threads never share Y's lines).
+static void matmul_items(int lo, int hi, int thread) {
+  const int rows = MM.m->rows, r1 = hi * 16 < rows ? hi * 16 : rows;
+  matmul_rows(MM.m, MM.X, MM.n, MM.Y, lo * 16, r1, thread);
 }
 
 static void matmul(const Mat *m, const float *X, int n, float *Y) {
   MM.m = m; MM.X = X; MM.Y = Y; MM.n = n;
-  run_parallel(matmul_job);
+  const int groups = (m->rows + 15) / 16;
+  // About 4 claims per thread: few enough to cost nothing, enough to even out a slow thread.
+  int grain = (groups + J.nthreads * 4 - 1) / (J.nthreads * 4);
+  run_parallel(matmul_items, groups, grain < 1 ? 1 : grain);
 }
 
 // ------------------------------------------------------------------ the decoder
@@ -469,11 +494,10 @@ static void attend(float *out, const float *q, const float *K, const float *V, i
 // The attention of one layer for a chunk: n tokens x nh query heads, split among the threads.
 static struct { const Layer *L; int n, start; } AT;
 
-static void attention_job(int part, int parts) {
+static void attention_items(int lo, int hi, int thread) {
   const int nh = M.nh, hd = M.hd, rep = M.nh / M.nkv, qkv_w = (M.nh + 2 * M.nkv) * M.hd;
-  float *s = M.scores + (uint32_t)part * M.max_t;
-  // Interleaved, not halved: later tokens attend to more keys (causal), so halves would be uneven.
-  for (int item = part; item < AT.n * nh; item += parts) {
+  float *s = M.scores + (uint32_t)thread * M.max_t;
+  for (int item = lo; item < hi; item++) {
     const int t = item / nh, h = item % nh, g = h / rep;
     attend(M.att + (t * nh + h) * hd, M.qkv + t * qkv_w + h * hd, AT.L->k + (uint32_t)g * M.max_t * hd,
            AT.L->v + (uint32_t)g * M.max_t * hd, AT.start + t + 1, s);
@@ -517,7 +541,7 @@ static int layers(const int32_t *ids, int n, int start, int last_only) {
       n = 1;
     }
     AT.L = L; AT.n = n; AT.start = start;
-    run_parallel(attention_job);
+    run_parallel(attention_items, n * nh, 1);   // one (token, head) at a time: causal rows differ in length
     matmul(&L->o, M.att, n, M.tmp);
     for (int i = 0; i < n * H; i += 4) wasm_v128_store(M.x + i, wasm_f32x4_add(wasm_v128_load(M.x + i), wasm_v128_load(M.tmp + i)));
     for (int t = 0; t < n; t++) rmsnorm(M.h + t * H, M.x + t * H, L->ffn_norm, H);
