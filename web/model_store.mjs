@@ -219,11 +219,14 @@ async function deleteStale(cache, modelId, files) {
  * keyed by their sha256; a later visit reads them from there and checks them again: a damaged
  * entry is deleted and downloaded again, with one line for the user.
  * Returns at once with a promise per file (the small files are used before the model arrives)
- * and `done`. */
-export async function downloadModel(modelId, onProgress) {
+ * and `done`. skip: names of manifest files this load does not need (model.onnx under intab's
+ * kernel), or a function of the manifest that returns them; they are neither fetched nor counted,
+ * and their stored copies are kept. */
+export async function downloadModel(modelId, onProgress, { skip = [] } = {}) {
   const manifest = await (await fetchChecked(`models/${modelId}/manifest.json`, 'the model manifest')).json();
-  const files = manifest.files;
-  if (!Array.isArray(files)) throw named('LoadError', `the manifest of ${modelId} lists no files`);
+  if (!Array.isArray(manifest.files)) throw named('LoadError', `the manifest of ${modelId} lists no files`);
+  const skipped = typeof skip === 'function' ? skip(manifest) : skip;
+  const files = manifest.files.filter((f) => !skipped.includes(f.name));
   const state = files.map((f) => ({ name: f.name, loaded: 0, total: f.size, cached: false, source: null, eta: null, done: false }));
   const starts = files.map(() => null);   // [time, loaded] when bytes began to arrive
   const total = files.reduce((a, f) => a + f.size, 0);
@@ -339,7 +342,7 @@ export async function downloadModel(modelId, onProgress) {
   const done = (async () => {
     await Promise.all(Object.values(byName));
     while (puts.length) await Promise.all(puts.splice(0));
-    if (cache) await deleteStale(cache, modelId, files);
+    if (cache) await deleteStale(cache, modelId, manifest.files);
     report(true);
     return state.filter((s) => s.cached).map((s) => s.name);
   })();

@@ -209,11 +209,16 @@ async function load({ backend: wanted = 'auto', kernel: wantedKernel = 'auto', m
   const modelId = model || ids[0];
   if (!modelId) throw Object.assign(new Error('models/index.json lists no model'), { name: 'LoadError' });
   if (!ids.includes(modelId)) throw Object.assign(new Error(`unknown model '${modelId}'; models/index.json lists ${ids.join(', ')}`), { name: 'LoadError' });
+  // Under intab's kernel model.onnx is never read: not downloaded either (4.3 MB). The kernel's
+  // own fetch and compile (17 KB) are done by the time the index has arrived.
+  const compiled = await kernelPromise;
+  const kernelFits = (m) => !!(compiled && compiled.module && m.weights && m.weights.tensors.every((t) => t.role));
   const tDl = performance.now();
-  const dl = await downloadModel(modelId, progress);
+  const dl = await downloadModel(modelId, progress, { skip: (m) => (kernelFits(m) ? ['model.onnx'] : []) });
   const manifest = dl.manifest;
-  const packed = manifest.weights || null;  // transport blocks -> float32 external data (models/packed.py)
-  for (const name of ['model.onnx', ...TEXT_FILES, ...(packed ? [packed.transport] : [])]) {
+  const packed = manifest.weights || null;  // transport blocks (models/packed.py)
+  const kernelOk = kernelFits(manifest);
+  for (const name of [...(kernelOk ? [] : ['model.onnx']), ...TEXT_FILES, ...(packed ? [packed.transport] : [])]) {
     if (!dl.files[name]) throw Object.assign(new Error(`the model manifest lists no ${name}`), { name: 'LoadError' });
   }
   const dec = new TextDecoder();
@@ -225,8 +230,6 @@ async function load({ backend: wanted = 'auto', kernel: wantedKernel = 'auto', m
   // 5. The model session, once model.onnx (and the weights) are in and checked.
   let kernel = 'ort', kernelReason = backend === 'wasm' ? (wantedKernel === 'ort' ? 'requested' : profiling ? 'profiling needs onnxruntime' : '') : 'WebGPU runs onnxruntime-web';
   const bridgePromise = (async () => {
-    const compiled = await kernelPromise;
-    const kernelOk = compiled && compiled.module && packed && packed.tensors.every((t) => t.role);
     if (wantedKernel === 'intab' && !kernelOk) {
       throw Object.assign(new Error(`kernel='intab' cannot run here: ${compiled?.reason || 'this model has no packed weights layout with roles'}`), { name: 'BackendError' });
     }

@@ -139,7 +139,8 @@ def test_no_request_leaves_the_origin_nor_any_during_a_turn(browser, app_url):
         assert page.get_attribute("#status", "data-backend") == "wasm"
         assert page.get_attribute("#status", "data-kernel") == "intab"
         loaded = [u for _, u in log]
-        assert any(u.endswith("/model.onnx") for u in loaded)           # the worker's fetches are seen
+        assert any(u.endswith("/weights.bin") for u in loaded)          # the worker's fetches are seen
+        assert not any(u.endswith("/model.onnx") for u in loaded)        # the kernel never reads the graph
         assert any(u.endswith("/kernel/decoder.wasm") for u in loaded)  # isolated: the threaded kernel
         assert not any("/vendor/ort/" in u for u in loaded)              # intab kernel: no onnxruntime-web
         restore_defaults(page)

@@ -87,6 +87,12 @@ def key_of(site, f) -> str:
     return f"{site.url}models/{site.model_id}/{f['name']}?sha256={f['sha256']}"
 
 
+def fetched(manifest) -> list[dict]:
+    """The manifest's files that the page loads: all but model.onnx, which the intab kernel (the
+    WASM default) never reads and so never downloads."""
+    return [f for f in manifest["files"] if f["name"] != "model.onnx"]
+
+
 def biggest(manifest) -> dict:
     return max(manifest["files"], key=lambda f: f["size"])
 
@@ -106,7 +112,7 @@ def test_first_visit_shows_progress_then_second_visit_requests_no_model_file(sit
     page.wait_for_function("(sel) => (document.querySelector(sel)?.textContent || '').includes('left')", arg=row,
                            timeout=60_000)
     assert "%" in page.inner_text(row) and "MB" in page.inner_text(row)
-    assert page.locator("#load-files li").count() == len(site.manifest["files"])
+    assert page.locator("#load-files li").count() == len(fetched(site.manifest))
     assert 0 < page.evaluate("() => document.getElementById('load-bar').value") < 1
     faults.release()
     info = wait_ready(page)
@@ -114,16 +120,16 @@ def test_first_visit_shows_progress_then_second_visit_requests_no_model_file(sit
     assert info["fromCache"] == []
     assert notices(page) == []
     estimate = page.evaluate("() => navigator.storage.estimate()")
-    total = sum(f["size"] for f in site.manifest["files"])
+    total = sum(f["size"] for f in fetched(site.manifest))
     print(f"first visit: ready in {info['loadMs']} ms; storage {estimate['usage'] / 1e6:.1f} MB "
           f"(model files {total / 1e6:.1f} MB), details {estimate.get('usageDetails')}")
-    assert sorted(cache_keys(page)) == sorted(key_of(site, f) for f in site.manifest["files"])
+    assert sorted(cache_keys(page)) == sorted(key_of(site, f) for f in fetched(site.manifest))
 
     faults.clear_log()
     page.reload()
     info = wait_ready(page)
     print(f"second visit: ready in {info['loadMs']} ms, timings {info['timings']}")
-    assert sorted(info["fromCache"]) == sorted(f["name"] for f in site.manifest["files"])
+    assert sorted(info["fromCache"]) == sorted(f["name"] for f in fetched(site.manifest))
     assert model_requests(faults, site.model_id) == []
     assert notices(page) == []
 
@@ -157,7 +163,7 @@ def test_new_version_replaces_files_and_stale_ones_are_deleted(site):
         assert info["model"]["version"] == "test-new-version"
         assert model_requests(faults, site.model_id) == ["config.json"]
         keys = cache_keys(page)
-        expected = sorted(f"{site.url}{base}{f['name']}?sha256={f['sha256']}" for f in manifest["files"])
+        expected = sorted(f"{site.url}{base}{f['name']}?sha256={f['sha256']}" for f in fetched(manifest))
         assert sorted(keys) == expected, keys
     finally:
         faults.replace.clear()
@@ -207,7 +213,7 @@ def test_offline_after_first_visit(site):
         info = wait_ready(page)
         assert page.evaluate("() => self.crossOriginIsolated") is True
         assert info["crossOriginIsolated"] is True
-        assert sorted(info["fromCache"]) == sorted(f["name"] for f in site.manifest["files"])
+        assert sorted(info["fromCache"]) == sorted(f["name"] for f in fetched(site.manifest))
         print(f"offline: ready in {info['loadMs']} ms; requests that reached the server (closed unanswered): {faults.log}")
         ask_paris(page)
     finally:
@@ -264,7 +270,7 @@ def test_http_error_then_retry(fresh):
 def test_connection_dropped_mid_download_then_retry_keeps_verified_files(fresh):
     page, faults = fresh.page, fresh.faults
     big = biggest(fresh.manifest)
-    others = sorted(f["name"] for f in fresh.manifest["files"] if f is not big)
+    others = sorted(f["name"] for f in fetched(fresh.manifest) if f is not big)
     faults.hold(f"models/{fresh.model_id}/{big['name']}", min(big["size"] // 4, 20_000_000), then="drop")
     page.goto(fresh.app)
     assert faults.held.wait(120)
