@@ -125,15 +125,27 @@ async function nativeHex(buf) {
   return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/** Stream a body into a buffer of the manifest's size, hashing as it comes; `native`: hash once
- * it is all in, with WebCrypto (for cached copies: the transient copy it makes happens before the
- * model's weights fill the wasm heap, so it does not raise the peak, and it keeps a warm start
- * about a second shorter on these machines).
+/** Stream a body into a buffer of the manifest's size, hashing as it comes; `native` (cached
+ * copies): read it whole with arrayBuffer() and hash it with WebCrypto. Both run outside this
+ * thread and resolve once, so a warm start does not wait for Pyodide's boot, which holds this
+ * worker's thread for seconds, to let some 1,500 chunk reads through (measured: the cached files
+ * took 2.6-3.4 s to read that way, 0.1 s for the read + 0.13 s for the hash on an idle thread).
  * Returns {buf} or {bad: 'reason'} (too long, too short, wrong sha256); throws what the
  * stream throws (a dropped connection). */
 async function readBody(res, f, onBytes, { native = false } = {}) {
+  if (native) {
+    const buf = new Uint8Array(await res.arrayBuffer());
+    if (buf.length > f.size) return { bad: `it is larger than the ${f.size} bytes its manifest lists`, reason: 'too long' };
+    if (buf.length < f.size) return { bad: `it has ${buf.length} bytes, its manifest lists ${f.size}`, reason: 'truncated' };
+    onBytes(buf.length);
+    const digest = await nativeHex(buf);
+    if (digest !== f.sha256) {
+      return { bad: `it does not match its sha256 in the manifest (got ${digest.slice(0, 12)}…, expected ${String(f.sha256).slice(0, 12)}…)`, reason: 'sha256 mismatch' };
+    }
+    return { buf };
+  }
   const buf = new Uint8Array(f.size);
-  const hash = native ? null : new Sha256();
+  const hash = new Sha256();
   let off = 0;
   if (!res.body) return f.size === 0 && f.sha256 === EMPTY_SHA256 ? { buf } : { bad: 'it is empty', reason: 'truncated' };
   const reader = res.body.getReader();
@@ -145,12 +157,12 @@ async function readBody(res, f, onBytes, { native = false } = {}) {
       return { bad: `it is larger than the ${f.size} bytes its manifest lists`, reason: 'too long' };
     }
     buf.set(value, off);
-    if (hash) hash.update(value);
+    hash.update(value);
     off += value.length;
     onBytes(off);
   }
   if (off !== f.size) return { bad: `it has ${off} bytes, its manifest lists ${f.size}`, reason: 'truncated' };
-  const digest = hash ? hash.hex() : await nativeHex(buf);
+  const digest = hash.hex();
   if (digest !== f.sha256) {
     return { bad: `it does not match its sha256 in the manifest (got ${digest.slice(0, 12)}…, expected ${String(f.sha256).slice(0, 12)}…)`, reason: 'sha256 mismatch' };
   }
