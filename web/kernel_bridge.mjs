@@ -73,7 +73,8 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
   const module = wasm instanceof WebAssembly.Module ? wasm : await WebAssembly.compile(wasm);
   // decoder.wasm imports shared memory (threads), decoder-st.wasm a plain one: `shared` says which.
   const memory = new WebAssembly.Memory({ initial: Math.ceil((layout.src_bytes + (8 << 20)) / PAGE), maximum: MAX_PAGES, shared });
-  const { exports: k } = await WebAssembly.instantiate(module, { env: { memory } });
+  // env.now: only the phase-timer build (tools/profile_kernel.py) imports it.
+  const { exports: k } = await WebAssembly.instantiate(module, { env: { memory, now: () => performance.now() } });
   const mem = () => memory.buffer;
   const need = (ptr, what) => {
     if (!ptr) throw new KernelError(`out of memory for ${what}: close other tabs or choose a shorter context`);
@@ -191,5 +192,11 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
     get memoryBytes() { return memory.buffer.byteLength; },
     forward, truncate, release,
     endProfiling() { /* onnxruntime's profiler only */ },
+    /** Time per phase since the last call (ms), from a build with -DKERNEL_PROFILE; null otherwise. */
+    takeProfile() {
+      if (typeof k.prof_take !== 'function') return null;
+      const names = ['other', 'qkv', 'attention', 'o', 'gate_up', 'silu', 'down', 'head_matvec', 'head_topk'];
+      return Object.fromEntries(names.map((n, i) => [n, k.prof_take(i)]));
+    },
   };
 }

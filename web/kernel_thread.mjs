@@ -4,7 +4,7 @@
 self.onmessage = async (ev) => {
   const { module, memory, index } = ev.data;
   try {
-    const { exports } = await WebAssembly.instantiate(module, { env: { memory } });
+    const { exports } = await WebAssembly.instantiate(module, { env: { memory, now: () => performance.now() } });
     self.postMessage({ type: 'parked' });
     exports.worker_loop(index);
   } catch (err) {

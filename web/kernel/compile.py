@@ -23,7 +23,8 @@ BUILDS = {
 }
 
 
-def compile_kernel(out_dir: Path) -> list[str]:
+def compile_kernel(out_dir: Path, defines: tuple[str, ...] = ()) -> list[str]:
+    """defines: e.g. ("KERNEL_PROFILE",) for tools/profile_kernel.py's phase timers."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     newest_input = max(SOURCE.stat().st_mtime, Path(__file__).stat().st_mtime)
@@ -32,7 +33,7 @@ def compile_kernel(out_dir: Path) -> list[str]:
         if out.exists() and out.stat().st_mtime >= newest_input:
             continue
         tmp = out.with_name(name + ".tmp")
-        cmd = [sys.executable, "-m", "ziglang", "cc", *COMMON, *flags, "-o", str(tmp), str(SOURCE)]
+        cmd = [sys.executable, "-m", "ziglang", "cc", *COMMON, *flags, *(f"-D{d}" for d in defines), "-o", str(tmp), str(SOURCE)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"compiling {SOURCE.name} -> {name} failed:\n{r.stderr}")

@@ -22,6 +22,18 @@
 #define TILE 4            // prefill: tokens per register tile (and the fewest tokens that take the panel path)
 #define PANEL 8           // prefill: weight rows dequantized together into a thread's scratch
 
+// Phase timers for tools/profile_kernel.mjs only (-DKERNEL_PROFILE adds the import env.now).
+#ifdef KERNEL_PROFILE
+__attribute__((import_module("env"), import_name("now"))) double now(void);
+static double prof[10];
+#define PROF_START double t_ = now()
+#define PROF(i) do { double t2_ = now(); prof[i] += t2_ - t_; t_ = t2_; } while (0)
+EXPORT(prof_take) double prof_take(int i) { double v = prof[i]; prof[i] = 0; return v; }
+#else
+#define PROF_START
+#define PROF(i)
+#endif
+
 typedef struct { const uint8_t *q; const float *s; int rows, cols, kind; } Mat;   // kind 0: Q4_1, 1: Q8_0
 enum { Q4_1 = 0, Q8_0 = 1 };
 
@@ -511,6 +523,7 @@ static int layers(const int32_t *ids, int n, int start, int last_only) {
   const int H = M.H, hd = M.hd, nh = M.nh, nkv = M.nkv, I = M.I, rep = nh / nkv;
   const int qkv_w = (nh + 2 * nkv) * hd;
   const int nbE = H / 32;
+  PROF_START;
   for (int t = 0; t < n; t++)                  // embedding rows, d*q exactly as the graph's Gather
     for (int b = 0; b < nbE; b++) {
       WIDEN(&M.embed, ids[t], b, nbE);
@@ -521,7 +534,9 @@ static int layers(const int32_t *ids, int n, int start, int last_only) {
   for (int l = 0; l < M.L; l++) {
     Layer *L = &M.layer[l];
     for (int t = 0; t < n; t++) rmsnorm(M.h + t * H, M.x + t * H, L->attn_norm, H);
+    PROF(0);
     matmul(&L->qkv, M.h, n, M.qkv);
+    PROF(1);
     for (int t = 0; t < n; t++) {
       float *row = M.qkv + t * qkv_w;
       const int pos = start + t;
@@ -541,11 +556,16 @@ static int layers(const int32_t *ids, int n, int start, int last_only) {
       n = 1;
     }
     AT.L = L; AT.n = n; AT.start = start;
+    PROF(0);
     run_parallel(attention_items, n * nh, 1);   // one (token, head) at a time: causal rows differ in length
+    PROF(2);
     matmul(&L->o, M.att, n, M.tmp);
+    PROF(3);
     for (int i = 0; i < n * H; i += 4) wasm_v128_store(M.x + i, wasm_f32x4_add(wasm_v128_load(M.x + i), wasm_v128_load(M.tmp + i)));
     for (int t = 0; t < n; t++) rmsnorm(M.h + t * H, M.x + t * H, L->ffn_norm, H);
+    PROF(0);
     matmul(&L->gate_up, M.h, n, M.gu);
+    PROF(4);
     for (int t = 0; t < n; t++) {             // act = gate * sigmoid(gate) * up, into the gate half
       float *g = M.gu + t * 2 * I, *u = g + I;
       for (int i = 0; i < I; i += 4) {
@@ -554,7 +574,9 @@ static int layers(const int32_t *ids, int n, int start, int last_only) {
         wasm_v128_store(M.act + t * I + i, wasm_f32x4_mul(wasm_f32x4_mul(gv, sig), wasm_v128_load(u + i)));
       }
     }
+    PROF(5);
     matmul(&L->down, M.act, n, M.tmp);
+    PROF(6);
     for (int i = 0; i < n * H; i += 4) wasm_v128_store(M.x + i, wasm_f32x4_add(wasm_v128_load(M.x + i), wasm_v128_load(M.tmp + i)));
   }
   return n - 1;
@@ -580,7 +602,9 @@ static void sift_down(float *hl, int32_t *hi, int n, int i) {
 static void head(const float *x, int K) {
   const int V = M.V;
   rmsnorm(M.h, x, M.final_norm, M.H);
+  PROF_START;
   matmul(&M.embed, M.h, 1, M.logits);
+  PROF(7);
   float *lg = M.logits, mx = -3.4e38f;
   for (int i = 0; i < V; i++) if (lg[i] > mx) mx = lg[i];
   v128_t vmx = wasm_f32x4_splat(mx), acc = wasm_f32x4_splat(0);
@@ -597,6 +621,7 @@ static void head(const float *x, int K) {
     sift_down(hl, hi, n, 0);
   }
   M.lse_max = mx;
+  PROF(8);
 }
 
 EXPORT(lse_max) float lse_max(void) { return M.lse_max; }

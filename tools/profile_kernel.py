@@ -1,0 +1,90 @@
+"""Where a step of intab's WASM kernel goes: phase timers (qkv, attention, o, gate_up, silu, down,
+head) from a build with -DKERNEL_PROFILE, run by Node on the real model.
+
+    .venv/bin/python tools/profile_kernel.py [--threads 1,2] [--steps 64]
+
+Prints, per thread count, ms per decode step by phase (after a 207-token prefill, 64 greedy
+steps) and ms per prefill of 207 and 1,024 tokens by phase. Node's V8 is not Chromium's: read the
+shares, and take absolute figures from `python3 build.py bench`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SCRIPT = r"""
+import { readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { createKernelBridge } from %(bridge)s;
+const [dir, wasmDir, threadsArg, stepsArg, golden] = process.argv.slice(2);
+const threads = Number(threadsArg), steps = Number(stepsArg), shared = threads > 1;
+const manifest = JSON.parse(readFileSync(dir + '/manifest.json'));
+const config = JSON.parse(readFileSync(dir + '/config.json'));
+const spawn = (index, module, memory) => new Promise((resolve, reject) => {
+  const w = new Worker(`const { parentPort, workerData: d } = require('node:worker_threads');
+    WebAssembly.instantiate(d.module, { env: { memory: d.memory, now: () => performance.now() } }).then(({ exports }) => {
+      parentPort.postMessage('parked'); exports.worker_loop(d.index); });`,
+    { eval: true, workerData: { module, memory, index } });
+  w.once('message', () => resolve(w)); w.once('error', reject);
+});
+const b = await createKernelBridge({ wasm: readFileSync(wasmDir + (shared ? '/decoder.wasm' : '/decoder-st.wasm')),
+  weights: readFileSync(dir + '/weights.bin'), layout: manifest.weights, config, threads, shared, maxContext: 2048, spawn });
+const long = JSON.parse(readFileSync(golden)).cases.find((c) => c.prompt_ids.length >= 1024).prompt_ids;
+const out = { threads: b.threads };
+const timed = async (f) => { b.takeProfile(); const t = performance.now(); await f(); const ms = performance.now() - t; return { ms, phases: b.takeProfile() }; };
+for (const n of [207, 1024]) {
+  await b.truncate(0); await b.forward(long.slice(0, n), 0, 64);      // warm-up (tier-up)
+  await b.truncate(0);
+  out[`prefill_${n}`] = await timed(() => b.forward(long.slice(0, n), 0, 64));
+}
+await b.truncate(0);
+let r = await b.forward(long.slice(0, 207), 0, 64);
+for (let i = 0; i < 16; i++) r = await b.forward([r.ids[0]], b.kvLength, 64);
+out.decode = await timed(async () => { for (let i = 0; i < steps; i++) r = await b.forward([r.ids[0]], b.kvLength, 64); });
+out.decode.ms /= steps;
+for (const k in out.decode.phases) out.decode.phases[k] /= steps;
+b.release();
+console.log(JSON.stringify(out));
+process.exit(0);
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--steps", type=int, default=64)
+    a = ap.parse_args()
+    from models.prepare import prepare
+    from models.recipes import DEFAULT
+    from web.kernel.compile import compile_kernel
+    model_dir = prepare(DEFAULT, ROOT / ".cache")
+    wasm_dir = ROOT / ".cache" / "kernel-profile"
+    compile_kernel(wasm_dir, defines=("KERNEL_PROFILE",))
+    golden = ROOT / "tests" / "golden" / "smollm2-135m-instruct.greedy.json"
+    flags = ["--experimental-wasm-relaxed-simd"] if subprocess.run(
+        ["node", "--experimental-wasm-relaxed-simd", "-e", "0"], capture_output=True).returncode == 0 else []
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "profile.mjs"
+        script.write_text(SCRIPT % {"bridge": json.dumps((ROOT / "web" / "kernel_bridge.mjs").as_uri())})
+        for t in a.threads.split(","):
+            r = subprocess.run(["node", *flags, str(script), str(model_dir), str(wasm_dir), t, str(a.steps), str(golden)],
+                               capture_output=True, text=True, check=True)
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+            print(f"\n{res['threads']} thread(s)")
+            for key in ("decode", "prefill_207", "prefill_1024"):
+                x = res[key]
+                ph = x["phases"]
+                shown = "  ".join(f"{k} {v:.2f}" if key == "decode" else f"{k} {v:.0f}" for k, v in ph.items())
+                unit = "ms/step" if key == "decode" else "ms"
+                print(f"  {key:13s} {x['ms']:8.2f} {unit}   {shown}")
+
+
+if __name__ == "__main__":
+    main()
