@@ -4,7 +4,8 @@
 - ?kernel=ort still gives the reference's greedy tokens, and the page says it runs onnxruntime;
 - a page that is not cross-origin isolated (a static host without COOP/COEP) runs the intab
   kernel on one thread (kernel/decoder-st.wasm) and gives the same tokens;
-- an unknown ?kernel= is a clear error naming the valid values.
+- an unknown ?kernel= is a clear error naming the valid values;
+- a manifest from before the kernel (no roles) falls back to onnxruntime-web and still answers.
 (?backend=webgpu&kernel=intab is in test_app_webgpu.py; ?memory=low, onnxruntime's, in test_app.py.)
 """
 from __future__ import annotations
@@ -80,3 +81,35 @@ def test_unknown_kernel_is_an_error_naming_the_valid_values(browser, app_url):
         assert page.is_disabled("#send")
     finally:
         ctx.close()
+
+
+def test_a_manifest_without_roles_falls_back_to_onnxruntime(browser, static_root, golden):
+    """A model built before the kernel (its weights layout names no roles) still loads: the
+    automatic choice takes onnxruntime-web, says why, fetches model.onnx for it, and answers."""
+    import json
+
+    from fault_server import Faults, start_fault_server
+
+    index = json.loads((static_root / "models" / "index.json").read_text())
+    model_id = index["models"][0] if isinstance(index["models"][0], str) else index["models"][0]["id"]
+    path = f"models/{model_id}/manifest.json"
+    manifest = json.loads((static_root / path).read_text())
+    for t in manifest["weights"]["tensors"]:
+        t.pop("role", None)
+    faults = Faults()
+    faults.replace[path] = json.dumps(manifest).encode()
+    url = start_fault_server(static_root, faults)
+    ctx = browser.new_context()
+    requested: list[str] = []
+    ctx.on("request", lambda r: requested.append(r.url) if r.service_worker is None else None)
+    try:
+        page = open_app(ctx, url + "?backend=wasm")
+        info = page.evaluate("() => window.intab.info")
+        assert (info["backend"], info["kernel"]) == ("wasm", "ort")
+        assert "no packed weights layout with roles" in info["kernelReason"]
+        assert any(u.endswith("/model.onnx") for u in requested)
+        case = next(c for c in GOLDEN_CASES if c["name"] == "capital")
+        check_golden(run_golden_case(page, case, golden["max_new_tokens"]), case, golden["max_new_tokens"])
+    finally:
+        ctx.close()
+        faults.stop()
