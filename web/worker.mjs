@@ -212,7 +212,15 @@ async function load({ backend: wanted = 'auto', kernel: wantedKernel = 'auto', m
   // Under intab's kernel model.onnx is never read: not downloaded either (4.3 MB). The kernel's
   // own fetch and compile (17 KB) are done by the time the index has arrived.
   const compiled = await kernelPromise;
-  const kernelFits = (m) => !!(compiled && compiled.module && m.weights && m.weights.tensors.every((t) => t.role));
+  // Why the kernel cannot run this model ('' when it can): it knows Q4_1 / Q8_0 blocks and F32
+  // vectors, each tensor named by its role (manifests from before the kernel have none).
+  const kernelMisfit = (m) => {
+    if (!compiled || !compiled.module) return compiled?.reason || '';
+    if (!m.weights || !m.weights.tensors.every((t) => t.role)) return 'the model has no packed weights layout with roles';
+    const odd = m.weights.tensors.find((t) => !['Q4_1', 'Q8_0', 'F32'].includes(t.kind));
+    return odd ? `the kernel cannot compute ${odd.kind} blocks (${odd.name})` : '';
+  };
+  const kernelFits = (m) => !!(compiled && compiled.module) && !kernelMisfit(m);
   const tDl = performance.now();
   const dl = await downloadModel(modelId, progress, { skip: (m) => (kernelFits(m) ? ['model.onnx'] : []) });
   const manifest = dl.manifest;
@@ -231,7 +239,7 @@ async function load({ backend: wanted = 'auto', kernel: wantedKernel = 'auto', m
   let kernel = 'ort', kernelReason = backend === 'wasm' ? (wantedKernel === 'ort' ? 'requested' : profiling ? 'profiling needs onnxruntime' : '') : 'WebGPU runs onnxruntime-web';
   const bridgePromise = (async () => {
     if (wantedKernel === 'intab' && !kernelOk) {
-      throw Object.assign(new Error(`kernel='intab' cannot run here: ${compiled?.reason || 'this model has no packed weights layout with roles'}`), { name: 'BackendError' });
+      throw Object.assign(new Error(`kernel='intab' cannot run here: ${kernelMisfit(manifest) || 'unknown reason'}`), { name: 'BackendError' });
     }
     if (kernelOk) {
       const src = await dl.files[packed.transport];
@@ -243,7 +251,7 @@ async function load({ backend: wanted = 'auto', kernel: wantedKernel = 'auto', m
       [kernel, kernelReason] = ['intab', wantedKernel === 'intab' ? 'requested' : 'packed weights and relaxed-SIMD'];
       return b;
     }
-    if (backend === 'wasm' && !kernelReason) kernelReason = compiled?.reason || 'the model has no packed weights layout with roles';
+    if (backend === 'wasm' && !kernelReason) kernelReason = kernelMisfit(manifest);
     const modelBytes = await dl.files['model.onnx'];
     const src = packed ? await dl.files[packed.transport] : null;
     timings.downloadMs = Math.round(performance.now() - tDl);
