@@ -210,7 +210,7 @@ async function load({ backend: wanted = 'auto', kernel: wantedKernel = 'auto', m
   if (!modelId) throw Object.assign(new Error('models/index.json lists no model'), { name: 'LoadError' });
   if (!ids.includes(modelId)) throw Object.assign(new Error(`unknown model '${modelId}'; models/index.json lists ${ids.join(', ')}`), { name: 'LoadError' });
   // Under intab's kernel model.onnx is never read: not downloaded either (4.3 MB). The kernel's
-  // own fetch and compile (17 KB) are done by the time the index has arrived.
+  // own fetch and compile (24 KB) are done by the time the index has arrived.
   const compiled = await kernelPromise;
   // Why the kernel cannot run this model ('' when it can): it knows Q4_1 / Q8_0 blocks and F32
   // vectors, each tensor named by its role (manifests from before the kernel have none).
