@@ -15,6 +15,7 @@ const KINDS = { Q4_1: 0, Q8_0: 1 };
 const PAGE = 65536;
 const MAX_PAGES = 32768;       // 2 GiB: the module is linked with --max-memory=2147483648
 const MAX_THREADS = 8;         // decoder.c's MAX_THREADS
+const MAX_LAYERS = 64;         // decoder.c's MAX_LAYERS
 const CHUNK = 128;             // tokens per pass through the layers (bounds the activations: ~4 MB)
 
 export class KernelError extends Error {
@@ -63,8 +64,8 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
   const nh = config.num_attention_heads, nkv = config.num_key_value_heads ?? nh;
   const hd = config.head_dim ?? H / nh, V = config.vocab_size;
   const maxT = Math.min(maxContext || config.max_position_embeddings || 2048, config.max_position_embeddings || Infinity);
-  if (![H, I, L, nh, nkv, hd, V].every(Number.isInteger) || hd % 32 || H % 32 || I % 32 || nh % nkv) {
-    throw new KernelError('config.json does not describe a model this kernel runs (hidden, intermediate, heads, head_dim)');
+  if (![H, I, L, nh, nkv, hd, V].every(Number.isInteger) || hd % 32 || H % 32 || I % 32 || nh % nkv || L > MAX_LAYERS) {
+    throw new KernelError(`config.json does not describe a model this kernel runs (hidden and intermediate sizes multiples of 32, head_dim a multiple of 32, whole query heads per KV head, at most ${MAX_LAYERS} layers)`);
   }
   if (!layout || !Array.isArray(layout.tensors)) throw new KernelError('the model has no packed weights layout (manifest.json "weights")');
   const src = weights instanceof Uint8Array ? weights : new Uint8Array(weights);
