@@ -18,6 +18,55 @@ export function wasmThreads() {
   return isolated ? Math.max(1, Math.min(cores, 4)) : 1;
 }
 
+/**
+ * What both bridges (this one and kernel_bridge.mjs) share, so that they check and count alike:
+ * one call at a time and none after release(), forward's and truncate's arguments, and the
+ * cumulative step timers (one-token calls, decode, apart from prefill) behind `bridge.stats`.
+ */
+export function bridgeCore(vocabSize) {
+  let busy = false, released = false;
+  const stats = { decode: { calls: 0, runMs: 0, forwardMs: 0 }, prefill: { calls: 0, tokens: 0, runMs: 0, forwardMs: 0 } };
+  return {
+    /** True the first time: the caller then frees what it holds. */
+    release() {
+      if (released) return false;
+      released = true;
+      return true;
+    },
+    async exclusive(fn) {
+      if (released) throw new Error('the bridge was released');
+      if (busy) throw new Error('bridge.forward/truncate called while another call is running');
+      busy = true;
+      try { return await fn(); } finally { busy = false; }
+    },
+    /** forward's arguments: ids (an array or a PyProxy list, at least one) at startPos, which must be
+     * where the cache ends; K clamped to 1..vocab. */
+    forwardArgs(ids, startPos, kvLength, numCandidates) {
+      startPos = Number(startPos);
+      if (startPos !== kvLength) throw new Error(`forward: startPos ${startPos} !== kvLength ${kvLength}`);
+      if (ids && typeof ids.toJs === 'function') ids = ids.toJs(); // a PyProxy list
+      if (!(ids.length >= 1)) throw new Error('forward: ids must hold at least one token');
+      const k = Math.max(1, Math.min(Number(numCandidates) | 0, vocabSize || Infinity));
+      return { ids, n: ids.length, startPos, k };
+    },
+    truncateArg(n, kvLength) {
+      n = Number(n);
+      if (!Number.isInteger(n) || n < 0 || n > kvLength) throw new Error(`truncate(${n}): must be in 0..${kvLength}`);
+      return n;
+    },
+    /** One forward call of n tokens: runMs in the model's run, since t0 in all. */
+    record(n, runMs, t0) {
+      const st = n === 1 ? stats.decode : stats.prefill;
+      st.calls += 1;
+      st.runMs += runMs;
+      st.forwardMs += performance.now() - t0;
+      if (n !== 1) st.tokens += n;
+    },
+    /** A copy of the timers: {decode: {calls, runMs, forwardMs}, prefill: {calls, tokens, runMs, forwardMs}}. */
+    get stats() { return { decode: { ...stats.decode }, prefill: { ...stats.prefill } }; },
+  };
+}
+
 function toBigInt64(values) {
   const out = new BigInt64Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = BigInt(values[i]);
@@ -58,10 +107,7 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
   const emptyKV = () => new ort.Tensor('float32', new Float32Array(0), [1, kvHeads, 0, headDim]);
   let kv = kvNames.map(emptyKV); // one tensor per [past, present] pair, in kvNames order
   let kvLength = 0;
-  let busy = false;
-  let released = false;
-  // Cumulative timers for the benchmark's step profile: one-token calls (decode) apart from prefill.
-  const stats = { decode: { calls: 0, runMs: 0, forwardMs: 0 }, prefill: { calls: 0, tokens: 0, runMs: 0, forwardMs: 0 } };
+  const core = bridgeCore(config.vocab_size);
 
   const disposeAll = (tensors) => {
     for (const t of tensors) {
@@ -69,22 +115,11 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
     }
   };
 
-  async function exclusive(fn) {
-    if (released) throw new Error('the bridge was released');
-    if (busy) throw new Error('bridge.forward/truncate called while another call is running');
-    busy = true;
-    try { return await fn(); } finally { busy = false; }
-  }
-
   async function forward(ids, startPos = kvLength, numCandidates = 1) {
     const tF = performance.now();
-    return exclusive(async () => {
-      startPos = Number(startPos);
-      if (startPos !== kvLength) throw new Error(`forward: startPos ${startPos} !== kvLength ${kvLength}`);
-      if (ids && typeof ids.toJs === 'function') ids = ids.toJs(); // a PyProxy list
-      const n = ids.length;
-      if (!(n >= 1)) throw new Error('forward: ids must hold at least one token');
-      const k = Math.max(1, Math.min(Number(numCandidates) | 0, config.vocab_size || Infinity));
+    return core.exclusive(async () => {
+      let n, k;
+      ({ ids, n, startPos, k } = core.forwardArgs(ids, startPos, kvLength, numCandidates));
       const pos = new BigInt64Array(n);
       for (let i = 0; i < n; i++) pos[i] = BigInt(startPos + i);
       const feeds = {
@@ -106,11 +141,7 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
       const idsOut = Int32Array.from(await candIds.getData(), (v) => Number(v));
       const logsumexp = Number((await lse.getData())[0]);
       disposeAll([candLogits, candIds, lse]);
-      const st = n === 1 ? stats.decode : stats.prefill;
-      st.calls += 1;
-      st.runMs += runMs;
-      st.forwardMs += performance.now() - tF;
-      if (n !== 1) st.tokens += n;
+      core.record(n, runMs, tF);
       return { logits, ids: idsOut, logsumexp };
     });
   }
@@ -118,9 +149,8 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
   // Keep the first n positions. Rare (a conversation edited in the middle): the cache goes
   // through the CPU, sliced along the sequence axis, and is re-uploaded on the next run.
   async function truncate(n) {
-    return exclusive(async () => {
-      n = Number(n);
-      if (!Number.isInteger(n) || n < 0 || n > kvLength) throw new Error(`truncate(${n}): must be in 0..${kvLength}`);
+    return core.exclusive(async () => {
+      n = core.truncateArg(n, kvLength);
       if (n === kvLength) return;
       const old = kv;
       if (n === 0) {
@@ -142,8 +172,7 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
   }
 
   function release() {
-    if (released) return;
-    released = true;
+    if (!core.release()) return;
     disposeAll(kv);
     kv = [];
     kvLength = 0;
@@ -154,8 +183,7 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
     backend,
     threads: backend === 'wasm' ? threads : 1,
     get kvLength() { return kvLength; },
-    /** A copy of the cumulative timers: {decode: {calls, runMs, forwardMs}, prefill: {calls, tokens, runMs, forwardMs}}. */
-    get stats() { return { decode: { ...stats.decode }, prefill: { ...stats.prefill } }; },
+    get stats() { return core.stats; },
     layers, kvHeads, headDim,
     inputNames: session.inputNames,
     outputNames: session.outputNames,

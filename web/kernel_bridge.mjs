@@ -9,6 +9,8 @@
 // manifest.json's "weights". Threads beyond the first are workers (web/kernel_thread.mjs) that
 // share the module's memory; `spawn(index, module, memory)` makes one (tests pass their own).
 
+import { bridgeCore } from './bridge.mjs';
+
 const SLOTS = { qkv: 0, o: 1, gate_up: 2, down: 3 };
 const NORMS = { attn_norm: 0, ffn_norm: 1 };
 const KINDS = { Q4_1: 0, Q8_0: 1 };
@@ -75,29 +77,29 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
   // decoder.wasm imports shared memory (threads), decoder-st.wasm a plain one: `shared` says which.
   const memory = new WebAssembly.Memory({ initial: Math.ceil((layout.src_bytes + (8 << 20)) / PAGE), maximum: MAX_PAGES, shared });
   // env.now: only the phase-timer build (tools/profile_kernel.py) imports it.
-  const { exports: k } = await WebAssembly.instantiate(module, { env: { memory, now: () => performance.now() } });
+  const { exports: kern } = await WebAssembly.instantiate(module, { env: { memory, now: () => performance.now() } });
   const mem = () => memory.buffer;
   const need = (ptr, what) => {
     if (!ptr) throw new KernelError(`out of memory for ${what}: close other tabs or choose a shorter context`);
     return ptr;
   };
 
-  k.set_config(H, I, nh, nkv, hd, L, V, maxT, config.rms_norm_eps ?? 1e-6, CHUNK);
+  kern.set_config(H, I, nh, nkv, hd, L, V, maxT, config.rms_norm_eps ?? 1e-6, CHUNK);
   // weights.bin goes into the module's memory as is; set_mat then rewrites each matrix in place.
-  const base = need(k.alloc(layout.src_bytes), 'the weights');
+  const base = need(kern.alloc(layout.src_bytes), 'the weights');
   new Uint8Array(mem(), base, layout.src_bytes).set(src.subarray(0, layout.src_bytes));
   const seen = new Set();
   for (const t of layout.tensors) {
     const role = t.role || '';
     let m;
     if (role === 'embed') {
-      need(k.set_mat(0, 4, KINDS[t.kind], base + t.src, t.rows, t.cols), role);
+      need(kern.set_mat(0, 4, KINDS[t.kind], base + t.src, t.rows, t.cols), role);
     } else if (role === 'final_norm') {
-      k.set_vec(0, 2, base + t.src);
+      kern.set_vec(0, 2, base + t.src);
     } else if ((m = /^l(\d+)_(qkv|o|gate_up|down)$/.exec(role)) && t.kind in KINDS) {
-      need(k.set_mat(+m[1], SLOTS[m[2]], KINDS[t.kind], base + t.src, t.rows, t.cols), role);
+      need(kern.set_mat(+m[1], SLOTS[m[2]], KINDS[t.kind], base + t.src, t.rows, t.cols), role);
     } else if ((m = /^l(\d+)_(attn_norm|ffn_norm)$/.exec(role)) && t.kind === 'F32') {
-      k.set_vec(+m[1], NORMS[m[2]], base + t.src);
+      kern.set_vec(+m[1], NORMS[m[2]], base + t.src);
     } else {
       throw new KernelError(`weights layout: the kernel does not know tensor ${t.name} (role '${role}', ${t.kind})`);
     }
@@ -109,15 +111,15 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
   if (lacking.length) throw new KernelError(`weights layout lacks ${lacking.slice(0, 4).join(', ')}${lacking.length > 4 ? '…' : ''} (an old manifest: rebuild the model)`);
 
   const { cos, sin } = ropeTables(config, maxT);
-  const pc = need(k.alloc(cos.byteLength), 'rotary tables'), ps = need(k.alloc(sin.byteLength), 'rotary tables');
+  const pc = need(kern.alloc(cos.byteLength), 'rotary tables'), ps = need(kern.alloc(sin.byteLength), 'rotary tables');
   new Float32Array(mem(), pc, cos.length).set(cos);
   new Float32Array(mem(), ps, sin.length).set(sin);
-  k.set_rope(pc, ps);
-  need(k.init_runtime(), 'the KV cache');
-  const idsPtr = need(k.alloc(maxT * 4), 'the token buffer');
+  kern.set_rope(pc, ps);
+  need(kern.init_runtime(), 'the KV cache');
+  const idsPtr = need(kern.alloc(maxT * 4), 'the token buffer');
 
   // Threads: the others park in worker_loop before the first job, so none misses one.
-  const wanted = shared && typeof k.worker_loop === 'function' ? Math.max(1, Math.min(MAX_THREADS, threads | 0)) : 1;
+  const wanted = shared && typeof kern.worker_loop === 'function' ? Math.max(1, Math.min(MAX_THREADS, threads | 0)) : 1;
   const workers = [];
   try {
     for (let i = 1; i < wanted; i++) workers.push(await spawn(i, module, memory));
@@ -125,57 +127,40 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
     for (const w of workers) w.terminate();
     throw err;
   }
-  k.set_threads(workers.length + 1);
+  kern.set_threads(workers.length + 1);
 
-  let kvLength = 0, busy = false, released = false;
-  const stats = { decode: { calls: 0, runMs: 0, forwardMs: 0 }, prefill: { calls: 0, tokens: 0, runMs: 0, forwardMs: 0 } };
+  let kvLength = 0;
+  const core = bridgeCore(V);   // shared with bridge.mjs: argument checks, one call at a time, timers
 
   async function forward(ids, startPos = kvLength, numCandidates = 1) {
     const tF = performance.now();
-    if (released) throw new Error('the bridge was released');
-    if (busy) throw new Error('bridge.forward/truncate called while another call is running');
-    startPos = Number(startPos);
-    if (startPos !== kvLength) throw new Error(`forward: startPos ${startPos} !== kvLength ${kvLength}`);
-    if (ids && typeof ids.toJs === 'function') ids = ids.toJs(); // a PyProxy list
-    const n = ids.length;
-    if (!(n >= 1)) throw new Error('forward: ids must hold at least one token');
-    if (startPos + n > maxT) throw new Error(`forward: ${startPos + n} tokens exceed the context of ${maxT}`);
-    for (let i = 0; i < n; i++) {
-      if (!(Number.isInteger(Number(ids[i])) && ids[i] >= 0 && ids[i] < V)) throw new Error(`forward: token id ${ids[i]} is outside 0..${V - 1}`);
-    }
-    const K = Math.max(1, Math.min(Number(numCandidates) | 0, V));
-    busy = true;
-    try {
+    return core.exclusive(async () => {
+      let n, k;
+      ({ ids, n, startPos, k } = core.forwardArgs(ids, startPos, kvLength, numCandidates));
+      if (startPos + n > maxT) throw new Error(`forward: ${startPos + n} tokens exceed the context of ${maxT}`);
+      for (let i = 0; i < n; i++) {
+        if (!(Number.isInteger(Number(ids[i])) && ids[i] >= 0 && ids[i] < V)) throw new Error(`forward: token id ${ids[i]} is outside 0..${V - 1}`);
+      }
       new Int32Array(mem(), idsPtr, n).set(Array.from(ids, Number));
       const tR = performance.now();
-      if (!k.forward(idsPtr, n, startPos, K)) throw new Error('forward: the kernel refused its arguments');
+      if (!kern.forward(idsPtr, n, startPos, k)) throw new Error('forward: the kernel refused its arguments');
       const runMs = performance.now() - tR;
       kvLength = startPos + n;
-      const logits = new Float32Array(mem(), k.cand_logits_ptr(), K).slice();
-      const idsOut = new Int32Array(mem(), k.cand_ids_ptr(), K).slice();
-      const logsumexp = Math.fround(k.lse_max() + Math.log(k.lse_value()));
-      const st = n === 1 ? stats.decode : stats.prefill;
-      st.calls += 1;
-      st.runMs += runMs;
-      st.forwardMs += performance.now() - tF;
-      if (n !== 1) st.tokens += n;
+      const logits = new Float32Array(mem(), kern.cand_logits_ptr(), k).slice();
+      const idsOut = new Int32Array(mem(), kern.cand_ids_ptr(), k).slice();
+      const logsumexp = Math.fround(kern.lse_max() + Math.log(kern.lse_value()));
+      core.record(n, runMs, tF);
       return { logits, ids: idsOut, logsumexp };
-    } finally {
-      busy = false;
-    }
+    });
   }
 
   // The cache is positional: keeping the first n positions is just forgetting the rest.
   async function truncate(n) {
-    if (released) throw new Error('the bridge was released');
-    n = Number(n);
-    if (!Number.isInteger(n) || n < 0 || n > kvLength) throw new Error(`truncate(${n}): must be in 0..${kvLength}`);
-    kvLength = n;
+    return core.exclusive(async () => { kvLength = core.truncateArg(n, kvLength); });
   }
 
   function release() {
-    if (released) return;
-    released = true;
+    if (!core.release()) return;
     for (const w of workers) w.terminate();
     kvLength = 0;
   }
@@ -186,7 +171,7 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
     threads: workers.length + 1,
     maxContext: maxT,
     get kvLength() { return kvLength; },
-    get stats() { return { decode: { ...stats.decode }, prefill: { ...stats.prefill } }; },
+    get stats() { return core.stats; },
     layers: L, kvHeads: nkv, headDim: hd,
     /** Bytes of wasm memory reserved (weights, scales, activations, and the KV cache for maxContext,
      * whose pages take RAM only once written). */
@@ -195,9 +180,9 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
     endProfiling() { /* onnxruntime's profiler only */ },
     /** Time per phase since the last call (ms), from a build with -DKERNEL_PROFILE; null otherwise. */
     takeProfile() {
-      if (typeof k.prof_take !== 'function') return null;
+      if (typeof kern.prof_take !== 'function') return null;
       const names = ['other', 'qkv', 'attention', 'o', 'gate_up', 'silu', 'down', 'head_matvec', 'head_topk'];
-      return Object.fromEntries(names.map((n, i) => [n, k.prof_take(i)]));
+      return Object.fromEntries(names.map((n, i) => [n, kern.prof_take(i)]));
     },
   };
 }
