@@ -135,14 +135,10 @@ async function nativeHex(buf) {
 async function readBody(res, f, onBytes, { native = false } = {}) {
   if (native) {
     const buf = new Uint8Array(await res.arrayBuffer());
-    if (buf.length > f.size) return { bad: `it is larger than the ${f.size} bytes its manifest lists`, reason: 'too long' };
-    if (buf.length < f.size) return { bad: `it has ${buf.length} bytes, its manifest lists ${f.size}`, reason: 'truncated' };
+    if (buf.length > f.size) return tooLong(f);
+    if (buf.length < f.size) return truncated(buf.length, f);
     onBytes(buf.length);
-    const digest = await nativeHex(buf);
-    if (digest !== f.sha256) {
-      return { bad: `it does not match its sha256 in the manifest (got ${digest.slice(0, 12)}…, expected ${String(f.sha256).slice(0, 12)}…)`, reason: 'sha256 mismatch' };
-    }
-    return { buf };
+    return checked(buf, await nativeHex(buf), f);
   }
   const buf = new Uint8Array(f.size);
   const hash = new Sha256();
@@ -154,20 +150,24 @@ async function readBody(res, f, onBytes, { native = false } = {}) {
     if (done) break;
     if (off + value.length > f.size) {
       await reader.cancel().catch(() => {});
-      return { bad: `it is larger than the ${f.size} bytes its manifest lists`, reason: 'too long' };
+      return tooLong(f);
     }
     buf.set(value, off);
     hash.update(value);
     off += value.length;
     onBytes(off);
   }
-  if (off !== f.size) return { bad: `it has ${off} bytes, its manifest lists ${f.size}`, reason: 'truncated' };
-  const digest = hash.hex();
-  if (digest !== f.sha256) {
-    return { bad: `it does not match its sha256 in the manifest (got ${digest.slice(0, 12)}…, expected ${String(f.sha256).slice(0, 12)}…)`, reason: 'sha256 mismatch' };
-  }
-  return { buf };
+  if (off !== f.size) return truncated(off, f);
+  return checked(buf, hash.hex(), f);
 }
+
+// readBody's verdicts, the same for both ways of reading.
+const tooLong = (f) => ({ bad: `it is larger than the ${f.size} bytes its manifest lists`, reason: 'too long' });
+const truncated = (n, f) => ({ bad: `it has ${n} bytes, its manifest lists ${f.size}`, reason: 'truncated' });
+const checked = (buf, digest, f) => (digest === f.sha256 ? { buf } : {
+  bad: `it does not match its sha256 in the manifest (got ${digest.slice(0, 12)}…, expected ${String(f.sha256).slice(0, 12)}…)`,
+  reason: 'sha256 mismatch',
+});
 
 /** A Response over a buffer in 1 MB slices: Cache.put then reads views of the one buffer
  * instead of `new Response(buf)`, which would copy it. */
