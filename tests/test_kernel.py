@@ -18,44 +18,23 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "py"))
 sys.path.insert(0, str(REPO))
 
+from web.kernel.compile import compile_kernel, node_flags  # noqa: E402
+
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 
 # A Node module with a loaded kernel bridge `b` in scope (argv: model dir, wasm dir, threads).
 PRELUDE = """
 import { readFileSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
-import { createKernelBridge } from %(bridge)s;
+import { nodeKernelBridge } from %(node_bridge)s;
 const [dir, wasmDir, threadsArg] = process.argv.slice(2);
-const manifest = JSON.parse(readFileSync(dir + '/manifest.json'));
-const config = JSON.parse(readFileSync(dir + '/config.json'));
-const threads = Number(threadsArg);
-const shared = threads > 1;
-// Node has no web Worker: the same park-in-worker_loop thread, in worker_threads.
-const spawn = (index, module, memory) => new Promise((resolve, reject) => {
-  const w = new Worker(`const { parentPort, workerData: d } = require('node:worker_threads');
-    WebAssembly.instantiate(d.module, { env: { memory: d.memory } }).then(({ exports }) => {
-      parentPort.postMessage('parked'); exports.worker_loop(d.index); });`,
-    { eval: true, workerData: { module, memory, index } });
-  w.once('message', () => resolve(w)); w.once('error', reject);
-});
-const b = await createKernelBridge({
-  wasm: readFileSync(wasmDir + (shared ? '/decoder.wasm' : '/decoder-st.wasm')),
-  weights: readFileSync(dir + '/weights.bin'), layout: manifest.weights, config,
-  threads, shared, maxContext: 2048, spawn });
+const b = await nodeKernelBridge(dir, wasmDir, Number(threadsArg));
 const out = {};
-"""
+""" % {"node_bridge": json.dumps((REPO / "web" / "kernel" / "node_bridge.mjs").as_uri())}
 EPILOGUE = "\nb.release();\nconsole.log(JSON.stringify(out));\nprocess.exit(0);\n"
-
-
-def node_flags() -> list[str]:
-    """Node 20 ships relaxed-SIMD behind a flag; later versions have it on (and may drop the flag)."""
-    probe = subprocess.run(["node", "--experimental-wasm-relaxed-simd", "-e", "0"], capture_output=True)
-    return ["--experimental-wasm-relaxed-simd"] if probe.returncode == 0 else []
 
 
 @pytest.fixture(scope="module")
 def kernel_dir(tmp_path_factory) -> Path:
-    from web.kernel.compile import compile_kernel
     out = tmp_path_factory.mktemp("kernel")
     compile_kernel(out)
     return out
@@ -63,7 +42,7 @@ def kernel_dir(tmp_path_factory) -> Path:
 
 def run_kernel(tmp_path: Path, model_dir: Path, kernel_dir: Path, body: str, threads: int = 1) -> dict:
     script = tmp_path / "kernel_check.mjs"
-    script.write_text(PRELUDE % {"bridge": json.dumps((REPO / "web" / "kernel_bridge.mjs").as_uri())} + body + EPILOGUE)
+    script.write_text(PRELUDE + body + EPILOGUE)
     r = subprocess.run(["node", *node_flags(), str(script), str(model_dir), str(kernel_dir), str(threads)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -185,7 +164,7 @@ def test_an_old_manifest_without_roles_is_refused_by_name(built_model_dir, kerne
     for f in ("config.json", "weights.bin"):
         (old / f).symlink_to(built_model_dir / f)
     script = tmp_path / "old.mjs"
-    script.write_text(PRELUDE % {"bridge": json.dumps((REPO / "web" / "kernel_bridge.mjs").as_uri())} + EPILOGUE)
+    script.write_text(PRELUDE + EPILOGUE)
     r = subprocess.run(["node", *node_flags(), str(script), str(old), str(kernel_dir), "1"], capture_output=True, text=True)
     assert r.returncode != 0
     assert "LoadError" in r.stderr and "the kernel does not know tensor embed" in r.stderr

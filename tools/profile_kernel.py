@@ -21,21 +21,10 @@ sys.path.insert(0, str(ROOT))
 
 SCRIPT = r"""
 import { readFileSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
-import { createKernelBridge } from %(bridge)s;
+import { nodeKernelBridge } from %(node_bridge)s;
 const [dir, wasmDir, threadsArg, stepsArg, golden] = process.argv.slice(2);
-const threads = Number(threadsArg), steps = Number(stepsArg), shared = threads > 1;
-const manifest = JSON.parse(readFileSync(dir + '/manifest.json'));
-const config = JSON.parse(readFileSync(dir + '/config.json'));
-const spawn = (index, module, memory) => new Promise((resolve, reject) => {
-  const w = new Worker(`const { parentPort, workerData: d } = require('node:worker_threads');
-    WebAssembly.instantiate(d.module, { env: { memory: d.memory, now: () => performance.now() } }).then(({ exports }) => {
-      parentPort.postMessage('parked'); exports.worker_loop(d.index); });`,
-    { eval: true, workerData: { module, memory, index } });
-  w.once('message', () => resolve(w)); w.once('error', reject);
-});
-const b = await createKernelBridge({ wasm: readFileSync(wasmDir + (shared ? '/decoder.wasm' : '/decoder-st.wasm')),
-  weights: readFileSync(dir + '/weights.bin'), layout: manifest.weights, config, threads, shared, maxContext: 2048, spawn });
+const steps = Number(stepsArg);
+const b = await nodeKernelBridge(dir, wasmDir, Number(threadsArg));
 const long = JSON.parse(readFileSync(golden)).cases.find((c) => c.prompt_ids.length >= 1024).prompt_ids;
 const out = { threads: b.threads };
 const timed = async (f) => { b.takeProfile(); const t = performance.now(); await f(); const ms = performance.now() - t; return { ms, phases: b.takeProfile() }; };
@@ -63,16 +52,15 @@ def main() -> None:
     a = ap.parse_args()
     from models.prepare import prepare
     from models.recipes import DEFAULT
-    from web.kernel.compile import compile_kernel
+    from web.kernel.compile import compile_kernel, node_flags
     model_dir = prepare(DEFAULT, ROOT / ".cache")
     wasm_dir = ROOT / ".cache" / "kernel-profile"
     compile_kernel(wasm_dir, defines=("KERNEL_PROFILE",))
     golden = ROOT / "tests" / "golden" / "smollm2-135m-instruct.greedy.json"
-    flags = ["--experimental-wasm-relaxed-simd"] if subprocess.run(
-        ["node", "--experimental-wasm-relaxed-simd", "-e", "0"], capture_output=True).returncode == 0 else []
+    flags = node_flags()
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "profile.mjs"
-        script.write_text(SCRIPT % {"bridge": json.dumps((ROOT / "web" / "kernel_bridge.mjs").as_uri())})
+        script.write_text(SCRIPT % {"node_bridge": json.dumps((ROOT / "web" / "kernel" / "node_bridge.mjs").as_uri())})
         for t in a.threads.split(","):
             r = subprocess.run(["node", *flags, str(script), str(model_dir), str(wasm_dir), t, str(a.steps), str(golden)],
                                capture_output=True, text=True, check=True)

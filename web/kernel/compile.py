@@ -23,6 +23,13 @@ BUILDS = {
 }
 
 
+def node_flags() -> list[str]:
+    """What Node needs to run the kernel (node_bridge.mjs): Node 20 ships relaxed-SIMD behind a
+    flag; later versions have it on (and may drop the flag)."""
+    probe = subprocess.run(["node", "--experimental-wasm-relaxed-simd", "-e", "0"], capture_output=True)
+    return ["--experimental-wasm-relaxed-simd"] if probe.returncode == 0 else []
+
+
 def compile_kernel(out_dir: Path, defines: tuple[str, ...] = ()) -> list[str]:
     """defines: e.g. ("KERNEL_PROFILE",) for tools/profile_kernel.py's phase timers."""
     out_dir = Path(out_dir)
