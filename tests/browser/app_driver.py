@@ -38,6 +38,14 @@ def open_app(context, url: str, timeout_ms: int = LOAD_TIMEOUT_MS):
     return page
 
 
+def open_failing(context, url: str, timeout_ms: int = 120_000):
+    """A page of the app that must not load: waited until it shows its error; (page, error text)."""
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_function("() => document.body.dataset.state === 'error'", timeout=timeout_ms)
+    return page, error_text(page)
+
+
 def state(page) -> str:
     return page.evaluate("() => document.body.dataset.state")
 

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from app_driver import (answers, chat, error_text, new_chat, open_app, open_settings, restore_defaults,
+from app_driver import (answers, chat, error_text, new_chat, open_app, open_failing, open_settings, restore_defaults,
                         send, set_settings, state, wait_answer)
 
 GOLDEN_PATH = Path(__file__).resolve().parents[1] / "golden" / "smollm2-135m-instruct.greedy.json"
@@ -248,9 +248,7 @@ def test_low_memory_mode_answers_the_same(browser, app_url, golden):
         set_settings(page, temperature=0, max_tokens=golden["max_new_tokens"])
         ans = chat(page, case["messages"][-1]["content"])
         assert ans.token_ids == case["output_ids"]
-        bad = ctx.new_page()
-        bad.goto(app_url + "?backend=wasm&memory=tiny")
-        bad.wait_for_function("() => document.body.dataset.state === 'error'", timeout=120_000)
-        assert "memory='tiny' is invalid" in error_text(bad)
+        _, err = open_failing(ctx, app_url + "?backend=wasm&memory=tiny")
+        assert "memory='tiny' is invalid" in err
     finally:
         ctx.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from app_driver import error_text, open_app
+from app_driver import open_app, open_failing
 from test_app import run_golden_case
 
 GOLDEN_PATH = Path(__file__).resolve().parents[1] / "golden" / "smollm2-135m-instruct.greedy.json"
@@ -78,10 +78,7 @@ def test_intab_kernel_on_webgpu_is_an_error(webgpu_adapter, webgpu_browser, app_
     """The intab kernel is WASM code: asking for it with the WebGPU backend names the fix."""
     ctx = webgpu_browser.new_context()
     try:
-        page = ctx.new_page()
-        page.goto(app_url + "?backend=webgpu&kernel=intab")
-        page.wait_for_function("() => document.body.dataset.state === 'error'", timeout=120_000)
-        err = error_text(page)
+        _, err = open_failing(ctx, app_url + "?backend=webgpu&kernel=intab")
         assert "BackendError" in err and "kernel='intab' runs on WASM only" in err, err
         assert "?backend=wasm" in err, err
     finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from app_driver import error_text, open_app
+from app_driver import open_app, open_failing
 from test_app import GOLDEN_CASES, check_golden, run_golden_case
 
 # The shortest case, a multi-turn one with a system prompt, and the longest prompt (1051 tokens).
@@ -72,10 +72,7 @@ def test_not_isolated_page_runs_the_intab_kernel_on_one_thread(browser, serve, s
 def test_unknown_kernel_is_an_error_naming_the_valid_values(browser, app_url):
     ctx = browser.new_context()
     try:
-        page = ctx.new_page()
-        page.goto(app_url + "?kernel=bogus")
-        page.wait_for_function("() => document.body.dataset.state === 'error'", timeout=120_000)
-        err = error_text(page)
+        page, err = open_failing(ctx, app_url + "?kernel=bogus")
         assert "BackendError" in err and "kernel='bogus' is invalid" in err, err
         assert "'auto', 'intab' or 'ort'" in err, err
         assert page.is_disabled("#send")
