@@ -5,7 +5,7 @@ What the user downloads and caches is `weights.bin`: the GGUF's Q4_1/Q8_0 blocks
 large weight as an external initializer in a file named `weights.f32` that never exists on the
 server. At load time the worker expands the blocks into that file's bytes in memory
 (web/weights.mjs) and hands them to onnxruntime-web as `externalData`; CPython does the same with
-numpy (py/intab/packed_weights.py).
+numpy (py/intab_host/packed_weights.py).
 
 Why not dequantize in the graph (weight_format "blocks")? onnxruntime folds those nodes at
 session creation keeping every float32 intermediate: a 4.6 GB peak in the tab. Why not 4-bit

@@ -12,7 +12,7 @@ import pytest
 from model_files import model_files, run_async
 from intab.engine import Engine
 from intab.errors import EngineBusy, InvalidParameter, PromptTooLong
-from intab.ort_backend import OrtBackend
+from intab_host.ort_backend import OrtBackend
 from models.gguf_source import LlamaConfig
 from models.graph import build_graph, random_weights
 

@@ -9,7 +9,7 @@ import pytest
 
 from model_files import model_files, run_async
 from intab.engine import Engine
-from intab.ort_backend import OrtBackend
+from intab_host.ort_backend import OrtBackend
 
 
 @pytest.fixture(scope="module")

@@ -94,7 +94,7 @@ out.threads = b.threads;
 def test_candidates_agree_with_onnxruntime(built_model_dir, kernel_dir, tmp_path):
     """Same weights, same network: the kernel's K candidates and log-sum-exp against the ONNX graph
     on onnxruntime (CPU), after a long prefill and over decode steps. Only summation order differs."""
-    from intab.ort_backend import OrtBackend
+    from intab_host.ort_backend import OrtBackend
     prompt = [1] + [17 + (i * 389) % 49000 for i in range(149)]
     body = """
 const prompt = %s;
@@ -168,3 +168,28 @@ def test_an_old_manifest_without_roles_is_refused_by_name(built_model_dir, kerne
     r = subprocess.run(["node", *node_flags(), str(script), str(old), str(kernel_dir), "1"], capture_output=True, text=True)
     assert r.returncode != 0
     assert "LoadError" in r.stderr and "the kernel does not know tensor embed" in r.stderr
+
+
+def test_a_snapshot_restores_a_conversation_exactly(built_model_dir, kernel_dir, tmp_path):
+    """snapshot() copies the cache out, restore() puts it back: after switching to another prompt
+    and back, the next step is bit-identical to never having left."""
+    body = """
+const a = Array.from({ length: 40 }, (_, i) => 100 + i * 7), other = Array.from({ length: 70 }, (_, i) => 3000 + i);
+let r = await b.forward(a, 0, 8);
+const snap = await b.snapshot();
+const straight = await b.forward([r.ids[0]], b.kvLength, 8);
+await b.truncate(0);
+await b.forward(other, 0, 8);
+await b.restore(snap);
+out.length = b.kvLength;
+const again = await b.forward([r.ids[0]], b.kvLength, 8);
+out.same = Array.from(straight.logits).join() === Array.from(again.logits).join() && straight.logsumexp === again.logsumexp;
+out.bytes = snap.bytes;
+try { await b.restore({ length: 3, data: new Uint8Array(5) }); out.bad = 'accepted'; } catch (e) { out.bad = e.message; }
+out.after = (await b.forward([5], b.kvLength, 1)).ids.length;
+"""
+    got = run_kernel(tmp_path, built_model_dir, kernel_dir, body)
+    assert got["length"] == 40 and got["same"], got
+    cfg = json.loads((built_model_dir / "config.json").read_text())
+    assert got["bytes"] == 40 * cfg["num_hidden_layers"] * 2 * cfg["num_key_value_heads"] * cfg["head_dim"] * 4
+    assert "not a snapshot" in got["bad"] and got["after"] == 1

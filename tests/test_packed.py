@@ -14,7 +14,7 @@ import pytest
 from gguf import GGMLQuantizationType
 from gguf.quants import dequantize
 
-from intab.packed_weights import expand
+from intab_host.packed_weights import expand
 from models.graph import QuantBlocks, build_graph
 from models.packed import WeightPacker
 from test_graph import CFG, random_blocks, random_quant_weights, run_steps

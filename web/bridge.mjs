@@ -109,8 +109,12 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
   let kvLength = 0;
   const core = bridgeCore(config.vocab_size);
 
+  // Tensors a snapshot holds are not disposed when the cache moves on; the snapshot's release()
+  // disposes those the cache no longer uses.
+  const pinned = new Map();   // tensor -> number of snapshots holding it
   const disposeAll = (tensors) => {
     for (const t of tensors) {
+      if (pinned.has(t)) continue;
       try { if (t.location === 'gpu-buffer') t.dispose(); } catch { /* already gone */ }
     }
   };
@@ -171,8 +175,44 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
     });
   }
 
+  // A snapshot keeps the cache's tensors themselves (they are never written again: every run
+  // makes new presents), so taking one costs nothing and restoring one copies nothing.
+  async function snapshot() {
+    return core.exclusive(async () => {
+      const tensors = kv.slice();
+      for (const t of tensors) pinned.set(t, (pinned.get(t) || 0) + 1);
+      let held = true;
+      return {
+        length: kvLength, tensors, bytes: kvLength * kvHeads * headDim * 4 * kvNames.length,
+        release() {
+          if (!held) return;
+          held = false;
+          const free = [];
+          for (const t of tensors) {
+            const c = pinned.get(t) - 1;
+            if (c > 0) pinned.set(t, c); else { pinned.delete(t); if (!kv.includes(t)) free.push(t); }
+          }
+          disposeAll(free);
+        },
+      };
+    });
+  }
+
+  async function restore(snap) {
+    return core.exclusive(async () => {
+      if (!snap || !Array.isArray(snap.tensors) || snap.tensors.length !== kvNames.length) {
+        throw new Error('restore: not a snapshot of this bridge');
+      }
+      const old = kv;
+      kv = snap.tensors.slice();
+      kvLength = snap.length;
+      disposeAll(old.filter((t) => !kv.includes(t)));
+    });
+  }
+
   function release() {
     if (!core.release()) return;
+    pinned.clear();
     disposeAll(kv);
     kv = [];
     kvLength = 0;
@@ -187,7 +227,7 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
     layers, kvHeads, headDim,
     inputNames: session.inputNames,
     outputNames: session.outputNames,
-    forward, truncate, release,
+    forward, truncate, snapshot, restore, release,
     /** With sessionOptions.enableProfiling: ends onnxruntime's profile (WASM prints it to the console). */
     endProfiling() { session.endProfiling(); },
   };

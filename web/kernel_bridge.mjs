@@ -159,6 +159,45 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
     return core.exclusive(async () => { kvLength = core.truncateArg(n, kvLength); });
   }
 
+  // A snapshot is the first kvLength rows of every layer's keys and values, copied out of the
+  // module's memory into one JS buffer (46 KB a token for SmolLM2-135M), so that the engine can
+  // switch conversations without prefilling them again; restore copies them back.
+  const hdBytes = hd * 4, headStride = maxT * hdBytes;
+  function copyKV(n, toSnapshot, buf) {
+    const u8 = new Uint8Array(mem());
+    let off = 0;
+    for (let l = 0; l < L; l++) {
+      for (let which = 0; which < 2; which++) {
+        const base = kern.kv_ptr(l, which);
+        for (let g = 0; g < nkv; g++) {
+          const at = base + g * headStride, len = n * hdBytes;
+          if (toSnapshot) buf.set(u8.subarray(at, at + len), off);
+          else u8.set(buf.subarray(off, off + len), at);
+          off += len;
+        }
+      }
+    }
+  }
+
+  async function snapshot() {
+    return core.exclusive(async () => {
+      const n = kvLength, data = new Uint8Array(n * hdBytes * nkv * L * 2);
+      copyKV(n, true, data);
+      return { length: n, bytes: data.byteLength, data, release() { /* garbage-collected */ } };
+    });
+  }
+
+  async function restore(snap) {
+    return core.exclusive(async () => {
+      if (!snap || !(snap.data instanceof Uint8Array) || !Number.isInteger(snap.length) || snap.length > maxT
+          || snap.data.byteLength !== snap.length * hdBytes * nkv * L * 2) {
+        throw new Error('restore: not a snapshot of this bridge');
+      }
+      copyKV(snap.length, false, snap.data);
+      kvLength = snap.length;
+    });
+  }
+
   function release() {
     if (!core.release()) return;
     for (const w of workers) w.terminate();
@@ -176,7 +215,7 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
     /** Bytes of wasm memory reserved (weights, scales, activations, and the KV cache for maxContext,
      * whose pages take RAM only once written). */
     get memoryBytes() { return memory.buffer.byteLength; },
-    forward, truncate, release,
+    forward, truncate, snapshot, restore, release,
     endProfiling() { /* onnxruntime's profiler only */ },
     /** Time per phase since the last call (ms), from a build with -DKERNEL_PROFILE; null otherwise. */
     takeProfile() {

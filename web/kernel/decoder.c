@@ -154,6 +154,14 @@ EXPORT(cand_logits_ptr) float *cand_logits_ptr(void) { return M.cand_logits; }
 EXPORT(cand_ids_ptr) int32_t *cand_ids_ptr(void) { return M.cand_ids; }
 EXPORT(lse_value) float lse_value(void) { return M.lse; }
 
+/** Where layer `layer`'s keys (which 0) or values (which 1) are: [nkv][max_t][hd] float32. The
+ * bridge copies the first kvLength rows of each head out and back in to snapshot a conversation's
+ * cache (kernel_bridge.mjs snapshot/restore); keep this layout or change both sides together. */
+EXPORT(kv_ptr) float *kv_ptr(int layer, int which) {
+  if (layer < 0 || layer >= M.L) return 0;
+  return which ? M.layer[layer].v : M.layer[layer].k;
+}
+
 // ------------------------------------------------------------------ math
 
 static inline float hsum(v128_t v) {

@@ -5,8 +5,8 @@ import asyncio
 from pathlib import Path
 from typing import Sequence
 
-from .candidates import Candidates
-from .errors import BackendError
+from intab.candidates import Candidates
+from intab.errors import BackendError
 
 
 class OrtBackend:
