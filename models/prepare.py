@@ -111,12 +111,12 @@ def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
 
     packer = None
     if recipe.weight_format in ("blocks", "packed"):
-        weights = weights_from_gguf(cfg, blocks)
+        weights = weights_from_gguf(cfg, blocks, cfg.parts)
         if recipe.weight_format == "packed":
             from .packed import WeightPacker
             packer = WeightPacker()
     elif recipe.weight_format == "float32":
-        weights = weights_from_gguf(cfg, load)
+        weights = weights_from_gguf(cfg, load, cfg.parts)
     else:
         raise ValueError(f"unknown weight_format {recipe.weight_format!r}")
     _progress("writing model.onnx")
