@@ -143,7 +143,7 @@ def build_graph(cfg, w: ModelWeights, *, fused: bool = False, head: str = "candi
     c_shape_kv = g.const("shape_kv", i64(1, -1, nkv, hd))
     c_shape_gqa = g.const("shape_gqa", i64(1, nkv, -1, hd))      # [1, nkv, rep*S, hd]
     c_shape_heads = g.const("shape_heads", i64(1, nh, -1, hd))   # back to [1, nh, S, hd]
-    c_shape_hidden = g.const("shape_hidden", i64(1, -1, H))
+    c_shape_hidden = g.const("shape_hidden", i64(1, -1, nh * hd))  # attention out (Gemma: nh * hd != H)
     c_rep = g.const("rep", i64(rep))
     c_0 = g.const("i0", i64(0))
     c_1 = g.const("i1", i64(1))
