@@ -259,19 +259,20 @@ def build_graph(cfg, w: ModelWeights, *, fused: bool = False, head: str = "candi
         x = g.op("Mul", [x, g.const("embed_scale", np.array(r.embed_scale, dtype=np.float32))])
     types = [t for t in ("full", "sliding") if t in {r.layer_type(i) for i in range(n_layers)}]
     ropes = {t: r.rope.get(t) or Rope(float(hf_cfg.get("rope_theta", 10000.0)), hf_cfg.get("rope_scaling")) for t in types}
-    factors = w.rope_freqs if w.rope_freqs is None else np.asarray(w.rope_freqs, dtype=np.float32)
-    if factors is not None and packer is not None:
-        packer.add(g.name("rope_freqs"), factors, transpose=False, role="rope_freqs")   # for runtimes without the graph
+    factors = None if w.rope_freqs is None else vector(np.asarray(w.rope_freqs, dtype=np.float32), "rope_freqs")
     rot = {}
     for t in types:
         f = factors if t == "full" else None
-        if hf_cfg["max_position_embeddings"] * hd * 8 <= ROPE_TABLE_BYTES:
-            cos_t, sin_t = rope_tables(hf_cfg, ropes[t], f)
+        if f is None and hf_cfg["max_position_embeddings"] * hd * 8 <= ROPE_TABLE_BYTES:
+            cos_t, sin_t = rope_tables(hf_cfg, ropes[t])
             cos = g.op("Unsqueeze", [g.op("Gather", [g.const("cos", cos_t), "position_ids"], axis=0), c_1])  # [1,1,S,hd]
             sin = g.op("Unsqueeze", [g.op("Gather", [g.const("sin", sin_t), "position_ids"], axis=0), c_1])
         else:   # freqs = position * inv_freq (one rounding, as transformers' matmul of rank 1), then cos/sin
+            inv = g.const("inv_freq", inv_freq(hd, ropes[t]))
+            if f is not None:   # Llama 3: each frequency divided by its factor (the rope_freqs weight)
+                inv = g.op("Div", [inv, f])
             pos = g.op("Unsqueeze", [g.op("Cast", ["position_ids"], to=TensorProto.FLOAT), g.const("i2", i64(2))])
-            freqs = g.op("Mul", [pos, g.const("inv_freq", inv_freq(hd, ropes[t], f))])     # [1, S, hd/2]
+            freqs = g.op("Mul", [pos, inv])                                                # [1, S, hd/2]
             emb = g.op("Concat", [freqs, freqs], axis=-1)
             cos = g.op("Unsqueeze", [g.op("Cos", [emb]), c_1])
             sin = g.op("Unsqueeze", [g.op("Sin", [emb]), c_1])
