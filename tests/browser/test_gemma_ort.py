@@ -1,13 +1,10 @@
-"""Gemma 3 270M in Chromium on the onnxruntime-web path, the way the tab runs it: the built
-site's model files fetched, web/weights.mjs expanding its Q4_K / Q5_0 / Q6_K / Q8_0 blocks into the
-graph's float32 weights tensor by tensor, onnxruntime-web (WASM) running the graph through
-web/bridge.mjs, greedy over the candidates: the tokens equal transformers' on the same GGUF
-(tests/golden/gemma3-270m.greedy.json). web/capabilities.mjs, which the worker reads, sends this
-model to onnxruntime and says why not the kernel.
-
-The demo page itself cannot chat with a base model yet (no chat template: the engine's text
-completion is the lead's, issue 10), so the prompt ids come from the golden file; tests/test_gemma.py
-checks that intab's tokenizer gives the same ids.
+"""Gemma 3 270M in Chromium, through the public client (intab.mjs: intab.create, then
+completions.create, a base model's text completion), on the path the tab takes for it: the worker
+asks whether intab's kernel can run it (it cannot: gemma3, Q4_K/Q5_0/Q6_K blocks), web/weights.mjs
+expands its blocks into the graph's float32 weights tensor by tensor, onnxruntime-web (WASM) runs
+the graph, Python in Pyodide tokenizes and samples. Greedy tokens equal transformers' on the same
+GGUF (tests/golden/gemma3-270m.greedy.json; `ignore_eos`, as the reference never stops early), and
+intab's tokenizer in the tab gives the reference's prompt ids.
 """
 from __future__ import annotations
 
@@ -18,38 +15,25 @@ from pathlib import Path
 import pytest
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "gemma3-270m.greedy.json"
-CASES = ("capital", "code_python", "chinese")   # a sample: ~10 s a case in the tab at 2 threads
+CASES = ("capital", "code_python", "chinese", "digits_tabs")   # a sample: ~10-30 s a case at 2 threads
 
 RUN = """
-async ({ id, config, manifest, cases, maxNew, eos }) => {
-  const { createBridge, wasmThreads } = await import('/bridge.mjs');
-  const { lazyWeights } = await import('/weights.mjs');
+async ({ id, config, manifest, cases, maxNew }) => {
+  const intab = await import('/intab.mjs');
   const { kernelMisfit, ortMisfit } = await import('/capabilities.mjs');
-  const ort = await import('/vendor/ort/ort.wasm.min.mjs');
-  ort.env.wasm.wasmPaths = new URL('/vendor/ort/', location.href).href;
-  ort.env.wasm.numThreads = wasmThreads();
-  ort.env.logLevel = 'error';
-  const get = async (n) => new Uint8Array(await (await fetch(`/models/${id}/${n}`)).arrayBuffer());
-  const layout = manifest.weights;
-  const [modelBytes, src] = await Promise.all([get('model.onnx'), get(layout.transport)]);
   const t0 = performance.now();
-  const bridge = await createBridge({ ort, modelBytes, config, backend: 'wasm',
-    sessionOptions: { externalData: [{ path: layout.external, data: lazyWeights(layout, src) }] } });
-  const out = { kernel: kernelMisfit(manifest, config), ort: ortMisfit(manifest, config, 'wasm'),
-                sessionMs: performance.now() - t0, threads: bridge.threads, cases: [] };
+  const engine = await intab.create({ model: id, backend: 'wasm' });
+  const out = { table: { kernel: kernelMisfit(manifest, config), ort: ortMisfit(manifest, config, 'wasm') },
+                info: { kernel: engine.info.kernel, kernelReason: engine.info.kernelReason, threads: engine.info.threads,
+                        model: engine.info.model.id }, loadMs: performance.now() - t0, cases: [] };
   for (const c of cases) {
-    await bridge.truncate(0);
     const t = performance.now();
-    let r = await bridge.forward(Int32Array.from(c.prompt_ids), 0, 8);
-    const ids = [];
-    for (;;) {
-      ids.push(r.ids[0]);
-      if (ids[ids.length - 1] === eos || ids.length === maxNew) break;
-      r = await bridge.forward(Int32Array.of(r.ids[0]), bridge.kvLength, 8);
-    }
-    out.cases.push({ name: c.name, ids, ms: performance.now() - t });
+    const ids = await engine.tokenize(c.prompt, { addSpecialTokens: true });   // BOS, as completions do
+    const r = await engine.completions.create({ prompt: c.prompt, max_tokens: maxNew, temperature: 0, ignore_eos: true });
+    out.cases.push({ name: c.name, promptIds: Array.from(ids), ids: r.intab.token_ids,
+                     finish: r.choices[0].finish_reason, ms: performance.now() - t });
   }
-  bridge.release();
+  await engine.unload();
   return out;
 }
 """
@@ -68,21 +52,27 @@ def gemma_site(static_root, serve, tmp_path_factory):
 
 
 @pytest.mark.skipif(not GOLDEN.exists(), reason="no golden file for Gemma 3 270M")
-def test_gemma_greedy_tokens_in_chromium_on_onnxruntime(browser, gemma_site, static_root):
+def test_gemma_completions_in_chromium_equal_transformers(browser, gemma_site, static_root):
     golden = json.loads(GOLDEN.read_text())
     folder = static_root / "models" / "gemma3-270m"
     cases = [c for c in golden["cases"] if c["name"] in CASES]
     ctx = browser.new_context()
     page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         page.goto(gemma_site + "blank.html")
         out = page.evaluate(RUN, {"id": "gemma3-270m", "config": json.loads((folder / "config.json").read_text()),
                                   "manifest": json.loads((folder / "manifest.json").read_text()),
-                                  "cases": cases, "maxNew": golden["max_new_tokens"], "eos": golden["eos_token_id"]})
+                                  "cases": cases, "maxNew": golden["max_new_tokens"]})
     finally:
         ctx.close()
-    print(f"session {out['sessionMs']:.0f} ms, {out['threads']} threads; "
+    print(f"load {out['loadMs']:.0f} ms, {out['info']}; "
           + ", ".join(f"{c['name']} {len(c['ids'])} tokens in {c['ms']:.0f} ms" for c in out["cases"]))
-    assert out["kernel"] == "the kernel runs llama models, not gemma3" and out["ort"] == ""
+    assert out["table"] == {"kernel": "the kernel runs llama models, not gemma3", "ort": ""}
+    assert out["info"]["model"] == "gemma3-270m" and out["info"]["kernel"] == "ort" and out["info"]["kernelReason"]
     for case, got in zip(cases, out["cases"]):
+        assert got["promptIds"] == case["prompt_ids"], case["name"]
         assert got["ids"] == case["output_ids"], case["name"]
+        assert got["finish"] == "length"
+    assert not errors
