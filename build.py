@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,8 +33,12 @@ STATIC = ROOT / "static"
 STAMPS = CACHE / "stamps"
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 
+DIST = ROOT / "dist"        # CPython wheels (intab, intab-host): never part of the site
+
 # Pure-Python packages the tab needs next to intab (Pyodide's core has none of them).
 TAB_PACKAGES = {"jinja2": "3.1.6", "markupsafe": "3.0.3"}
+# micropip's own wheel: Pyodide's npm core has none; pages load it with pyodide.loadPackage(url).
+MICROPIP = "0.11.1"
 
 
 def say(msg: str) -> None:
@@ -159,6 +164,76 @@ def build_py_bundle() -> None:
     done("py-bundle", key)
 
 
+def _pip_download(spec: str, *flags: str) -> Path:
+    """One file from PyPI into .cache/downloads (kept: the next build is offline)."""
+    dl = CACHE / "downloads"
+    name, version = spec.split("==")
+    pattern = re.sub(r"[-_.]+", "[-_.]", name) + "-" + re.escape(version) + r"[-.].*"
+    found = [f for f in dl.glob("*") if re.fullmatch(pattern, f.name, re.I)] if dl.exists() else []
+    if not found:
+        dl.mkdir(parents=True, exist_ok=True)
+        run([sys.executable, "-m", "pip", "download", "--no-deps", "-qq", "-d", str(dl), *flags, spec])
+        found = [f for f in dl.glob("*") if re.fullmatch(pattern, f.name, re.I)]
+    return found[0]
+
+
+def _project_metadata() -> tuple["WheelMetadata", "WheelMetadata"]:
+    """intab's and intab-host's metadata, from pyproject.toml (the one place that states them)."""
+    import tomllib
+    from wheels import WheelMetadata
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    proj, host = meta["project"], meta["tool"]["intab"]["host"]
+    extras = proj.get("optional-dependencies", {})
+    intab = WheelMetadata(
+        name=proj["name"], version=proj["version"], summary=proj["description"],
+        requires_python=proj["requires-python"], license=proj["license"],
+        requires=tuple(proj["dependencies"]) + tuple(f'{r}; extra == "{e}"' for e, rs in extras.items() for r in rs),
+        extras=tuple(extras), top_level=("intab",))
+    intab_host = WheelMetadata(
+        name=host["name"], version=proj["version"], summary=host["description"],
+        requires_python=proj["requires-python"], license=proj["license"],
+        requires=tuple(host["dependencies"]), top_level=("intab_host",))
+    return intab, intab_host
+
+
+def build_wheels() -> dict[str, Path]:
+    """static/py/: the wheels a page installs with micropip, with no index outside the site:
+    intab (py/intab/ only: never intab_host), jinja2 (PyPI's wheel), markupsafe (pure Python,
+    built from its sdist: the PyPI wheels carry a C extension), micropip (for pages whose Pyodide
+    has none), and a PEP 503 index over them (static/py/simple/). dist/: intab and intab-host for
+    CPython (pip install --find-links dist "intab[cpu]")."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from wheels import WheelMetadata, package_files, write_simple_index, write_wheel
+
+    pkgs = fetch_tab_packages()
+    jinja2_whl = _pip_download(f"jinja2=={TAB_PACKAGES['jinja2']}", "--only-binary", ":all:")
+    micropip_whl = _pip_download(f"micropip=={MICROPIP}", "--only-binary", ":all:", "--python-version", "3.14")
+    sdist = _pip_download(f"markupsafe=={TAB_PACKAGES['markupsafe']}", "--no-binary", ":all:")
+    intab_meta, host_meta = _project_metadata()
+    out = STATIC / "py"
+    key = digest(ROOT / "py", ROOT / "pyproject.toml", ROOT / "tools" / "wheels.py", jinja2_whl, micropip_whl, sdist)
+    names = {"intab": intab_meta.filename, "jinja2": jinja2_whl.name, "micropip": micropip_whl.name,
+             "markupsafe": f"markupsafe-{TAB_PACKAGES['markupsafe']}-py3-none-any.whl"}
+    wheels = {k: out / v for k, v in names.items()}
+    host_whl = DIST / host_meta.filename
+    if not step("wheels", key) and all(p.exists() for p in [*wheels.values(), host_whl, DIST / intab_meta.filename]):
+        return wheels
+    write_wheel(out, intab_meta, package_files(ROOT / "py" / "intab"))
+    with tarfile.open(sdist) as t:
+        pkg_info = t.extractfile(f"markupsafe-{TAB_PACKAGES['markupsafe']}/PKG-INFO").read().decode()
+    write_wheel(out, WheelMetadata(name="markupsafe", version=TAB_PACKAGES["markupsafe"], raw=pkg_info,
+                                   top_level=("markupsafe",)), package_files(pkgs["markupsafe"]))
+    for whl in (jinja2_whl, micropip_whl):
+        shutil.copy2(whl, out / whl.name)
+    write_simple_index(out / "simple", [out / n for n in names.values()])
+    DIST.mkdir(exist_ok=True)
+    shutil.copy2(out / intab_meta.filename, DIST / intab_meta.filename)
+    write_wheel(DIST, host_meta, package_files(ROOT / "py" / "intab_host"))
+    done("wheels", key)
+    return wheels
+
+
 def install_model(build_dir: Path) -> None:
     """Copy the prepared model folder into static/models/<id>/ and list it in index.json."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
@@ -187,6 +262,7 @@ def build() -> None:
     STATIC.mkdir(exist_ok=True)
     assemble_web(STATIC, ROOT / "node_modules")
     build_py_bundle()
+    build_wheels()
     install_model(model_dir)
     say(f"static/ ready in {time.time() - t0:.1f} s")
 
