@@ -234,6 +234,17 @@ def build_wheels() -> dict[str, Path]:
     return wheels
 
 
+def copy_examples() -> None:
+    """static/examples/: examples/ as is (the pages, their Python, the notebook)."""
+    src, dest = ROOT / "examples", STATIC / "examples"
+    for f in sorted(src.rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts and ".ipynb_checkpoints" not in f.parts:
+            out = dest / f.relative_to(src)
+            if not (out.exists() and out.read_bytes() == f.read_bytes()):
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, out)
+
+
 def install_model(build_dir: Path) -> None:
     """Copy the prepared model folder into static/models/<id>/ and list it in index.json."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
@@ -263,6 +274,7 @@ def build() -> None:
     assemble_web(STATIC, ROOT / "node_modules")
     build_py_bundle()
     build_wheels()
+    copy_examples()
     install_model(model_dir)
     say(f"static/ ready in {time.time() - t0:.1f} s")
 
