@@ -234,6 +234,17 @@ def build_wheels() -> dict[str, Path]:
     return wheels
 
 
+def copy_pyscript() -> None:
+    """static/vendor/pyscript/: @pyscript/core's dist (npm), so PyScript pages need no CDN."""
+    src, dest = ROOT / "node_modules" / "@pyscript" / "core" / "dist", STATIC / "vendor" / "pyscript"
+    for f in sorted(src.iterdir()):
+        if f.is_file() and f.suffix in (".js", ".css"):
+            out = dest / f.name
+            if not (out.exists() and out.stat().st_size == f.stat().st_size and out.read_bytes() == f.read_bytes()):
+                dest.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, out)
+
+
 def copy_examples() -> None:
     """static/examples/: examples/ as is (the pages, their Python, the notebook)."""
     src, dest = ROOT / "examples", STATIC / "examples"
@@ -274,6 +285,7 @@ def build() -> None:
     assemble_web(STATIC, ROOT / "node_modules")
     build_py_bundle()
     build_wheels()
+    copy_pyscript()
     copy_examples()
     install_model(model_dir)
     say(f"static/ ready in {time.time() - t0:.1f} s")

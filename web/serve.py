@@ -48,6 +48,14 @@ CSP = "; ".join([
     "frame-ancestors 'none'",
 ])
 
+# Python hosts of other projects that the site also serves (issue 12): PyScript's and JupyterLite's
+# loaders build functions from strings (`Function(...)`), so their pages get 'unsafe-eval' and
+# JupyterLite's blob: workers; connect-src stays 'self', so nothing leaves the tab there either.
+CSP_PYTHON_HOSTS = CSP.replace("script-src 'self' 'wasm-unsafe-eval'",
+                               "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval' blob:").replace(
+                               "worker-src 'self'", "worker-src 'self' blob:")
+CSP_BY_PATH = {"/examples/pyscript": CSP_PYTHON_HOSTS, "/jupyterlite/": CSP_PYTHON_HOSTS}
+
 EXTRA_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
@@ -74,8 +82,10 @@ class IntabHandler(SimpleHTTPRequestHandler):
     }
 
     def end_headers(self) -> None:
+        path = self.path.split("?", 1)[0]
+        csp = next((c for prefix, c in CSP_BY_PATH.items() if path.startswith(prefix)), CSP)
         for name, value in EXTRA_HEADERS.items():
-            self.send_header(name, value)
+            self.send_header(name, csp if name == "Content-Security-Policy" else value)
         # Model files are checked by sha256 in the page; revalidate rather than trust a stale copy.
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
