@@ -245,6 +245,70 @@ def copy_pyscript() -> None:
                 shutil.copyfile(f, out)
 
 
+# The JupyterLite site (static/jupyterlite/): jupyterlite-core + jupyterlite-pyodide-kernel from
+# PyPI (requirements/build.txt), on this site's Pyodide. Its kernel loads micropip, then
+# ipykernel/ipython/jedi and their dependencies from Pyodide's lock file: the npm core has none of
+# those wheels, so they come from PyPI at the lock's versions (all pure Python) and a copy of the
+# lock lists them with their own sha256 (PyPI's files differ from Pyodide's rebuilt ones).
+LITE_PYODIDE_PACKAGES = ["micropip", "packaging", "jinja2", "ipython", "jedi", "parso", "asttokens", "decorator", "executing",
+                         "matplotlib-inline", "prompt-toolkit", "pure-eval", "pygments", "six", "stack-data",
+                         "traitlets", "wcwidth"]
+LITE_PIPLITE_EXTRA = {"comm": "0.2.3"}   # pyodide-kernel needs it; Pyodide's lock lacks it
+
+
+def _lite_pyodide(dest: Path, own: dict[str, Path]) -> None:
+    """A Pyodide distribution folder for JupyterLite: the npm core + the kernel's wheels + a lock.
+    own: {package: wheel} served instead of the lock's (markupsafe: our pure-Python build)."""
+    pyodide = ROOT / "node_modules" / "pyodide"
+    lock = json.loads((pyodide / "pyodide-lock.json").read_text())
+    canon = {re.sub(r"[-_.]+", "-", k).lower(): k for k in lock["packages"]}
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide.js"):
+        shutil.copy2(pyodide / name, dest / name)
+    for name in LITE_PYODIDE_PACKAGES:
+        entry = lock["packages"][canon[name]]
+        whl = _pip_download(f"{name}=={entry['version']}", "--only-binary", ":all:", "--python-version", "3.14")
+        shutil.copy2(whl, dest / whl.name)
+        entry["file_name"] = whl.name
+        entry["sha256"] = hashlib.sha256(whl.read_bytes()).hexdigest()
+    for name, whl in own.items():
+        entry = lock["packages"][canon[name]]
+        shutil.copy2(whl, dest / whl.name)
+        entry.update(file_name=whl.name, sha256=hashlib.sha256(whl.read_bytes()).hexdigest(), shared_library=False)
+    (dest / "pyodide-lock.json").write_text(json.dumps(lock))
+
+
+def build_jupyterlite(wheels: dict[str, Path]) -> None:
+    """static/jupyterlite/: a JupyterLite site (lab, notebooks) whose Pyodide kernel runs offline
+    from this site, with intab's wheels in its piplite index (`%pip install intab`) and the example
+    notebook (examples/intab.ipynb) in its files."""
+    out = STATIC / "jupyterlite"
+    extra = {n: _pip_download(f"{n}=={v}", "--only-binary", ":all:") for n, v in LITE_PIPLITE_EXTRA.items()}
+    key = digest(ROOT / "examples" / "intab.ipynb", ROOT / "requirements" / "build.txt", *wheels.values(),
+                 *extra.values(), extra=json.dumps(LITE_PYODIDE_PACKAGES))
+    if not step("jupyterlite", key) and (out / "static" / "pyodide" / "pyodide-lock.json").exists():
+        return
+    lite = CACHE / "jupyterlite"
+    if lite.exists():
+        shutil.rmtree(lite)
+    (lite / "files").mkdir(parents=True)
+    shutil.copy2(ROOT / "examples" / "intab.ipynb", lite / "files" / "intab.ipynb")
+    settings = {"pyodideUrl": "./static/pyodide/pyodide.mjs", "disablePyPIFallback": True}
+    (lite / "jupyter-lite.json").write_text(json.dumps({
+        "jupyter-lite-schema-version": 0,
+        "jupyter-config-data": {"litePluginSettings": {"@jupyterlite/pyodide-kernel-extension:kernel": settings}}}))
+    piplite = [wheels[n] for n in ("intab", "jinja2", "markupsafe")] + list(extra.values())
+    if out.exists():
+        shutil.rmtree(out)
+    args = [str(VENV / "bin" / "jupyter"), "lite", "build", "--lite-dir", str(lite), "--output-dir", str(out),
+            "--apps", "lab", "--apps", "notebooks", "--no-sourcemaps"]
+    for w in piplite:
+        args += ["--piplite-wheels", str(w)]
+    run(args, cwd=lite)
+    _lite_pyodide(out / "static" / "pyodide", {"markupsafe": wheels["markupsafe"]})
+    done("jupyterlite", key)
+
+
 def copy_examples() -> None:
     """static/examples/: examples/ as is (the pages, their Python, the notebook)."""
     src, dest = ROOT / "examples", STATIC / "examples"
@@ -284,8 +348,9 @@ def build() -> None:
     STATIC.mkdir(exist_ok=True)
     assemble_web(STATIC, ROOT / "node_modules")
     build_py_bundle()
-    build_wheels()
+    wheels = build_wheels()
     copy_pyscript()
+    build_jupyterlite(wheels)
     copy_examples()
     install_model(model_dir)
     say(f"static/ ready in {time.time() - t0:.1f} s")

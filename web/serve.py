@@ -48,13 +48,16 @@ CSP = "; ".join([
     "frame-ancestors 'none'",
 ])
 
-# Python hosts of other projects that the site also serves (issue 12): PyScript's and JupyterLite's
-# loaders build functions from strings (`Function(...)`), so their pages get 'unsafe-eval' and
-# JupyterLite's blob: workers; connect-src stays 'self', so nothing leaves the tab there either.
-CSP_PYTHON_HOSTS = CSP.replace("script-src 'self' 'wasm-unsafe-eval'",
-                               "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval' blob:").replace(
-                               "worker-src 'self'", "worker-src 'self' blob:")
-CSP_BY_PATH = {"/examples/pyscript": CSP_PYTHON_HOSTS, "/jupyterlite/": CSP_PYTHON_HOSTS}
+# Python hosts of other projects that the site also serves (issue 12). PyScript's loader builds
+# functions from strings (`Function(...)`): its pages get 'unsafe-eval'. JupyterLite also runs
+# inline scripts and styles and blob: workers: its pages get those too. connect-src stays 'self'
+# on both, so nothing typed there leaves the tab either.
+CSP_PYSCRIPT = CSP.replace("script-src 'self' 'wasm-unsafe-eval'", "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'")
+CSP_JUPYTERLITE = CSP.replace(
+    "script-src 'self' 'wasm-unsafe-eval'", "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval' 'unsafe-inline' blob:").replace(
+    "worker-src 'self'", "worker-src 'self' blob:").replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
+    "img-src 'self' data:", "img-src 'self' data: blob:").replace("font-src 'self'", "font-src 'self' data:")
+CSP_BY_PATH = {"/examples/pyscript": CSP_PYSCRIPT, "/jupyterlite/": CSP_JUPYTERLITE}
 
 EXTRA_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",

@@ -40,8 +40,9 @@ def site_url(site: str | None = None) -> str:
         url = metadata.distribution("intab").read_text("PYODIDE_URL") or ""
     except metadata.PackageNotFoundError:
         url = ""
-    if "/py/" in url:
-        return url[: url.rindex("/py/") + 1]
+    for marker in ("/py/", "/jupyterlite/"):   # site/py/intab-*.whl; site/jupyterlite/ (build.py's JupyterLite)
+        if marker in url:
+            return url[: url.index(marker) + 1]
     import js  # type: ignore[import-not-found]
 
     href = str(js.location.href)
