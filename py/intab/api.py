@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
 from .candidates import Candidates
+from .confidence import step_stats, summarize
 from .config import GenerationConfig
 from .engine import Engine, GenerationResult
-from .errors import BackendError, IntabError, InvalidParameter
+from .errors import BackendError, IntabError, InvalidParameter, ProcessorError
 from .openai_types import (
     ChatCompletion, ChatCompletionChunk, ChatCompletionMessage, ChatCompletionTokenLogprob, Choice, ChoiceDelta,
     ChoiceLogprobs, ChunkChoice, Completion, CompletionChoice, CompletionUsage, TopLogprob,
@@ -67,7 +68,8 @@ class ChatResult:
     finish_reason: str                 # "stop" | "length" | "abort"
     usage: Usage
     logprobs: list[TokenLogprob] | None = None
-    confidence: dict | None = None     # per answer: entropy and margin, mean and min (docs/python.md)
+    confidence: dict | None = None     # per answer: entropy and margin, mean/min/max (intab.confidence)
+    token_stats: list[dict] = field(default_factory=list)   # per token: id, logprob, entropy, margin, tail_mass
     reused_tokens: int = 0
     ttft_ms: float = 0.0
     prefill_tok_s: float = 0.0
@@ -256,9 +258,16 @@ class IntabEngine(TextModel):
         generation at its next step and waits for it to end, so the engine stays consistent."""
         self._check_open()
         cfg, extra = _split_options(options, self._engine)
+        top = int(extra.get("top_logprobs") or 0)
+        steps: list[dict] = []
+        hooks = {"logits_processors": [_guard(f, "logits processor") for f in extra.get("logits_processors", ())],
+                 "sampler": _guard(extra["sampler"], "sampler") if "sampler" in extra else None,
+                 "observe": lambda c, token: steps.append(step_stats(c, token, top)),
+                 # K candidates even for greedy: confidence (entropy, margin) needs them
+                 "min_candidates": max(self._engine.info.num_candidates, top)}
         async with self._lock():
             t0 = time.perf_counter()
-            task = asyncio.ensure_future(self._engine.generate_ids(prompt, cfg, on_delta, t_start=t0))
+            task = asyncio.ensure_future(self._engine.generate_ids(prompt, cfg, on_delta, t_start=t0, **hooks))
             try:
                 result = await asyncio.shield(task)
             except asyncio.CancelledError:
@@ -268,33 +277,54 @@ class IntabEngine(TextModel):
                 except BaseException:
                     pass
                 raise
-        return self._result(result, extra)
+        return self._result(result, extra, steps)
 
-    def _result(self, r: GenerationResult, extra: dict) -> ChatResult:
-        logprobs = None
-        if extra.get("logprobs"):
-            logprobs = self._token_logprobs(r, int(extra.get("top_logprobs") or 0))
+    def _result(self, r: GenerationResult, extra: dict, steps: list[dict]) -> ChatResult:
+        logprobs = self._token_logprobs(steps, int(extra.get("top_logprobs") or 0)) if extra.get("logprobs") else None
         return ChatResult(
             text=r.text, token_ids=list(r.token_ids), finish_reason=r.finish_reason,
             usage=Usage(r.prompt_tokens, r.new_tokens, r.prompt_tokens + r.new_tokens),
-            logprobs=logprobs, confidence=getattr(r, "confidence", None), reused_tokens=r.reused_tokens,
+            logprobs=logprobs, confidence=summarize(steps), reused_tokens=r.reused_tokens,
+            token_stats=[{k: v for k, v in st.items() if k != "top"} for st in steps],
             ttft_ms=r.ttft_ms, prefill_tok_s=r.prefill_tok_s, decode_tok_s=r.decode_tok_s,
             python_ms_per_token=r.python_ms_per_token, backend_ms_per_token=r.backend_ms_per_token)
 
-    def _token_logprobs(self, r: GenerationResult, top: int) -> list[TokenLogprob]:
-        steps = getattr(r, "logprobs", None)
-        if steps is None:
-            raise IntabError("this engine does not report per-token log-probabilities.",
-                             "Update intab: logprobs need the engine's per-step candidates.")
+    def _token_logprobs(self, steps: list[dict], top: int) -> list[TokenLogprob]:
         tok = self.tokenizer
         out = []
-        for step in steps:
-            tid, lp = int(step["id"]), float(step["logprob"])
+        for st in steps:
+            tid = int(st["id"])
             text = tok.decode([tid], skip_special_tokens=False)
-            alts = [(int(i), tok.decode([int(i)], skip_special_tokens=False), float(l))
-                    for i, l in step.get("top", [])[:top]]
+            alts = [(int(i), tok.decode([int(i)], skip_special_tokens=False), float(l)) for i, l in st["top"][:top]]
+            lp = st["logprob"] if st["logprob"] is not None else float("-inf")
             out.append(TokenLogprob(tid, text, lp, list(text.encode("utf-8")), alts))
         return out
+
+
+def _guard(fn: Callable, kind: str) -> Callable:
+    """A user's processor or sampler, whose failure ends the request as a ProcessorError that
+    carries its traceback (the engine itself resets its KV cache and stays usable)."""
+    import traceback
+
+    name = getattr(fn, "__name__", type(fn).__name__)
+
+    def run(*args: Any) -> Any:
+        try:
+            out = fn(*args)
+        except Exception as e:
+            tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            raise ProcessorError(f"the {kind} {name} raised {type(e).__name__}: {e}", traceback=tb) from e
+        if kind == "sampler":
+            if isinstance(out, bool) or not isinstance(out, int):
+                raise ProcessorError(f"the sampler {name} returned {type(out).__name__}, not a token id (int).")
+        elif not isinstance(out, Candidates):
+            raise ProcessorError(f"the logits processor {name} returned {type(out).__name__}, not intab.Candidates.")
+        elif not out.ids:
+            raise ProcessorError(f"the logits processor {name} returned no candidates.",
+                                 "Keep at least one candidate (to stop, keep only an EOS id).")
+        return out
+
+    return run
 
 
 class _NoBackend:

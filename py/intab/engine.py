@@ -15,9 +15,10 @@ from typing import Any, Callable, Protocol, Sequence
 from .backend import Backend
 from .config import GenerationConfig
 from .errors import EngineBusy, IntabError, PromptTooLong
-from .sampling import apply_processors, candidates_needed, make_logits_processors, make_sampler
+from .sampling import LogitsProcessor, Sampler, apply_processors, candidates_needed, make_logits_processors, make_sampler
 
 DeltaCallback = Callable[[str], Any]
+StepObserver = Callable[[Any, int], Any]   # (the step's candidates as the model gave them, the chosen token)
 
 
 class TokenizerLike(Protocol):
@@ -162,12 +163,18 @@ class Engine:
         return await self.generate_ids(self.prompt_ids(messages), cfg, on_delta, t_start=t_start)
 
     async def generate_ids(self, prompt: list[int], cfg: GenerationConfig,
-                           on_delta: DeltaCallback | None = None, *, t_start: float | None = None) -> GenerationResult:
+                           on_delta: DeltaCallback | None = None, *, t_start: float | None = None,
+                           logits_processors: Sequence[LogitsProcessor] = (), sampler: Sampler | None = None,
+                           observe: StepObserver | None = None, min_candidates: int = 0) -> GenerationResult:
+        """logits_processors run after the config's own, `sampler` replaces the config's, `observe`
+        sees each step's unprocessed candidates and the chosen token (intab.api: logprobs,
+        confidence); min_candidates raises K (greedy alone asks for 1)."""
         if self._busy:
             raise EngineBusy("a generation is already running.")
         self._busy, self._abort = True, False
         try:
-            return await self._generate(prompt, cfg, on_delta, t_start)
+            return await self._generate(prompt, cfg, on_delta, t_start, tuple(logits_processors), sampler, observe,
+                                        min_candidates)
         except BaseException:
             # The backend may hold a half-written KV cache: start clean next time.
             self._kv_ids = []
@@ -180,7 +187,9 @@ class Engine:
             self._busy, self._abort = False, False
 
     async def _generate(self, prompt: list[int], cfg: GenerationConfig,
-                        on_delta: DeltaCallback | None, t_start: float | None = None) -> GenerationResult:
+                        on_delta: DeltaCallback | None, t_start: float | None = None,
+                        user_processors: tuple = (), user_sampler: Sampler | None = None,
+                        observe: StepObserver | None = None, min_candidates: int = 0) -> GenerationResult:
         t_start = time.perf_counter() if t_start is None else t_start
         limit = self.info.max_context
         if not prompt:
@@ -189,8 +198,11 @@ class Engine:
             raise PromptTooLong(f"the prompt is {len(prompt)} tokens but the model's context holds {limit}.")
         max_new = min(cfg.max_tokens, limit - len(prompt))
         k = candidates_needed(cfg, self.info.num_candidates, self.info.vocab_size)
-        processors = make_logits_processors(cfg)
-        sample = make_sampler(cfg, random.Random(cfg.seed) if cfg.seed is not None else random.Random())
+        if user_processors or user_sampler is not None:
+            k = max(k, min(self.info.num_candidates, self.info.vocab_size))   # user code sees the full top-K
+        k = min(self.info.vocab_size, max(k, min_candidates))
+        processors = make_logits_processors(cfg) + list(user_processors)
+        sample = user_sampler or make_sampler(cfg, random.Random(cfg.seed) if cfg.seed is not None else random.Random())
         eos = frozenset() if cfg.ignore_eos else self.info.eos_ids
 
         # Prefill: reuse the KV cache for the common prefix; always feed at least one token.
@@ -233,6 +245,8 @@ class Engine:
         while True:
             assert cands is not None
             token = sample(apply_processors(processors, history, cands))
+            if observe is not None:
+                observe(cands, token)
             if t_first is None:
                 t_first = time.perf_counter()
             generated.append(token)

@@ -43,3 +43,13 @@ class Aborted(IntabError):
 
 class EngineBusy(IntabError):
     hint = "Wait for the current answer to finish, or stop it first."
+
+
+class ProcessorError(IntabError):
+    """A user's logits processor or sampler raised (or returned the wrong type). `traceback` is
+    its traceback as text; the original exception is `__cause__`."""
+    hint = "Fix the function (its traceback is in .traceback); the engine is ready for the next request."
+
+    def __init__(self, message: str, hint: str | None = None, traceback: str = ""):
+        super().__init__(message, hint)
+        self.traceback = traceback
