@@ -33,6 +33,7 @@ async def ask(question):
         if first is None:
             first = time.perf_counter()
             timings.setdefault("install_to_first_token_ms", round((first - t_install) * 1000))
+            js.document.body.dataset.timings = __import__("json").dumps(timings)
         answer.textContent += delta
     status.textContent = f"Done: {engine.info['backend']}, first token after {1000 * (first - t0):.0f} ms"
 

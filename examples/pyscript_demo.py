@@ -41,13 +41,13 @@ async def ask(event=None):
             if first is None:
                 first = time.perf_counter()
                 timings.setdefault("install_to_first_token_ms", round((first - t_install) * 1000))
+            js.document.body.dataset.timings = __import__("json").dumps(timings)
             answer.textContent += delta
         status.textContent = f"Done: first token after {1000 * (first - t0):.0f} ms"
     finally:
         button.disabled = False
 
 
-js.window.intabTimings = lambda: js.JSON.parse(__import__("json").dumps(timings))
 status.textContent = f"Ready ({engine.info['backend']}, {engine.info.get('threads')} thread(s))"
 document.getElementById("ask").disabled = False
 document.body.dataset.state = "ready"
