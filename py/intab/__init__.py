@@ -17,8 +17,8 @@ from .api import ChatResult, ChatSession, IntabEngine, SyncEngine, SyncUnavailab
     TokenLogprob, Usage, can_block, run_sync
 from .candidates import Candidates
 from .config import GenerationConfig
-from .errors import BackendError, EngineBusy, IntabError, InvalidParameter, PromptTooLong, TemplateError, \
-    TokenizerError
+from .errors import BackendError, EngineBusy, IntabError, InvalidParameter, ProcessorError, PromptTooLong, \
+    StopGeneration, TemplateError, TokenizerError
 
 __version__ = "0.1.0"
 IN_PYODIDE = sys.platform == "emscripten"
@@ -72,7 +72,7 @@ def load_sync(model: str | None = None, on_progress: Callable[[dict], Any] | Non
 
 __all__ = [
     "BackendError", "Candidates", "ChatResult", "ChatSession", "EngineBusy", "GenerationConfig", "IntabEngine",
-    "IntabError", "InvalidParameter", "PromptTooLong", "SyncEngine", "SyncUnavailable", "TemplateError", "TextModel",
+    "IntabError", "InvalidParameter", "ProcessorError", "PromptTooLong", "StopGeneration", "SyncEngine", "SyncUnavailable", "TemplateError", "TextModel",
     "TextStream", "TokenLogprob", "TokenizerError", "Usage", "can_block", "load", "load_sync", "load_tokenizer",
     "run_sync",
 ]

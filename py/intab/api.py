@@ -20,10 +20,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
 from .candidates import Candidates
-from .confidence import step_stats, summarize
-from .config import GenerationConfig
-from .engine import Engine, GenerationResult
-from .errors import BackendError, IntabError, InvalidParameter, ProcessorError
+from .engine import Delta, Engine, GenerationResult, Request
+from .errors import BackendError, IntabError, InvalidParameter
 from .openai_types import (
     ChatCompletion, ChatCompletionChunk, ChatCompletionMessage, ChatCompletionTokenLogprob, Choice, ChoiceDelta,
     ChoiceLogprobs, ChunkChoice, Completion, CompletionChoice, CompletionUsage, TopLogprob,
@@ -32,8 +30,7 @@ from .openai_types import (
 Messages = Sequence[dict]
 ProgressCallback = Callable[[dict], Any]
 # Options the API takes besides GenerationConfig's own fields.
-_API_OPTIONS = ("logprobs", "top_logprobs", "logits_processors", "sampler")
-MAX_TOP_LOGPROBS = 20
+_API_OPTIONS = ("logits_processors", "sampler")
 
 
 class SyncUnavailable(IntabError):
@@ -68,8 +65,9 @@ class ChatResult:
     finish_reason: str                 # "stop" | "length" | "abort"
     usage: Usage
     logprobs: list[TokenLogprob] | None = None
-    confidence: dict | None = None     # per answer: entropy and margin, mean/min/max (intab.confidence)
-    token_stats: list[dict] = field(default_factory=list)   # per token: id, logprob, entropy, margin, tail_mass
+    confidence: dict | None = None     # per answer (intab.confidence.AnswerConfidence): logprob, entropy, margin
+    token_confidence: list[dict] = field(default_factory=list)   # per token: logprob, top_logprob, margin, entropy, tail_mass
+    stop_reason: str = ""              # eos | stop_string | special_token | processor | max_tokens | context_full | abort
     reused_tokens: int = 0
     ttft_ms: float = 0.0
     prefill_tok_s: float = 0.0
@@ -144,8 +142,8 @@ class TextModel:
         ({"input_ids", "attention_mask"}) by default, the ids alone with return_dict=False, the
         text with tokenize=False. Pass add_generation_prompt=True for what the model is given to
         answer (what chat() sends)."""
-        text = self._engine.template.render(_messages(messages), add_generation_prompt=add_generation_prompt,
-                                            tools=tools, **template_vars)
+        text = self._engine.apply_chat_template(_messages(messages), add_generation_prompt=add_generation_prompt,
+                                                tools=tools, **template_vars)
         if not tokenize:
             return text
         ids = self.tokenizer.encode(text, add_special_tokens=False)   # transformers: the template has them
@@ -172,31 +170,26 @@ class IntabEngine(TextModel):
                                "vocabSize": engine.info.vocab_size},
                      "backend": engine.backend.name, "defaults": self.defaults, **(info or {})}
         self._release = release
-        self._locks: dict[int, asyncio.Lock] = {}
         self._closed = False
         self.chat = _Chat(self)
         self.completions = _Completions(self)
 
     # -- generation ---------------------------------------------------------------------------
     async def _chat(self, messages: Messages, options: dict) -> ChatResult:
-        prompt = self._prompt(messages, options)
-        return await self._run(prompt, options, None)
+        return await self._run(*self._prepare(messages, options), None)
 
     def stream(self, messages: Messages, **options: Any) -> "TextStream":
         """`async for delta in engine.stream(messages)`: the answer's text as it comes. Cancelling
         the consuming task (or leaving the loop early) aborts the generation; `.result` holds the
         ChatResult once the stream has ended."""
-        prompt = self._prompt(messages, options)
-        return TextStream(self, prompt, options)
+        return TextStream(self, *self._prepare(messages, options))
 
     async def complete(self, prompt: str, **options: Any) -> ChatResult:
         """Plain text completion (base models): the text is continued as is, no chat template."""
-        _need_str("prompt", prompt)
-        return await self._run(self.tokenize(prompt), options, None)
+        return await self._run(*self._prepare(None, options, prompt), None)
 
     def stream_completion(self, prompt: str, **options: Any) -> "TextStream":
-        _need_str("prompt", prompt)
-        return TextStream(self, self.tokenize(prompt), options)
+        return TextStream(self, *self._prepare(None, options, prompt))
 
     def session(self, system: str | None = None, messages: Messages | None = None, **options: Any) -> "ChatSession":
         """A conversation of its own: it keeps its history; `options` are its defaults."""
@@ -207,9 +200,8 @@ class IntabEngine(TextModel):
         self._engine.abort()
 
     async def reset(self) -> None:
-        """Forget the KV cache (the next request prefills from scratch)."""
-        async with self._lock():
-            await self._engine.reset()
+        """Forget the KV caches (the next request prefills from scratch)."""
+        await self._engine.reset()
 
     async def unload(self) -> None:
         """Free the model runtime. The engine refuses requests afterwards."""
@@ -236,95 +228,56 @@ class IntabEngine(TextModel):
         return SyncEngine(self)
 
     # -- internals ----------------------------------------------------------------------------
-    def _lock(self) -> asyncio.Lock:
-        # One lock per event loop: the sync wrappers run their own loop.
-        loop = asyncio.get_running_loop()
-        lock = self._locks.get(id(loop))
-        if lock is None:
-            lock = self._locks[id(loop)] = asyncio.Lock()
-        return lock
-
-    def _prompt(self, messages: Messages, options: dict) -> list[int]:
+    def _prepare(self, messages: Messages | None, options: dict, prompt: str | None = None) -> tuple[Request, dict]:
+        """Check everything a request can fail on before it queues: options, messages, the prompt's
+        length (typed errors naming the option)."""
         self._check_open()
-        _split_options(options, self._engine)   # refuse bad options before anything queues
-        return self._engine.prompt_ids(_messages(messages))
+        extra = _split_options(options)
+        cfg = {k: v for k, v in options.items() if k not in _API_OPTIONS}
+        if messages is None:
+            _need_str("prompt", prompt)
+            return self._engine.prepare_completion(prompt, cfg), extra
+        return self._engine.prepare_chat(_messages(messages), cfg), extra
 
     def _check_open(self) -> None:
         if self._closed:
             raise IntabError("the engine was unloaded.", "Load the model again with `await intab.load(...)`.")
 
-    async def _run(self, prompt: list[int], options: dict, on_delta: Callable[[str], None] | None) -> ChatResult:
-        """One request: wait for the engine, generate, convert. Cancelling the caller aborts the
+    async def _run(self, request: Request, extra: dict, on_delta: Callable[[Delta], None] | None) -> ChatResult:
+        """One request. The engine queues it behind the others. Cancelling the caller aborts the
         generation at its next step and waits for it to end, so the engine stays consistent."""
         self._check_open()
-        cfg, extra = _split_options(options, self._engine)
-        top = int(extra.get("top_logprobs") or 0)
-        steps: list[dict] = []
-        hooks = {"logits_processors": [_guard(f, "logits processor") for f in extra.get("logits_processors", ())],
-                 "sampler": _guard(extra["sampler"], "sampler") if "sampler" in extra else None,
-                 "observe": lambda c, token: steps.append(step_stats(c, token, top)),
-                 # K candidates even for greedy: confidence (entropy, margin) needs them
-                 "min_candidates": max(self._engine.info.num_candidates, top)}
-        async with self._lock():
-            t0 = time.perf_counter()
-            task = asyncio.ensure_future(self._engine.generate_ids(prompt, cfg, on_delta, t_start=t0, **hooks))
+        task = asyncio.ensure_future(self._engine.run(request, on_delta, logits_processors=extra.get("logits_processors", ()),
+                                                      sampler=extra.get("sampler")))
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._engine.abort()
             try:
-                result = await asyncio.shield(task)
-            except asyncio.CancelledError:
-                self._engine.abort()
-                try:
-                    await task
-                except BaseException:
-                    pass
-                raise
-        return self._result(result, extra, steps)
+                await task
+            except BaseException:
+                pass
+            raise
+        return self._result(result)
 
-    def _result(self, r: GenerationResult, extra: dict, steps: list[dict]) -> ChatResult:
-        logprobs = self._token_logprobs(steps, int(extra.get("top_logprobs") or 0)) if extra.get("logprobs") else None
+    def _result(self, r: GenerationResult) -> ChatResult:
         return ChatResult(
             text=r.text, token_ids=list(r.token_ids), finish_reason=r.finish_reason,
             usage=Usage(r.prompt_tokens, r.new_tokens, r.prompt_tokens + r.new_tokens),
-            logprobs=logprobs, confidence=summarize(steps), reused_tokens=r.reused_tokens,
-            token_stats=[{k: v for k, v in st.items() if k != "top"} for st in steps],
-            ttft_ms=r.ttft_ms, prefill_tok_s=r.prefill_tok_s, decode_tok_s=r.decode_tok_s,
-            python_ms_per_token=r.python_ms_per_token, backend_ms_per_token=r.backend_ms_per_token)
+            logprobs=self._token_logprobs(r) if r.logprobs is not None else None,
+            confidence=r.confidence or None, token_confidence=list(r.token_confidence), stop_reason=r.stop_reason,
+            reused_tokens=r.reused_tokens, ttft_ms=r.ttft_ms, prefill_tok_s=r.prefill_tok_s,
+            decode_tok_s=r.decode_tok_s, python_ms_per_token=r.python_ms_per_token,
+            backend_ms_per_token=r.backend_ms_per_token)
 
-    def _token_logprobs(self, steps: list[dict], top: int) -> list[TokenLogprob]:
-        tok = self.tokenizer
+    def _token_logprobs(self, r: GenerationResult) -> list[TokenLogprob]:
+        """The engine's OpenAI-style entries ({id, token, bytes, logprob, top_logprobs}) as TokenLogprob."""
         out = []
-        for st in steps:
-            tid = int(st["id"])
-            text = tok.decode([tid], skip_special_tokens=False)
-            alts = [(int(i), tok.decode([int(i)], skip_special_tokens=False), float(l)) for i, l in st["top"][:top]]
-            lp = st["logprob"] if st["logprob"] is not None else float("-inf")
-            out.append(TokenLogprob(tid, text, lp, list(text.encode("utf-8")), alts))
+        for tid, e in zip(r.token_ids, r.logprobs or []):
+            lp = e["logprob"] if e["logprob"] is not None else float("-inf")
+            alts = [(int(a["id"]), a["token"], float(a["logprob"])) for a in e.get("top_logprobs", [])]
+            out.append(TokenLogprob(int(e.get("id", tid)), e["token"], lp, list(e["bytes"]), alts))
         return out
-
-
-def _guard(fn: Callable, kind: str) -> Callable:
-    """A user's processor or sampler, whose failure ends the request as a ProcessorError that
-    carries its traceback (the engine itself resets its KV cache and stays usable)."""
-    import traceback
-
-    name = getattr(fn, "__name__", type(fn).__name__)
-
-    def run(*args: Any) -> Any:
-        try:
-            out = fn(*args)
-        except Exception as e:
-            tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-            raise ProcessorError(f"the {kind} {name} raised {type(e).__name__}: {e}", traceback=tb) from e
-        if kind == "sampler":
-            if isinstance(out, bool) or not isinstance(out, int):
-                raise ProcessorError(f"the sampler {name} returned {type(out).__name__}, not a token id (int).")
-        elif not isinstance(out, Candidates):
-            raise ProcessorError(f"the logits processor {name} returned {type(out).__name__}, not intab.Candidates.")
-        elif not out.ids:
-            raise ProcessorError(f"the logits processor {name} returned no candidates.",
-                                 "Keep at least one candidate (to stop, keep only an EOS id).")
-        return out
-
-    return run
 
 
 class _NoBackend:
@@ -345,10 +298,10 @@ class _NoBackend:
 class TextStream:
     """An async iterator of text deltas over one request; `.result` once it has ended."""
 
-    def __init__(self, engine: IntabEngine, prompt: list[int], options: dict):
+    def __init__(self, engine: IntabEngine, request: Request, extra: dict):
         self._engine = engine
-        self._prompt = prompt
-        self._options = options
+        self._request = request
+        self._extra = extra
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Future | None = None
         self.result: ChatResult | None = None
@@ -362,7 +315,8 @@ class TextStream:
 
         async def produce() -> ChatResult:
             try:
-                return await self._engine._run(self._prompt, self._options, queue.put_nowait)
+                return await self._engine._run(self._request, self._extra,
+                                               lambda d: queue.put_nowait(d.text) if d.text else None)
             finally:
                 queue.put_nowait(_END)
 
@@ -411,7 +365,8 @@ class ChatSession:
             self.messages = [m for m in self.messages if m.get("role") != "system"]
             self.messages.insert(0, {"role": "system", "content": system})
         self.options = dict(options or {})
-        _split_options(self.options, engine._engine)
+        engine._engine.config({k: v for k, v in self.options.items() if k not in _API_OPTIONS})
+        _split_options(self.options)
         self.last: ChatResult | None = None
 
     async def send(self, content: str, **options: Any) -> ChatResult:
@@ -469,8 +424,7 @@ class _Chat:
         self.completions = _ChatCompletions(engine)
 
     def __call__(self, messages: Messages, **options: Any) -> Awaitable[ChatResult]:
-        prompt = self._engine._prompt(messages, options)
-        return self._engine._run(prompt, options, None)
+        return self._engine._run(*self._engine._prepare(messages, options), None)
 
 
 def _openai_options(kw: dict, engine: IntabEngine) -> tuple[dict, bool, bool]:
@@ -575,7 +529,8 @@ def _choice_logprobs(r: ChatResult) -> ChoiceLogprobs | None:
 
 def _intab_fields(r: ChatResult) -> dict:
     return {"token_ids": r.token_ids, "ttft_ms": r.ttft_ms, "prefill_tok_s": r.prefill_tok_s,
-            "decode_tok_s": r.decode_tok_s, "reused_tokens": r.reused_tokens, "confidence": r.confidence}
+            "decode_tok_s": r.decode_tok_s, "reused_tokens": r.reused_tokens, "confidence": r.confidence,
+            "stop_reason": r.stop_reason}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -664,32 +619,21 @@ class SyncEngine:
 
 # ---------------------------------------------------------------------------------------------
 # option checks
-def _split_options(options: dict, engine: Engine) -> tuple[GenerationConfig, dict]:
-    """(GenerationConfig, the API's own options), with typed errors naming the option."""
+def _split_options(options: dict) -> dict:
+    """The API's own options (logits_processors, sampler), checked; the rest is GenerationConfig's."""
     if not isinstance(options, dict):
         raise InvalidParameter(f"options must be keyword arguments, got {type(options).__name__}.")
     extra = {k: options[k] for k in _API_OPTIONS if options.get(k) is not None}
-    cfg = engine.config({k: v for k, v in options.items() if k not in _API_OPTIONS})
-    if "logprobs" in extra and not isinstance(extra["logprobs"], bool):
-        raise _bad("logprobs", "must be true or false")
-    top = extra.get("top_logprobs")
-    if top is not None:
-        if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_TOP_LOGPROBS:
-            raise _bad("top_logprobs", f"must be an integer from 0 to {MAX_TOP_LOGPROBS}")
-        if top and not extra.get("logprobs"):
-            raise _bad("top_logprobs", "needs logprobs=True")
     procs = extra.get("logits_processors")
     if procs is not None and (not isinstance(procs, (list, tuple)) or not all(callable(p) for p in procs)):
         raise _bad("logits_processors", "must be a list of functions (history, candidates) -> candidates")
     if "sampler" in extra and not callable(extra["sampler"]):
         raise _bad("sampler", "must be a function (candidates) -> token id")
-    return cfg, extra
+    return extra
 
 
 def _bad(name: str, rule: str) -> InvalidParameter:
-    err = InvalidParameter(f"{name} {rule}.")
-    err.param = name
-    return err
+    return InvalidParameter(f"{name} {rule}.", param=name)
 
 
 def _need_str(name: str, value: Any) -> None:

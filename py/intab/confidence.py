@@ -1,55 +1,83 @@
-"""Confidence of an answer, from what the head returns per step: the top-K candidates and the
-log-sum-exp of all the logits (docs/python.md, "Confidence").
+"""How sure the model was: per token and per answer, from the candidates and the full log-sum-exp.
 
-Per token, at temperature 1 over the whole vocabulary (the model's own distribution, before any
-sampling option or processor):
-- logprob: the chosen token's log-probability, exact (logit - logsumexp); None when the token is
-  not among the candidates (a user's sampler picked beyond them);
-- margin: p(top-1) - p(top-2), exact;
-- entropy: -sum p log p over the K candidates, in nats: a lower bound of the true entropy, exact up
-  to what the tail (tail_mass = 1 - the candidates' mass, also exact) adds, at most
-  tail_mass * log(vocab_size / tail_mass).
-Per answer: mean, min and max of entropy and margin, and the lowest token probability.
-What it is not: a measure of truth. A small model is often confidently wrong; low values say
-the model was unsure between continuations, which is when a bigger model is worth asking.
+What it measures: the model's own next-token distribution at temperature 1, before penalties,
+constraints and sampling (the same distribution `logprobs` report):
+- `logprob`: log p of the token that was emitted (None when it was not among the candidates,
+  which only a user sampler can make happen);
+- `top_logprob` and `margin`: log p of the most likely token, and how far ahead of the second it is
+  (log p1 - log p2, in nats; None when only one candidate came back);
+- `entropy` (nats) over the K candidates with the rest of the vocabulary counted as one outcome of
+  mass `tail_mass`. Merging outcomes can only lower entropy, so this is a lower bound of the true
+  entropy, exact when `tail_mass` is 0, and never more than `tail_mass * log(vocab)` below it.
+What it does not measure: whether the answer is true. A small model can be confidently wrong;
+a low margin or a high entropy says the model itself hesitated, which is the signal a hybrid
+app uses to hand the question to a bigger model.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from .candidates import Candidates
 
 
-def step_stats(c: Candidates, token: int, top: int = 0) -> dict:
-    """What one decode step says about itself (see the module docstring)."""
+@dataclass(frozen=True)
+class TokenConfidence:
+    logprob: float | None
+    top_logprob: float
+    margin: float | None
+    entropy: float
+    tail_mass: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AnswerConfidence:
+    tokens: int
+    mean_logprob: float | None      # log of the geometric mean of the emitted tokens' probabilities
+    min_logprob: float | None
+    mean_entropy: float | None
+    max_entropy: float | None
+    mean_margin: float | None
+    min_margin: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def token_confidence(c: Candidates, token: int) -> TokenConfidence:
     z = c.logsumexp
-    probs = [math.exp(l - z) for l in c.logits]
-    entropy = -sum(p * math.log(p) for p in probs if p > 0)
+    lps = [l - z for l in c.logits]
+    probs = [math.exp(lp) for lp in lps]
+    covered = min(1.0, sum(probs))
+    tail = max(0.0, 1.0 - covered)
+    entropy = -sum(p * lp for p, lp in zip(probs, lps) if p > 0) - (tail * math.log(tail) if tail > 0 else 0.0)
     try:
-        logprob: float | None = c.logits[c.ids.index(token)] - z
+        logprob: float | None = lps[c.ids.index(token)]
     except ValueError:
         logprob = None
-    return {
-        "id": token,
-        "logprob": logprob,
-        "entropy": entropy,
-        "margin": probs[0] - (probs[1] if len(probs) > 1 else 0.0),
-        "tail_mass": max(0.0, 1.0 - sum(probs)),
-        "top": [(c.ids[i], c.logits[i] - z) for i in range(min(top, len(c)))],
-    }
+    return TokenConfidence(
+        logprob=logprob,
+        top_logprob=lps[0],
+        margin=(lps[0] - lps[1]) if len(lps) > 1 else None,
+        entropy=max(0.0, entropy),
+        tail_mass=tail,
+    )
 
 
-def summarize(steps: Sequence[dict]) -> dict | None:
-    """Per answer: mean/min/max of entropy and margin, the lowest token probability, the count."""
-    if not steps:
-        return None
-    ent = [s["entropy"] for s in steps]
-    mar = [s["margin"] for s in steps]
-    lps = [s["logprob"] for s in steps if s["logprob"] is not None]
-    return {
-        "tokens": len(steps),
-        "entropy": {"mean": sum(ent) / len(ent), "min": min(ent), "max": max(ent)},
-        "margin": {"mean": sum(mar) / len(mar), "min": min(mar), "max": max(mar)},
-        "min_token_prob": math.exp(min(lps)) if lps else None,
-    }
+def summarize(per_token: Sequence[TokenConfidence]) -> AnswerConfidence:
+    def mean(xs: list[float]) -> float | None:
+        return sum(xs) / len(xs) if xs else None
+
+    lps = [t.logprob for t in per_token if t.logprob is not None]
+    ents = [t.entropy for t in per_token]
+    margins = [t.margin for t in per_token if t.margin is not None]
+    return AnswerConfidence(
+        tokens=len(per_token),
+        mean_logprob=mean(lps), min_logprob=min(lps) if lps else None,
+        mean_entropy=mean(ents), max_entropy=max(ents) if ents else None,
+        mean_margin=mean(margins), min_margin=min(margins) if margins else None,
+    )

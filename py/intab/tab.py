@@ -15,12 +15,12 @@ to run an import from Python).
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from .api import IntabEngine, TextModel
-from .candidates import Candidates
 from .engine import Engine
 from .errors import BackendError, IntabError
+from .pyodide_glue import JsBackend
 
 TEXT_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json")
 
@@ -82,34 +82,14 @@ async def js_module(module: Any = None, site: str | None = None) -> Any:
         raise LoadError(f"could not import {url}: {e}") from None
 
 
-class BridgeBackend:
-    """A Backend over a JS bridge object (contracts.md §3: forward(ids, start, k) -> {ids, logits,
-    logsumexp}, truncate(n), kvLength): openBridge()'s, or one the page made itself."""
+class BridgeBackend(JsBackend):
+    """The worker's JsBackend (contracts.md §3: forward, truncate, kvLength, snapshot/restore) over
+    openBridge()'s object or one the page made, plus release() for IntabEngine.unload()."""
 
     def __init__(self, bridge: Any, name: str | None = None):
-        self._bridge = bridge
-        self.name = name or str(getattr(bridge, "backend", None) or "wasm")
-        self._length = 0
-
-    @property
-    def kv_length(self) -> int:
-        n = getattr(self._bridge, "kvLength", None)
-        return int(n) if n is not None else self._length
-
-    async def forward(self, ids: Sequence[int], start: int, num_candidates: int) -> Candidates:
-        from js import Int32Array  # type: ignore[import-not-found]
-        from pyodide.ffi import JsException, to_js  # type: ignore[import-not-found]
-
-        try:
-            res = await self._bridge.forward(Int32Array.new(to_js(list(ids))), start, num_candidates)
-        except JsException as e:
-            raise BackendError(f"the model runtime failed: {e}") from None
-        self._length = start + len(ids)
-        return Candidates(tuple(res.ids.to_py().tolist()), tuple(res.logits.to_py().tolist()), float(res.logsumexp))
-
-    async def truncate(self, length: int) -> None:
-        await self._bridge.truncate(length)
-        self._length = min(self._length, length)
+        super().__init__(bridge)
+        if name:
+            self.name = name
 
     def release(self) -> None:
         release = getattr(self._bridge, "release", None)
