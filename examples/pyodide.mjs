@@ -1,8 +1,8 @@
 // A plain Pyodide page running intab's Python API: Pyodide from this site (vendor/pyodide), micropip's
-// wheel from py/, the model runtime from local_bridge.mjs (registered as `intab_js`, which
-// intab.load() looks for), and the user's Python in pyodide_demo.py.
+// wheel from py/, intab's JS client (registered as `intab_js`, which
+// intab.load() looks for: its openBridge runs the model in a worker), and the user's Python in pyodide_demo.py.
 import { loadPyodide } from '../vendor/pyodide/pyodide.mjs';
-import * as bridge from './local_bridge.mjs';
+import * as intabJs from '../intab.mjs';
 
 const $ = (id) => document.getElementById(id);
 const site = new URL('../', import.meta.url).href;
@@ -11,7 +11,7 @@ async function main() {
   const t0 = performance.now();
   const pyodide = await loadPyodide({ indexURL: new URL('../vendor/pyodide/', import.meta.url).href });
   await pyodide.loadPackage(`${site}py/micropip-0.11.1-py3-none-any.whl`);
-  pyodide.registerJsModule('intab_js', bridge);
+  pyodide.registerJsModule('intab_js', intabJs);
   pyodide.globals.set('SITE', site);
   pyodide.globals.set('BOOT_MS', performance.now() - t0);
   const code = await (await fetch('pyodide_demo.py')).text();

@@ -4,7 +4,7 @@ import time
 import js
 import pyodide_js
 from pyscript import document
-from pyscript.js_modules import intab_bridge
+from pyscript.js_modules import intab_js
 
 SITE = str(js.URL.new("../", js.location.href).href)
 t_install = time.perf_counter()
@@ -25,7 +25,7 @@ def on_progress(p):
                           if p.get("total") else (p.get("message") or p["phase"]))
 
 
-engine = await intab.load(on_progress=on_progress, js_module=intab_bridge)  # noqa: F704
+engine = await intab.load(on_progress=on_progress, js_module=intab_js)  # noqa: F704
 timings["load_ms"] = round((time.perf_counter() - t_install) * 1000)
 
 
