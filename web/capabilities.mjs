@@ -61,7 +61,7 @@ export function roleTable(layout, config = {}) {
   return table;
 }
 
-/** Why intab's WASM kernel cannot run this model, or '' when it can. */
+/** Why intab's WASM kernel cannot run this model, or '' when it can (config null: the manifest's facts only). */
 export function kernelMisfit(manifest, config) {
   const layout = manifest && manifest.weights;
   if (!layout || !Array.isArray(layout.tensors) || !layout.tensors.length || !layout.tensors.every((t) => t.role)) {
@@ -71,7 +71,7 @@ export function kernelMisfit(manifest, config) {
   if (!KERNEL.architectures.includes(arch)) return `the kernel runs ${KERNEL.architectures.join(', ')} models, not ${arch}`;
   const odd = layout.tensors.find((t) => !KERNEL.kinds.includes(t.kind));
   if (odd) return `the kernel cannot compute ${odd.kind} blocks (${odd.role || odd.name})`;
-  const table = roleTable(layout, config);
+  const table = roleTable(layout, config || {});
   if (table.unknown.length) return `the kernel does not know tensor ${table.unknown[0].name} (role '${table.unknown[0].role}')`;
   if (table.missing.length) return `the weights layout lacks ${table.missing.slice(0, 3).join(', ')}${table.missing.length > 3 ? '…' : ''}`;
   if (table.lm_head) return 'the kernel computes only a tied output layer, and this model has its own (lm_head)';
@@ -84,7 +84,9 @@ export function kernelMisfit(manifest, config) {
         : `the kernel does not compute l${i}_${extra}`;
     }
   }
-  const c = config || {};
+  // Without config.json (the download's skip rule runs on the manifest alone) the shape checks wait.
+  if (!config) return '';
+  const c = config;
   const H = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers, nh = c.num_attention_heads;
   const nkv = c.num_key_value_heads ?? nh, hd = c.head_dim ?? (H / nh), V = c.vocab_size;
   if (![H, I, L, nh, nkv, hd, V].every(Number.isInteger) || nh % nkv) return 'config.json does not describe whole attention heads and KV groups';

@@ -9,6 +9,7 @@
 
 import { createBridge } from './bridge.mjs';
 import { fail } from './errors.mjs';
+import { kernelMisfit as modelMisfit } from './capabilities.mjs';
 import { createKernelBridge, sharedMemory } from './kernel_bridge.mjs';
 import { downloadModel, fetchChecked, url } from './model_store.mjs';
 import { lazyWeights } from './weights.mjs';
@@ -40,13 +41,12 @@ async function compileKernel() {
   return { module: await WebAssembly.compile(bytes), reason: '' };
 }
 
-/** Why the kernel cannot run this model ('' when it can): it knows Q4_1 / Q8_0 blocks and F32
- * vectors, each tensor named by its role (manifests from before the kernel have none). */
-function kernelMisfit(compiled, m) {
+/** Why the kernel cannot run this model here ('' when it can): the browser's side (the module
+ * compiled, relaxed-SIMD), then the model's (web/capabilities.mjs, the one table of what the
+ * kernel computes). config null: the manifest's facts only (the download's skip rule). */
+function kernelMisfit(compiled, manifest, config) {
   if (!compiled || !compiled.module) return compiled?.reason || 'the kernel did not load';
-  if (!m.weights || !m.weights.tensors.every((t) => t.role)) return 'the model has no packed weights layout with roles';
-  const odd = m.weights.tensors.find((t) => !['Q4_1', 'Q8_0', 'F32'].includes(t.kind));
-  return odd ? `the kernel cannot compute ${odd.kind} blocks (${odd.name})` : '';
+  return modelMisfit(manifest, config);
 }
 
 /**
@@ -79,7 +79,7 @@ export async function loadEngine(options, progress, captureProfile) {
     throw fail('LoadError', `unknown model '${modelId}'`, { hint: `models/index.json lists ${ids.join(', ')}.`, param: 'model' });
   }
   let compiled = await kernelPromise;
-  const kernelFits = (m) => kernelOn(plan) && !kernelMisfit(compiled, m);
+  const kernelFits = (m) => kernelOn(plan) && !kernelMisfit(compiled, m, null);
   const tDl = performance.now();
   const dl = await downloadModel(modelId, progress, { skip: (m) => (kernelFits(m) ? ['model.onnx'] : []) });
   const manifest = dl.manifest;
@@ -96,7 +96,7 @@ export async function loadEngine(options, progress, captureProfile) {
   // The runtime: the kernel, or an onnxruntime-web session; under 'auto', WebGPU falls back to WASM.
   let kernel = 'ort', kernelReason = '', fallback = null;
   const runtime = async (p) => {
-    const misfit = kernelOn(p) ? kernelMisfit(compiled, manifest) : null;
+    const misfit = kernelOn(p) ? kernelMisfit(compiled, manifest, config) : null;
     if (p.kernelWanted === 'intab' && misfit) {
       throw fail('BackendError', `kernel='intab' cannot run here: ${misfit}`, { hint: "Use kernel: 'auto' or 'ort'.", param: 'kernel' });
     }
