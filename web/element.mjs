@@ -29,7 +29,7 @@ import { elementSheet } from './element_style.mjs';
 
 // Where intab.create comes from when the element makes its own engine: imported only then, so a
 // page that hands every element an engine never loads it twice.
-const CLIENT_URL = new URL('./client.mjs', import.meta.url).href;
+const CLIENT_URL = new URL('./client_preview.mjs', import.meta.url).href;   // -> './client.mjs' once it lands
 
 const GENERATION_ATTRS = {
   temperature: ['temperature', Number],
@@ -207,7 +207,7 @@ export class IntabChat extends HTMLElement {
     const userIndex = this.#messages.length;
     const user = { role: 'user', content: text };   // sent as typed: the model sees exactly this
     this.#messages.push(user);
-    const userEl = this.#addMessage('user', text);
+    const userEl = this.#addMessage('user', text).li;
     this.#emit('intab-message', { message: { ...user } });
     const a = this.#addMessage('assistant', '');
     a.li.classList.add('streaming');
