@@ -1,0 +1,120 @@
+"""<intab-chat> embedded in a page that is not intab's, with the real model (issue 10.9): another
+server on another port (host_server.py, not web/serve.py), intab's static/ copied under
+/lib/intab/, the strict host CSP, the host's own theme. The page creates one engine and hands it
+to two elements: one worker, two conversations, both answers golden, nothing refused by the CSP,
+no request off the origin. The same host without COOP/COEP runs the model on one thread, and
+the element's status line says so.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from host_server import STRICT_CSP, make_host_root, start_host
+from test_app import GOLDEN_CASES
+
+CASES = {c["name"]: c for c in GOLDEN_CASES}
+
+
+@pytest.fixture(scope="module")
+def host_root(static_root, tmp_path_factory):
+    return make_host_root(tmp_path_factory.mktemp("host"), static_root)
+
+
+def chat_state(page, el):
+    return page.evaluate("(id) => document.getElementById(id).state", el)
+
+
+def open_host(browser, url):
+    ctx = browser.new_context()
+    requests: list[str] = []
+    ctx.on("request", lambda r: requests.append(r.url))
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_function("() => ['a', 'b'].every((id) => ['ready', 'error'].includes(document.getElementById(id).state))",
+                           timeout=240_000)
+    for el in ("a", "b"):
+        assert chat_state(page, el) == "ready", page.inner_text(f"#{el} #error")
+    return ctx, page, requests, errors
+
+
+def ask(page, el, text):
+    page.fill(f"#{el} #prompt", text)
+    page.press(f"#{el} #prompt", "Enter")
+
+
+def finished(page, el):
+    return page.evaluate("""(id) => [...document.getElementById(id).shadowRoot.querySelectorAll('.msg.assistant[data-finish-reason]')]
+        .map((m) => ({ ids: JSON.parse(m.dataset.tokenIds), reason: m.dataset.finishReason }))""", el)
+
+
+def test_two_elements_share_one_engine_under_the_strict_csp(browser, host_root, golden):
+    url, stop = start_host(host_root, isolated=True, csp=STRICT_CSP)
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+    try:
+        ctx, page, requests, errors = open_host(browser, url)
+        try:
+            assert page.evaluate("() => self.crossOriginIsolated") is True
+            assert page.evaluate("() => document.getElementById('a').engine === document.getElementById('b').engine")
+            engines = [w.url for w in page.workers if w.url.endswith("/worker.mjs")]
+            assert len(engines) == 1, page.workers   # one engine worker for both elements
+            info = page.evaluate("() => document.getElementById('a').info")
+            assert info["threads"] > 1 and info["crossOriginIsolated"] is True
+            assert page.inner_text("#a #status").startswith(f"WASM, {info['threads']} threads")
+            # Both at once: they queue on the one engine, and each gets its own answer.
+            ask(page, "a", CASES["capital"]["messages"][-1]["content"])
+            ask(page, "b", CASES["code_python"]["messages"][-1]["content"])
+            page.wait_for_function("""() => ['a', 'b'].every((id) =>
+                document.getElementById(id).shadowRoot.querySelectorAll('.msg.assistant[data-finish-reason]').length === 1)""",
+                                   timeout=300_000)
+            for el, name in (("a", "capital"), ("b", "code_python")):
+                (ans,) = finished(page, el)
+                assert ans["ids"] == CASES[name]["output_ids"], (el, name)
+                msgs = page.evaluate("(id) => document.getElementById(id).messages", el)
+                assert msgs == [CASES[name]["messages"][-1], {"role": "assistant", "content": CASES[name]["output_text"]}]
+            # The code answer is rendered as Markdown: a code block, as text.
+            code = page.inner_text("#b .msg.assistant pre code.language-python")
+            assert code.startswith("def fibonacci(n):")
+            log = page.evaluate("() => window.hostLog")
+            assert log["violations"] == [], log["violations"]
+            msgs = [e for e in log["events"] if e["type"] == "intab-message"]
+            assert [(e["id"], e["detail"]["message"]["role"]) for e in msgs if e["id"] == "a"] == [("a", "user"), ("a", "assistant")]
+            assert [e for e in log["events"] if e["type"] == "intab-error"] == []
+            assert errors == []
+            foreign = [u for u in requests if not u.startswith(origin + "/")]
+            assert foreign == [], foreign
+            # The host's theme reached inside: ::part() and --intab-* properties.
+            assert page.evaluate("""() => getComputedStyle(document.getElementById('a').shadowRoot.getElementById('send')).fontWeight""") == "700"
+            assert page.evaluate("""() => getComputedStyle(document.getElementById('a').shadowRoot.getElementById('send')).backgroundColor""") == "rgb(122, 59, 0)"
+        finally:
+            ctx.close()
+    finally:
+        stop()
+
+
+def test_host_without_isolation_runs_one_thread_and_says_so(browser, host_root):
+    url, stop = start_host(host_root, isolated=False, csp=STRICT_CSP)
+    try:
+        ctx, page, requests, errors = open_host(browser, url)
+        try:
+            assert page.evaluate("() => self.crossOriginIsolated") is False
+            info = page.evaluate("() => document.getElementById('a').info")
+            assert (info["backend"], info["threads"], info["crossOriginIsolated"]) == ("wasm", 1, False)
+            status = page.inner_text("#a #status")
+            assert "WASM, 1 thread (page not cross-origin isolated)" in status, status
+            assert "not cross-origin isolated" in page.get_attribute("#a #status", "title")
+            assert any(u.endswith("/kernel/decoder-st.wasm") for u in requests)
+            ask(page, "a", CASES["capital"]["messages"][-1]["content"])
+            page.wait_for_function("""() => document.getElementById('a').shadowRoot
+                .querySelectorAll('.msg.assistant[data-finish-reason]').length === 1""", timeout=300_000)
+            (ans,) = finished(page, "a")
+            assert ans["ids"] == CASES["capital"]["output_ids"]
+            assert page.evaluate("() => window.hostLog.violations") == []
+            assert errors == []
+        finally:
+            ctx.close()
+    finally:
+        stop()
