@@ -442,7 +442,7 @@ export class IntabChat extends HTMLElement {
     els.composer = h('form', { id: 'composer', class: 'composer', part: 'composer', autocomplete: 'off', 'aria-label': 'Message' },
       els.prompt, h('div', { class: 'buttons', part: 'buttons' }, els.send, els.stop, els.newChat));
     root.replaceChildren(h('div', { class: 'frame', part: 'frame' },
-      h('div', { class: 'head', part: 'header' }, els.status), els.loading, els.notices, els.error, els.log, els.composer));
+      h('div', { class: 'head', part: 'header' }, els.status), els.loading, els.notices, els.log, els.error, els.composer));
     this.#els = els;
 
     els.composer.addEventListener('submit', (ev) => {

@@ -52,14 +52,20 @@ def _link_or_copy(src, dst):
         shutil.copy2(src, dst)
 
 
-def make_host_root(tmp: Path, static_root: Path, pages: Path = HOST_PAGES, with_models: bool = True) -> Path:
-    """tmp/ with the host's pages at its top and a copy of static/ at tmp/lib/intab/."""
+def make_host_root(tmp: Path, static_root: Path, pages: Path | dict[str, str] = HOST_PAGES, with_models: bool = True,
+                   subpath: str = SUBPATH) -> Path:
+    """tmp/ with the host's pages at its top (a folder's files, or {name: text}) and a copy of
+    static/ at tmp/<subpath>/."""
     root = Path(tmp)
-    for f in pages.iterdir():
-        if f.is_file():
-            shutil.copy2(f, root / f.name)
+    if isinstance(pages, dict):
+        for name, text in pages.items():
+            (root / name).write_text(text)
+    else:
+        for f in pages.iterdir():
+            if f.is_file():
+                shutil.copy2(f, root / f.name)
     ignore = None if with_models else shutil.ignore_patterns("models", "ort", "pyodide", "kernel", "py")
-    shutil.copytree(static_root, root / SUBPATH, copy_function=_link_or_copy, ignore=ignore, dirs_exist_ok=True)
+    shutil.copytree(static_root, root / subpath, copy_function=_link_or_copy, ignore=ignore, dirs_exist_ok=True)
     return root
 
 
