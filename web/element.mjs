@@ -391,6 +391,7 @@ export class IntabChat extends HTMLElement {
     meta.textContent = `${n} token${n === 1 ? '' : 's'} · ${tps.toFixed(1)} tok/s · first token ${(ttft / 1000).toFixed(2)} s` +
       (finishReason === 'abort' ? ' · stopped' : finishReason === 'length' ? ' · hit max tokens' : '');
     li.append(meta);
+    if (turn.text) this.#addCopy(li, turn.text);
     this.#lastSpeed = `last answer ${tps.toFixed(1)} tok/s, first token ${(ttft / 1000).toFixed(2)} s`;
     this.#turn = null;
     this.#setState('ready');
@@ -414,6 +415,21 @@ export class IntabChat extends HTMLElement {
     this.#turn = null;
     this.#reject(err);
     this.#setState(this.#engine ? 'ready' : 'error');
+  }
+
+  /** A "Copy" button for an answer: its Markdown text, as the model wrote it. */
+  #addCopy(li, text) {
+    const b = h('button', { type: 'button', class: 'copy secondary', part: 'button copy-button', text: 'Copy', 'aria-label': 'Copy this answer' });
+    b.addEventListener('click', async () => {
+      try {
+        await navigator.clipboard.writeText(text);
+        b.textContent = 'Copied';
+      } catch {
+        b.textContent = 'Copy failed';   // no clipboard here (an insecure context, or refused)
+      }
+      setTimeout(() => { b.textContent = 'Copy'; }, 1500);
+    });
+    li.append(b);
   }
 
   #textOf(li) { return li.querySelector('.content')?.textContent ?? ''; }
@@ -473,8 +489,12 @@ export class IntabChat extends HTMLElement {
     const who = role === 'user' ? 'You' : role === 'assistant' ? 'Assistant' : 'System';
     const content = h('div', { class: 'content', part: 'content' });
     const li = h('div', { class: `msg ${role}`, part: `message ${role}` }, h('span', { class: 'who', part: 'who', text: who }), content);
-    if (role === 'assistant') new MarkdownView(content).finish(text);
-    else content.textContent = text;
+    if (role === 'assistant') {
+      new MarkdownView(content).finish(text);
+      if (text) this.#addCopy(li, text);
+    } else {
+      content.textContent = text;
+    }
     this.#els.log.append(li);
     this.#syncEmpty();
     this.#scrollToEnd();

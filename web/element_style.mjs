@@ -9,7 +9,7 @@
 //   --intab-focus, --intab-radius, --intab-gap
 // - parts: frame, header, status, progress, progress-bar, file, notices, notice, error,
 //   retry-button, log, empty, message (+ user / assistant / system, failed, streaming),
-//   who, content, meta, composer, input, buttons, button, send-button, stop-button,
+//   who, content, meta, copy-button, composer, input, buttons, button, send-button, stop-button,
 //   new-chat-button
 // Colours follow the page's color-scheme (light-dark()); the defaults meet WCAG AA contrast.
 
@@ -90,6 +90,7 @@ export const CSS = String.raw`
 .msg.assistant { align-self: flex-start; }
 .msg.failed { border-style: dashed; }
 .msg.failed .who::after { content: " · not sent"; text-transform: none; letter-spacing: 0; }
+.msg .copy { font-size: .75em; padding: .1rem .5rem; margin-top: .3rem; }
 .msg .meta { display: block; margin-top: .25rem; font-size: .75em; color: var(--_muted); font-variant-numeric: tabular-nums; }
 .msg.streaming .content:empty::after,
 .msg.streaming .content > .md-block:last-child > :last-child::after { content: "▍"; color: var(--_muted); animation: blink 1s steps(1) infinite; }

@@ -58,6 +58,15 @@ def test_doc_example_answers(browser, static_root, tmp_path, name):
         answer = page.evaluate("() => document.querySelector('intab-chat').messages[1].content")
         assert "Paris" in answer, answer
         assert errors == []
+        if "shared-engine" not in files["index.html"]:
+            # An element that made its own engine frees it when it leaves the page.
+            assert [w for w in page.workers if w.url.endswith("/worker.mjs")]
+            page.evaluate("() => document.querySelector('intab-chat').remove()")
+            deadline = 50
+            while [w for w in page.workers if w.url.endswith("/worker.mjs")] and deadline:
+                page.wait_for_timeout(100)
+                deadline -= 1
+            assert not [w for w in page.workers if w.url.endswith("/worker.mjs")], "the engine's worker is still running"
     finally:
         ctx.close()
         stop()

@@ -89,6 +89,7 @@ def test_two_elements_share_one_engine_under_the_strict_csp(browser, host_root, 
             # The host's theme reached inside: ::part() and --intab-* properties.
             assert page.evaluate("""() => getComputedStyle(document.getElementById('a').shadowRoot.getElementById('send')).fontWeight""") == "700"
             assert page.evaluate("""() => getComputedStyle(document.getElementById('a').shadowRoot.getElementById('send')).backgroundColor""") == "rgb(122, 59, 0)"
+            check_the_api(page)
         finally:
             ctx.close()
     finally:
@@ -118,3 +119,48 @@ def test_host_without_isolation_runs_one_thread_and_says_so(browser, host_root):
             ctx.close()
     finally:
         stop()
+
+
+API_CHECKS = """async () => {
+    const a = document.getElementById('a'), b = document.getElementById('b');
+    const out = {};
+    const settle = async (p) => { try { return ['resolved', await p]; } catch (e) { return [e.name, e.param ?? null, e.hint || null]; } };
+    out.empty = await settle(a.send('   '));
+    a.setAttribute('temperature', 'warm');
+    const seen = [];
+    a.addEventListener('intab-error', (e) => seen.push(e.detail), { once: true });
+    out.bad = await settle(a.send('Hi'));
+    out.badEvent = seen[0];
+    out.badShown = a.shadowRoot.getElementById('error').textContent;
+    out.afterBad = a.messages.length;
+    a.setAttribute('temperature', '0');
+    b.setAttribute('max-tokens', '300');
+    const long = b.send('Write a long story about a dragon who learns to bake bread.');
+    await new Promise((r) => setTimeout(r, 0));
+    out.busy = await settle(b.send('again'));
+    await new Promise((r) => { const t = setInterval(() => {
+        if ((b.shadowRoot.querySelector('.msg.streaming .content')?.textContent || '').length > 10) { clearInterval(t); r(); } }, 20); });
+    b.stop();
+    const r = await long;
+    out.stopped = [r.finish_reason, r.message.content.length, b.messages.length];
+    const next = await a.send('What is the capital of France?');
+    out.next = [next.finish_reason, next.message.content, a.shadowRoot.getElementById('error').hidden];
+    a.clear();
+    out.cleared = [a.messages.length, a.shadowRoot.querySelectorAll('.msg').length, a.state];
+    return out;
+}"""
+
+
+def check_the_api(page):
+    """send() / stop() / clear() and the typed errors, from a script (same page, same engine)."""
+    out = page.evaluate(API_CHECKS)
+    assert out["empty"][:2] == ["InvalidParameter", "text"]
+    assert out["bad"][:2] == ["InvalidParameter", "temperature"] and out["bad"][2], out["bad"]
+    assert out["badEvent"]["name"] == "InvalidParameter" and out["badEvent"]["param"] == "temperature"
+    assert out["badEvent"]["hint"] and out["badEvent"]["fatal"] is False
+    assert "temperature='warm' is not a number" in out["badShown"]
+    assert out["afterBad"] == 2                      # the refused message changed nothing
+    assert out["busy"][0] == "InvalidStateError"
+    assert out["stopped"][0] == "abort" and out["stopped"][1] > 0 and out["stopped"][2] == 4
+    assert out["next"][0] == "stop" and "Paris" in out["next"][1] and out["next"][2] is True
+    assert out["cleared"] == [0, 0, "ready"]
