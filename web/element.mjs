@@ -29,7 +29,7 @@ import { elementSheet } from './element_style.mjs';
 
 // Where intab.create comes from when the element makes its own engine: imported only then, so a
 // page that hands every element an engine never loads it twice.
-const CLIENT_URL = new URL('./client_preview.mjs', import.meta.url).href;   // -> './client.mjs' once it lands
+const CLIENT_URL = new URL('./intab.mjs', import.meta.url).href;
 
 const GENERATION_ATTRS = {
   temperature: ['temperature', Number],
@@ -98,6 +98,7 @@ export class IntabChat extends HTMLElement {
   #turn = null;            // the answer being written
   #lastSpeed = '';
   #autoloadTimer = 0;
+  #crashed = null;         // shows the crash once the answer it broke has failed
   #internals = null;
   engineOptions = {};
 
@@ -318,6 +319,16 @@ export class IntabChat extends HTMLElement {
   #useEngine(engine, own) {
     this.#engine = engine;
     this.#own = own;
+    const token = this.#loadToken;
+    // The worker died (out of memory, say): the conversation stays, the answer being written
+    // fails as any failed turn does, and Retry (own engine) loads a new one.
+    engine.addEventListener?.('crash', (ev) => {
+      if (token !== this.#loadToken || this.#engine !== engine) return;
+      this.#engine = null;
+      this.#newReady();
+      this.#crashed = () => this.#fatal(ev.detail, own, true);
+      if (!this.#turn) this.#afterCrash();
+    }, { once: true });
     if (!this.#els) this.#build();
     this.#els.loading.hidden = true;
     this.#renderStatus();
@@ -326,10 +337,16 @@ export class IntabChat extends HTMLElement {
     this.#emit('intab-ready', { info: engine.info });
   }
 
-  #fatal(err, own) {
+  #afterCrash() {
+    const show = this.#crashed;
+    this.#crashed = null;
+    show?.();
+  }
+
+  #fatal(err, own, crashed = false) {
     const e = describe(err);
     if (!this.#els) this.#build();
-    this.#showError(e, { fatal: true, retry: own });
+    this.#showError(e, { fatal: crashed ? 'The model stopped; the conversation is kept.' : 'The model could not start.', retry: own });
     this.#els.loading.hidden = true;
     this.#status('Not running');
     this.#setState('error');
@@ -415,6 +432,7 @@ export class IntabChat extends HTMLElement {
     this.#turn = null;
     this.#reject(err);
     this.#setState(this.#engine ? 'ready' : 'error');
+    this.#afterCrash();
   }
 
   /** A "Copy" button for an answer: its Markdown text, as the model wrote it. */
@@ -629,7 +647,7 @@ export class IntabChat extends HTMLElement {
     const box = this.#els.error;
     const msg = String(e.message || '').replace(/[.\s]*$/, '');
     box.replaceChildren(h('span', { class: 'name', text: `${e.name || 'Error'}:` }),
-      document.createTextNode(`${msg}.${fatal ? ' The model could not start.' : ''}`));
+      document.createTextNode(`${msg}.${fatal ? ` ${fatal}` : ''}`));
     if (e.hint) box.append(h('span', { class: 'hint', text: e.hint }));
     if (retry) {
       const b = h('button', { id: 'retry', type: 'button', part: 'button retry-button', text: 'Retry' });

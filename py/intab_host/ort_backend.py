@@ -58,12 +58,30 @@ class OrtBackend:
         return Candidates(tuple(out["cand_ids"][0].tolist()), tuple(out["cand_logits"][0].tolist()),
                           float(out["logsumexp"][0]))
 
+    async def snapshot(self) -> "_Snapshot":
+        """The KV cache as it is: the arrays are never written again (every run makes new ones)."""
+        return _Snapshot(dict(self._past), self._length)
+
+    async def restore(self, snap: "_Snapshot") -> None:
+        if not isinstance(snap, _Snapshot):
+            raise BackendError("restore: not a snapshot of this backend.")
+        self._past, self._length = dict(snap.past), snap.length
+
     async def truncate(self, length: int) -> None:
         if length == 0:
             self._reset()
         elif length < self._length:
             self._past = {k: v[:, :, :length].copy() for k, v in self._past.items()}
             self._length = length
+
+
+class _Snapshot:
+    def __init__(self, past: dict, length: int):
+        self.past, self.length = past, length
+        self.bytes = sum(int(v.nbytes) for v in past.values())
+
+    def release(self) -> None:
+        self.past = {}
 
 
 def _packed_weights(model_path: Path, ort) -> tuple[list, list] | None:

@@ -1,7 +1,6 @@
 // A host page of its own (tests/browser/test_element_host.py): intab's static/ copied under
 // ./lib/intab/, one engine created by the page and handed to two <intab-chat> elements.
-import { create } from './lib/intab/client_preview.mjs';
-import './lib/intab/element.mjs';
+import * as intab from './lib/intab/intab.mjs';   // also defines <intab-chat>
 
 window.hostLog = { violations: [], events: [] };
 document.addEventListener('securitypolicyviolation', (e) => {
@@ -12,7 +11,7 @@ for (const type of ['intab-ready', 'intab-message', 'intab-error', 'intab-state'
 }
 
 const status = document.getElementById('host-status');
-const engine = create({
+const engine = intab.create({
   onProgress: (p) => { if (p.total) status.textContent = `Loading the model: ${Math.round((100 * p.loaded) / p.total)}%`; },
 });
 for (const el of document.querySelectorAll('intab-chat')) el.engine = engine;
