@@ -64,13 +64,29 @@ settings.defaults.addEventListener('click', () => {
   for (const input of settings.numbers) delete input.dataset.touched;
   applyDefaults(null, false);
 });
-settings.backend.value = ['webgpu', 'wasm'].includes(params.get('backend')) ? params.get('backend') : 'auto';
-settings.backend.addEventListener('change', () => {
-  // The backend is fixed for the life of an engine (onnxruntime's wasm threads too): reload with it.
+/** The backend and the model are chosen by the address (?backend=, ?model=), so a link keeps
+ * them: the menus reload the page with the choice, keeping the other parameters. */
+function reloadWith(name, value, fallback) {
   const p = new URLSearchParams(location.search);
-  if (settings.backend.value === 'auto') p.delete('backend'); else p.set('backend', settings.backend.value);
+  if (value === fallback) p.delete(name); else p.set(name, value);
   location.search = p.toString();
-});
+}
+settings.backend.value = ['webgpu', 'wasm'].includes(params.get('backend')) ? params.get('backend') : 'auto';
+settings.backend.addEventListener('change', () => reloadWith('backend', settings.backend.value, 'auto'));
+
+// The model menu lists models/index.json (the first is the default); shown when it has several.
+(async () => {
+  const modelSelect = $('model');
+  let ids = [];
+  try {
+    const index = await (await fetch(new URL('./models/index.json', import.meta.url))).json();
+    ids = (Array.isArray(index) ? index : index.models || []).map((m) => (typeof m === 'string' ? m : m.id));
+  } catch { return; }   // the element reports a missing model list itself
+  modelSelect.replaceChildren(...ids.map((id) => Object.assign(document.createElement('option'), { value: id, textContent: id })));
+  modelSelect.value = ids.includes(params.get('model')) ? params.get('model') : ids[0];
+  $('model-field').hidden = ids.length < 2;
+  modelSelect.addEventListener('change', () => reloadWith('model', modelSelect.value, ids[0]));
+})();
 $('skip').addEventListener('click', (ev) => { ev.preventDefault(); chat.focus(); });
 applyDefaults(null, false);
 

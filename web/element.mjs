@@ -7,7 +7,9 @@
 //   model, backend ('auto'|'wasm'|'webgpu'), threads, kernel ('auto'|'intab'|'ort'): the engine the
 //       element creates for itself (changing one later loads that engine; the conversation stays)
 //   shared-engine: create none; wait for the `engine` property (several elements, one engine)
-//   system, placeholder, temperature, top-p, top-k, min-p, repetition-penalty, max-tokens, seed
+//   system, placeholder, temperature, top-p, top-k, min-p, repetition-penalty, max-tokens, seed,
+//   context-overflow ('error': a conversation too long for the model is refused, with what to do;
+//   'drop_oldest': its oldest turns are left out, and the answer says so)
 // Properties: engine (an engine from intab.create, or a promise of one), engineOptions (more
 //   options for intab.create, e.g. {memory: 'low'}), messages (the conversation: [{role, content}];
 //   a leading system message given to it becomes `system`), state ('idle'|'loading'|'ready'|
@@ -39,6 +41,7 @@ const GENERATION_ATTRS = {
   'repetition-penalty': ['repetition_penalty', Number],
   'max-tokens': ['max_tokens', Number],
   seed: ['seed', Number],
+  'context-overflow': ['context_overflow', String],
 };
 const ENGINE_ATTRS = ['model', 'backend', 'threads', 'kernel'];
 const DEFAULT_PLACEHOLDER = 'Type a message — Enter sends, Shift+Enter adds a line';
@@ -365,9 +368,10 @@ export class IntabChat extends HTMLElement {
   // ---------------------------------------------------------------- turns
   #generationOptions() {
     const opts = {};
-    for (const [attr, [key]] of Object.entries(GENERATION_ATTRS)) {
+    for (const [attr, [key, type]] of Object.entries(GENERATION_ATTRS)) {
       const raw = this.getAttribute(attr);
       if (raw === null || raw.trim() === '') continue;
+      if (type === String) { opts[key] = raw.trim(); continue; }   // the engine checks its values
       const v = Number(raw);
       if (!Number.isFinite(v)) {
         throw this.#reject(new ChatError('InvalidParameter', `${attr}='${raw}' is not a number`,
@@ -406,7 +410,8 @@ export class IntabChat extends HTMLElement {
     li.dataset.ttftMs = String(ttft);
     const meta = h('span', { class: 'meta', part: 'meta' });
     meta.textContent = `${n} token${n === 1 ? '' : 's'} · ${tps.toFixed(1)} tok/s · first token ${(ttft / 1000).toFixed(2)} s` +
-      (finishReason === 'abort' ? ' · stopped' : finishReason === 'length' ? ' · hit max tokens' : '');
+      (finishReason === 'abort' ? ' · stopped' : finishReason === 'length' ? ' · hit max tokens' : '') +
+      (x.dropped_messages > 0 ? ` · the ${x.dropped_messages} oldest message${x.dropped_messages === 1 ? '' : 's'} no longer fit and were left out` : '');
     li.append(meta);
     if (turn.text) this.#addCopy(li, turn.text);
     this.#lastSpeed = `last answer ${tps.toFixed(1)} tok/s, first token ${(ttft / 1000).toFixed(2)} s`;

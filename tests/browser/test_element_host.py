@@ -134,6 +134,9 @@ API_CHECKS = """async () => {
     out.badShown = a.shadowRoot.getElementById('error').textContent;
     out.afterBad = a.messages.length;
     a.setAttribute('temperature', '0');
+    a.setAttribute('context-overflow', 'bogus');
+    out.overflow = await settle(a.send('Hi'));
+    a.setAttribute('context-overflow', 'drop_oldest');
     b.setAttribute('max-tokens', '300');
     const long = b.send('Write a long story about a dragon who learns to bake bread.');
     await new Promise((r) => setTimeout(r, 0));
@@ -160,6 +163,7 @@ def check_the_api(page):
     assert out["badEvent"]["hint"] and out["badEvent"]["fatal"] is False
     assert "temperature='warm' is not a number" in out["badShown"]
     assert out["afterBad"] == 2                      # the refused message changed nothing
+    assert out["overflow"][:2] == ["InvalidParameter", "context_overflow"], out["overflow"]   # the engine's check
     assert out["busy"][0] == "InvalidStateError"
     assert out["stopped"][0] == "abort" and out["stopped"][1] > 0 and out["stopped"][2] == 4
     assert out["next"][0] == "stop" and "Paris" in out["next"][1] and out["next"][2] is True
