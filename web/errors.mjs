@@ -26,7 +26,7 @@ export class IntabError extends Error {
 
 /** An option the caller got wrong: names it (`param`) and says what it accepts. */
 export class InvalidParameterError extends IntabError {
-  constructor(param, message, hint = '') {
+  constructor(param, message, hint = 'Check the request against docs/api.md, which lists every field and what it accepts.') {
     super(message, { name: 'InvalidParameter', param, hint });
   }
 }
