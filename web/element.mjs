@@ -221,6 +221,8 @@ export class IntabChat extends HTMLElement {
       abort: new AbortController(), li: a.li, view: new MarkdownView(a.content), text: '', userEl, userIndex,
       t0: performance.now(), tFirst: null, hadFocus: this.#hasFocus(),
     };
+    // Follow the answer down as it grows, unless the reader scrolled up to read something else.
+    turn.view.around = (render) => { const follow = this.#atBottom(); render(); if (follow) this.#scrollToEnd(); };
     this.#turn = turn;
     this.#setState('generating');
     const conversation = this.system.trim() ? [{ role: 'system', content: this.system }, ...this.#messages] : [...this.#messages];
@@ -237,9 +239,7 @@ export class IntabChat extends HTMLElement {
         if (piece) {
           if (turn.tFirst === null) turn.tFirst = performance.now();
           turn.text += piece;
-          const follow = this.#atBottom();
           turn.view.update(turn.text);
-          if (follow) this.#scrollToEnd();
         }
         if (choice?.finish_reason) finish = choice.finish_reason;
         if (chunk.usage) usage = chunk.usage;
@@ -391,6 +391,7 @@ export class IntabChat extends HTMLElement {
   }
 
   #finishTurn(turn, finishReason, usage, extra) {
+    const follow = this.#atBottom();
     turn.view.finish(turn.text);
     const li = turn.li;
     li.classList.remove('streaming');
@@ -414,6 +415,7 @@ export class IntabChat extends HTMLElement {
       (x.dropped_messages > 0 ? ` · the ${x.dropped_messages} oldest message${x.dropped_messages === 1 ? '' : 's'} no longer fit and were left out` : '');
     li.append(meta);
     if (turn.text) this.#addCopy(li, turn.text);
+    if (follow) this.#scrollToEnd();
     this.#lastSpeed = `last answer ${tps.toFixed(1)} tok/s, first token ${(ttft / 1000).toFixed(2)} s`;
     this.#turn = null;
     this.#setState('ready');

@@ -155,13 +155,18 @@ export class MarkdownView {
 
   #unfreeze() { this.#frozen = { text: '', blocks: 0, refs: {} }; }
 
+  /** `around(render)`, when set, is called instead of a coalesced render, to run it (the element
+   * keeps the log scrolled to the end around it, measured before the new text is in). */
+  around = null;
+
   update(text) {
     this.text = String(text);
     if (this.frame) return;
     const raf = globalThis.requestAnimationFrame;
+    const run = () => (this.around ? this.around(() => this.flush()) : this.flush());
     // A hidden tab runs no animation frames: render there at once instead of piling up.
-    if (!raf || globalThis.document?.visibilityState === 'hidden') return this.flush();
-    this.frame = raf(() => { this.frame = 0; this.flush(); });
+    if (!raf || globalThis.document?.visibilityState === 'hidden') return run();
+    this.frame = raf(() => { this.frame = 0; run(); });
   }
 
   finish(text = this.text) {

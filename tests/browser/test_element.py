@@ -158,3 +158,20 @@ def test_streaming_rerenders_only_the_block_being_written(browser, render_hosts)
         assert r["streamed"] and r["finished"]
     finally:
         ctx.close()
+
+
+def test_the_log_follows_the_answer_unless_the_reader_scrolls_up(browser, render_hosts):
+    """With an engine stand-in that streams a long Markdown answer: the log stays at its end as the
+    answer grows (measured after each render, not before it), and once the reader scrolls up it
+    stays where they are."""
+    ctx, page, _ = open_harness(browser, render_hosts["strict"])
+    try:
+        text = STREAMED * 3
+        r = page.evaluate("(t) => window.harness.scrolling(t)", text)
+        assert r["finish"] == "stop" and r["overflow"]
+        assert r["end"] < 2, r
+        assert max(r["samples"][len(r["samples"]) // 4:]) < 120, r["samples"]   # never left behind by more than a line or two
+        r = page.evaluate("([t, at]) => window.harness.scrolling(t, at)", [text, 2500])
+        assert r["top"] == 0 and r["end"] > 200, r    # left where the reader put it
+    finally:
+        ctx.close()

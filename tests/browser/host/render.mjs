@@ -107,5 +107,40 @@ function stream(text, step) {
   return out;
 }
 
-window.harness = { violations, renderDirect, renderInElement, stream, audit };
+/** An engine that streams `text` in `step`-character chunks, one per `ms`: a stand-in that lets the
+ * element's own behaviour (scrolling, streaming render) be checked without loading a model. */
+function scriptedEngine(text, step = 4, ms = 15) {
+  return {
+    info: { backend: 'wasm', threads: 1, kernel: 'intab', crossOriginIsolated: true, loadMs: 0, model: { id: 'scripted' } },
+    chat: { completions: { async create(req) {
+      return (async function* () {
+        for (let i = 0; i < text.length; i += step) {
+          if (req.signal?.aborted) break;
+          await new Promise((r) => setTimeout(r, ms));
+          yield { object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: text.slice(i, i + step) }, finish_reason: null }] };
+        }
+        const reason = req.signal?.aborted ? 'abort' : 'stop';
+        yield { object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: reason }], intab: { token_ids: [], ttft_ms: ms, decode_tok_s: 1000 / ms } };
+      })();
+    } } },
+  };
+}
+
+/** Stream `text` into the element through a scripted engine; where the log was scrolled while it
+ * grew (read `at` ms in), and at the end. `scrollUpAt`: the reader scrolls to the top then. */
+async function scrolling(text, scrollUpAt = null) {
+  chat.messages = [];
+  chat.engine = scriptedEngine(text);
+  const log = chat.shadowRoot.getElementById('log');
+  const gap = () => log.scrollHeight - log.scrollTop - log.clientHeight;
+  const samples = [];
+  const timer = setInterval(() => samples.push(gap()), 50);
+  if (scrollUpAt !== null) setTimeout(() => { log.scrollTop = 0; }, scrollUpAt);
+  const r = await chat.send('Tell me a long story.');
+  await new Promise((res) => requestAnimationFrame(() => res()));
+  clearInterval(timer);
+  return { finish: r.finish_reason, overflow: log.scrollHeight > log.clientHeight + 100, samples, end: gap(), top: log.scrollTop };
+}
+
+window.harness = { violations, renderDirect, renderInElement, stream, audit, scrolling };
 document.body.dataset.ready = '1';
