@@ -12,20 +12,11 @@
 
 import { IntabError, fail, fromWire } from './errors.mjs';
 import { expect, message } from './protocol.mjs';
+import { moduleWorker } from './module_worker.mjs';
 import { chatCompletion, textCompletion } from './openai.mjs';
 
 const HERE = new URL('./', import.meta.url);
 let nextId = 1;
-
-/** The worker, also when this module was loaded from another origin (a CDN): a worker's script
- * must be same-origin, so a same-origin blob: module then imports the real one (the host's CSP
- * must allow `worker-src blob:`, and the CDN must send CORS headers; docs/embedding.md). */
-function spawnWorker() {
-  const url = new URL('worker.mjs', HERE);
-  if (url.origin === globalThis.location?.origin) return new Worker(url, { type: 'module', name: 'intab-engine' });
-  const blob = new Blob([`import ${JSON.stringify(url.href)};`], { type: 'text/javascript' });
-  return new Worker(URL.createObjectURL(blob), { type: 'module', name: 'intab-engine' });
-}
 
 function abortError(signal) {
   const reason = signal && signal.reason;
@@ -65,7 +56,7 @@ export class Engine extends EventTarget {
   async load() {
     const { signal, onProgress, ...rest } = this.options;
     if (signal?.aborted) throw abortError(signal);
-    const w = spawnWorker();
+    const w = moduleWorker(new URL('worker.mjs', HERE), 'intab-engine');
     this.#worker = w;
     const loaded = new Promise((resolve, reject) => { this.#onReady = { resolve, reject }; });
     w.onmessage = (ev) => this.#receive(ev.data, onProgress);
