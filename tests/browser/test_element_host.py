@@ -168,3 +168,45 @@ def check_the_api(page):
     assert out["stopped"][0] == "abort" and out["stopped"][1] > 0 and out["stopped"][2] == 4
     assert out["next"][0] == "stop" and "Paris" in out["next"][1] and out["next"][2] is True
     assert out["cleared"] == [0, 0, "ready"]
+
+
+OWN_PAGE = {
+    "index.html": """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>One chat</title><link rel="icon" href="data:,">
+<script type="module" src="./lib/intab/element.mjs"></script></head>
+<body><main><h1>One chat</h1><intab-chat id="a" temperature="0" max-tokens="16"></intab-chat></main></body></html>
+""",
+}
+
+
+def test_changing_the_kernel_attribute_loads_that_engine_and_keeps_the_conversation(browser, static_root, tmp_path):
+    """An element that made its own engine: kernel="ort" loads onnxruntime-web in its place (the
+    old engine's worker ends), the conversation stays, and the next answer is still golden."""
+    root = make_host_root(tmp_path, static_root, pages=OWN_PAGE)
+    url, stop = start_host(root, isolated=True, csp=STRICT_CSP)
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.goto(url + "index.html")
+        page.wait_for_function("() => document.getElementById('a').state === 'ready'", timeout=240_000)
+        assert page.evaluate("() => document.getElementById('a').info.kernel") == "intab"
+        ask(page, "a", CASES["capital"]["messages"][-1]["content"])
+        page.wait_for_function("() => document.getElementById('a').messages.length === 2", timeout=120_000)
+        page.evaluate("() => document.getElementById('a').setAttribute('kernel', 'ort')")
+        page.wait_for_function("() => document.getElementById('a').state === 'loading'", timeout=10_000)
+        page.wait_for_function("() => document.getElementById('a').state === 'ready'", timeout=240_000)
+        info = page.evaluate("() => document.getElementById('a').info")
+        assert (info["kernel"], info["kernelReason"]) == ("ort", "requested")
+        assert "WASM (onnxruntime)" in page.inner_text("#a #status")
+        assert len([w for w in page.workers if w.url.endswith("/worker.mjs")]) == 1   # the old one ended
+        assert page.evaluate("() => document.getElementById('a').messages.length") == 2
+        assert page.locator("#a .msg").count() == 2
+        page.evaluate("() => { document.getElementById('a').messages = []; }")
+        ask(page, "a", CASES["capital"]["messages"][-1]["content"])
+        page.wait_for_function("""() => document.getElementById('a').shadowRoot
+            .querySelectorAll('.msg.assistant[data-finish-reason]').length === 1""", timeout=300_000)
+        (ans,) = finished(page, "a")
+        assert ans["ids"] == CASES["capital"]["output_ids"]
+    finally:
+        ctx.close()
+        stop()
