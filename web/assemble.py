@@ -8,6 +8,8 @@ static/
                     the ORT files per bundle); the page sends it the list once its model is ready
   kernel/           decoder.wasm decoder-st.wasm: intab's own WASM kernel (web/kernel/compile.py)
   vendor/pyodide/   pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip pyodide-lock.json
+  vendor/markdown-it/ markdown-it.esm.min.mjs (+ LICENSE): Markdown for <intab-chat>'s answers
+  vendor/dompurify/ purify.es.mjs (+ LICENSE, LICENSE-MPL): the sanitizer after it
   vendor/ort/       ort.wasm.min.mjs    + ort-wasm-simd-threaded.{mjs,wasm}           (WASM, 14 MB)
                     ort.jspi.min.mjs    + ort-wasm-simd-threaded.jspi.{mjs,wasm}      (WebGPU, 17 MB)
                     ort.webgpu.min.mjs  + ort-wasm-simd-threaded.asyncify.{mjs,wasm}  (WebGPU without JSPI, 27 MB)
@@ -42,6 +44,18 @@ PYODIDE_FILES = [
     "python_stdlib.zip",
     "pyodide-lock.json",
 ]
+
+# The element's libraries (web/markdown.mjs imports them by these paths). Both packages ship a
+# one-file ES module without bare imports, so the site needs no bundler and no build step of its
+# own: markdown-it 15's browser build (its dist/markdown-it.mjs imports mdurl, uc.micro, entities,
+# linkify-it and punycode.js by package name; dist/browser/ has them inlined, minified) and
+# DOMPurify's ESM build. Their UMD builds would set a global (window.markdownit, DOMPurify) on
+# the host's page, or call the host's AMD define() where it has one.
+# Bytes added to a visit: 124,681 + 87,229 (44.3 + 22.8 kB gzipped).
+UI_VENDOR = {
+    "markdown-it": {"dist/browser/markdown-it.esm.min.mjs": "markdown-it.esm.min.mjs", "LICENSE": "LICENSE"},
+    "dompurify": {"dist/purify.es.mjs": "purify.es.mjs", "LICENSE": "LICENSE", "LICENSE-MPL": "LICENSE-MPL"},
+}
 
 # The bundle each backend imports, and the emscripten glue + wasm that bundle loads
 # (checked by grepping each bundle for the `ort-wasm-simd-threaded*` name it requests).
@@ -86,6 +100,7 @@ def offline_list(web_files: list[str], version: str = "") -> dict:
         "version": version,
         "files": ["./", "offline.json"] + [n for n in web_files if n not in ("sw.js", "index.html")]
         + [f"vendor/pyodide/{n}" for n in PYODIDE_FILES]
+        + [f"vendor/{pkg}/{n}" for pkg, files in UI_VENDOR.items() for n in files.values() if n.endswith(".mjs")]
         + ["py/intab-bundle.zip", "models/index.json"] + [f"kernel/{n}" for n in KERNEL_FILES],
         "ort": {names[0]: [f"vendor/ort/{n}" for n in names] for names in ORT_FILES.values()},
     }
@@ -113,6 +128,9 @@ def assemble_web(static: Path, node_modules: Path) -> None:
     pyodide = node_modules / "pyodide"
     for name in PYODIDE_FILES:
         copied += _copy_if_changed(pyodide / name, static / "vendor" / "pyodide" / name)
+    for pkg, files in UI_VENDOR.items():
+        for src, name in files.items():
+            copied += _copy_if_changed(node_modules / pkg / src, static / "vendor" / pkg / name)
     ort = node_modules / "onnxruntime-web" / "dist"
     for names in ORT_FILES.values():
         for name in names:
@@ -126,7 +144,8 @@ def assemble_web(static: Path, node_modules: Path) -> None:
 def _vendor_version(static: Path) -> str:
     """A digest of the vendor files' names, sizes and mtimes (copy2 keeps the package's mtimes)."""
     h = hashlib.sha256()
-    names = [f"pyodide/{n}" for n in PYODIDE_FILES] + [f"ort/{n}" for ns in ORT_FILES.values() for n in ns]
+    names = [f"pyodide/{n}" for n in PYODIDE_FILES] + [f"ort/{n}" for ns in ORT_FILES.values() for n in ns] \
+        + [f"{pkg}/{n}" for pkg, files in UI_VENDOR.items() for n in files.values()]
     for n in names:
         p = static / "vendor" / n
         st = p.stat() if p.exists() else None

@@ -1,5 +1,10 @@
 """Driving web/index.html the way a user does (Playwright, sync API).
 
+The chat is <intab-chat> (web/element.mjs): its controls and log are in its open shadow root.
+Playwright's CSS selectors ("#prompt", "#log .msg") pierce open shadow roots; code run in the
+page reaches them through CHAT, the element's shadow root (document.getElementById does not).
+The settings panel and the body's data-state are the page's own (light DOM).
+
 Under the page's CSP (no 'unsafe-eval'), Playwright's string *expressions* are refused:
 every evaluate / wait_for_function below passes a function ("() => ...").
 """
@@ -9,6 +14,9 @@ import time
 from dataclasses import dataclass
 
 LOAD_TIMEOUT_MS = 240_000
+# The element's shadow root, in code evaluated in the page.
+CHAT = "document.querySelector('intab-chat').shadowRoot"
+FINISHED = f"{CHAT}.querySelectorAll('#log .msg.assistant[data-finish-reason]')"
 
 
 @dataclass
@@ -76,11 +84,11 @@ def restore_defaults(page) -> None:
 
 def new_chat(page) -> None:
     page.click("#new-chat")
-    page.wait_for_function("() => document.querySelectorAll('#log .msg').length === 0")
+    page.wait_for_function(f"() => {CHAT}.querySelectorAll('#log .msg').length === 0")
 
 
 def answers(page) -> int:
-    return page.evaluate("() => document.querySelectorAll('#log .msg.assistant[data-finish-reason]').length")
+    return page.evaluate(f"() => {FINISHED}.length")
 
 
 def send(page, text: str) -> int:
@@ -95,17 +103,20 @@ def wait_answer(page, before: int, timeout_ms: int = 300_000) -> Answer:
     """Wait for answer number before+1 (or an error line); return it as shown by the page."""
     t0 = time.time()
     page.wait_for_function(
-        """(n) => document.querySelectorAll('#log .msg.assistant[data-finish-reason]').length > n
-                 || (!document.getElementById('error').hidden && document.body.dataset.state !== 'generating')""",
+        f"""(n) => {FINISHED}.length > n
+                 || (!{CHAT}.getElementById('error').hidden && document.body.dataset.state !== 'generating')""",
         arg=before, timeout=timeout_ms)
     if answers(page) <= before:
         raise AssertionError(f"no answer, the page shows an error: {error_text(page)}")
-    d = page.evaluate("""() => {
-        const els = document.querySelectorAll('#log .msg.assistant[data-finish-reason]');
+    # The answer's text as the model wrote it (the log shows it rendered as Markdown): the last
+    # assistant message of the element's conversation, which is the last finished answer shown.
+    d = page.evaluate(f"""() => {{
+        const els = {FINISHED};
         const el = els[els.length - 1];
-        return { text: el.querySelector('.content').textContent, ids: el.dataset.tokenIds,
-                 reason: el.dataset.finishReason, tokS: el.dataset.tokS, ttft: el.dataset.ttftMs };
-    }""")
+        const msgs = document.querySelector('intab-chat').messages.filter((m) => m.role === 'assistant');
+        return {{ text: msgs[msgs.length - 1].content, ids: el.dataset.tokenIds,
+                 reason: el.dataset.finishReason, tokS: el.dataset.tokS, ttft: el.dataset.ttftMs }};
+    }}""")
     import json
     return Answer(d["text"], json.loads(d["ids"]), d["reason"], float(d["tokS"]), float(d["ttft"]), time.time() - t0)
 

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from app_driver import (answers, chat, error_text, new_chat, open_app, open_failing, open_settings, restore_defaults,
-                        send, set_settings, state, wait_answer)
+from app_driver import (CHAT, answers, chat, error_text, new_chat, open_app, open_failing, open_settings,
+                        restore_defaults, send, set_settings, state, wait_answer)
 
 GOLDEN_PATH = Path(__file__).resolve().parents[1] / "golden" / "smollm2-135m-instruct.greedy.json"
 GOLDEN_CASES = json.loads(GOLDEN_PATH.read_text())["cases"] if GOLDEN_PATH.exists() else []
@@ -92,7 +92,7 @@ def test_invalid_setting_shows_error_and_next_chat_works(wasm_page):
     new_chat(wasm_page)
     set_settings(wasm_page, temperature=0.5, top_p=2, max_tokens=16)
     before = send(wasm_page, "Hello there")
-    wasm_page.wait_for_function("() => !document.getElementById('error').hidden")
+    wasm_page.wait_for_function(f"() => !{CHAT}.getElementById('error').hidden")
     wasm_page.wait_for_function("() => document.body.dataset.state === 'ready'")
     err = error_text(wasm_page)
     assert "InvalidParameter" in err and "top_p" in err, err
@@ -110,7 +110,7 @@ def test_stop_mid_stream_then_next_turn(wasm_page):
     set_settings(wasm_page, temperature=0, top_p=1, max_tokens=400)
     before = send(wasm_page, "Write a long story about a dragon who learns to bake bread.")
     wasm_page.wait_for_function(
-        "() => { const c = document.querySelector('#log .msg.assistant.streaming .content');"
+        f"() => {{ const c = {CHAT}.querySelector('#log .msg.assistant.streaming .content');"
         "        return c && c.textContent.length > 40; }", timeout=120_000)
     assert state(wasm_page) == "generating"
     assert wasm_page.is_enabled("#stop")
@@ -221,7 +221,8 @@ def test_page_stays_responsive_while_the_model_works(wasm_page):
 
 def test_accessible_and_fits_a_narrow_screen(wasm_page):
     page = wasm_page
-    unlabeled = page.evaluate("""() => [...document.querySelectorAll('input, textarea, select')]
+    unlabeled = page.evaluate(f"""() => [...document.querySelectorAll('input, textarea, select'),
+                                         ...{CHAT}.querySelectorAll('input, textarea, select')]
         .filter((el) => el.labels.length === 0 && !el.getAttribute('aria-label')).map((el) => el.id)""")
     assert unlabeled == []
     assert page.get_attribute("#log", "aria-live") == "polite"

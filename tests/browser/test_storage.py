@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app_driver import LOAD_TIMEOUT_MS, chat, error_text, set_settings
+from app_driver import CHAT, LOAD_TIMEOUT_MS, chat, error_text, set_settings
 from fault_server import Faults, start_fault_server
 
 CACHE = "intab-models-v1"
@@ -104,16 +104,16 @@ def test_first_visit_shows_progress_then_second_visit_requests_no_model_file(sit
     faults.hold(f"models/{site.model_id}/{big['name']}", min(big["size"] // 4, 20_000_000))
     page.goto(site.app)
     assert faults.held.wait(120), "the model file was never requested"
-    page.wait_for_function("() => document.getElementById('load-detail').textContent.includes('left')",
+    page.wait_for_function(f"() => {CHAT}.getElementById('load-detail').textContent.includes('left')",
                            timeout=60_000)
     detail = page.inner_text("#load-detail")
     assert " of " in detail and "MB" in detail and "%" in detail, detail
     row = f"#load-files li[data-name='{big['name']}']"
-    page.wait_for_function("(sel) => (document.querySelector(sel)?.textContent || '').includes('left')", arg=row,
+    page.wait_for_function(f"(sel) => ({CHAT}.querySelector(sel)?.textContent || '').includes('left')", arg=row,
                            timeout=60_000)
     assert "%" in page.inner_text(row) and "MB" in page.inner_text(row)
     assert page.locator("#load-files li").count() == len(fetched(site.manifest))
-    assert 0 < page.evaluate("() => document.getElementById('load-bar').value") < 1
+    assert 0 < page.evaluate(f"() => {CHAT}.getElementById('load-bar').value") < 1
     faults.release()
     info = wait_ready(page)
     site.visited = True
@@ -275,7 +275,7 @@ def test_connection_dropped_mid_download_then_retry_keeps_verified_files(fresh):
     page.goto(fresh.app)
     assert faults.held.wait(120)
     # Drop the connection once every other file is in and verified.
-    page.wait_for_function("(n) => document.querySelectorAll('#load-files li[data-state=done]').length === n",
+    page.wait_for_function(f"(n) => {CHAT}.querySelectorAll('#load-files li[data-state=done]').length === n",
                            arg=len(others), timeout=120_000)
     faults.release()
     assert wait_settled(page) == "error"
