@@ -14,7 +14,6 @@ export { LanguageModel, installPolyfill } from './language_model.mjs';
 export { IntabError, InvalidParameterError } from './errors.mjs';
 export { VERSION as PROTOCOL_VERSION } from './protocol.mjs';
 
-// The element registers itself, guarded, so importing this module twice defines it once.
-await import('./element.mjs').catch((err) => {
-  if (!/Failed to fetch|Cannot find|404|not found/i.test(String(err && err.message))) console.error('intab: <intab-chat>:', err);
-});
+// The element registers itself, guarded, so importing this module twice defines it once. Only
+// where there is a DOM: this module is imported by workers too (Python's, through openBridge).
+if (globalThis.customElements) await import('./element.mjs');
