@@ -476,6 +476,13 @@ class Tokenizer:
         toks = [t for t in (self._token_for_decode(int(i), skip_special_tokens) for i in ids) if t is not None]
         return self._decoder.decode(toks)
 
+    def token_bytes(self, token_id: int) -> bytes | None:
+        """The bytes `token_id` adds to a text (None for special tokens): what constraints match."""
+        if token_id in self.special_ids:
+            return None
+        tok = self.id_to_token(token_id)
+        return None if tok is None else self._decoder.piece_bytes(tok)
+
     def stream_decoder(self, skip_special_tokens: bool = False) -> StreamDecoder:
         """A fresh incremental detokenizer over this tokenizer."""
         return StreamDecoder(self, skip_special_tokens)
