@@ -78,6 +78,31 @@ def _recursive_rules(g: Grammar) -> set[str]:
     return rec
 
 
+def _count_refs(expr: Expr, uses: dict[str, int]) -> None:
+    if isinstance(expr, Ref):
+        uses[expr.name] = uses.get(expr.name, 0) + 1
+    elif isinstance(expr, (Seq, Alt)):
+        for it in expr.items:
+            _count_refs(it, uses)
+    elif isinstance(expr, Repeat):
+        for _ in range(min(expr.max if expr.max is not None else expr.min + 1, 2) or 1):
+            _count_refs(expr.item, uses)
+
+
+def _size(expr: Expr, cap: int = 10_000) -> int:
+    """IR nodes (repetitions counted per copy), up to cap."""
+    if isinstance(expr, (Seq, Alt)):
+        n = 1
+        for it in expr.items:
+            n += _size(it, cap)
+            if n > cap:
+                break
+        return n
+    if isinstance(expr, Repeat):
+        return 1 + _size(expr.item, cap) * max(1, expr.max if expr.max is not None else expr.min + 1)
+    return 1
+
+
 def _nullable(expr: Expr, g: Grammar, memo: dict[str, bool]) -> bool:
     if isinstance(expr, Chars):
         return False
@@ -136,6 +161,12 @@ class _Compiler:
         self.g = g
         self.nfa = Nfa()
         self.recursive = _recursive_rules(g)
+        # A rule used in several places is called (compiled once) when it is big: expanding it at
+        # every use multiplies the automaton (a schema's shared $defs, an object's member lists).
+        uses: dict[str, int] = {}
+        for e in g.rules.values():
+            _count_refs(e, uses)
+        self.called = set(self.recursive) | {n for n, k in uses.items() if k > 1 and _size(g.rules[n]) > 40}
         self.starts: dict[str, tuple[int, int]] = {}
         self.inlining: list[str] = []
 
@@ -189,7 +220,7 @@ class _Compiler:
                     nfa.eps[nxt].append(b)
                     cur = nxt
         elif isinstance(e, Ref):
-            if e.name in self.recursive:
+            if e.name in self.called:
                 s, f = self.rule(e.name)
                 nfa.calls[a].append((s, b))
             else:

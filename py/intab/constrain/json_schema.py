@@ -224,6 +224,15 @@ class SchemaCompiler:
         return UnsupportedSchema(f"{self.param}: the JSON Schema keyword {keyword!r} at {path or '#'} {why}.",
                                  param=self.param, keyword=keyword)
 
+    def count(self, s: dict, key: str, path: str, default: Any = None) -> Any:
+        """A non-negative integer keyword (2.0 counts as 2, as JSON Schema says)."""
+        v = s.get(key, default)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or not float(v).is_integer():
+            raise self.refuse(key, "must be a non-negative integer", path)
+        return int(v)
+
     def grammar(self) -> Grammar:
         root = self.schema(self.ctx.root, "#")
         self.ctx.rules["root"] = root
@@ -245,7 +254,7 @@ class SchemaCompiler:
     @staticmethod
     def number_syntax() -> Expr:
         exp = opt(seq(Chars(chars_of("eE")), opt(Chars(chars_of("+-"))), Repeat(Chars(DIGIT), 1, None)))
-        return seq(int_range(None, None), _FRAC, exp)
+        return seq(opt(lit("-")), uint_range(0, None), _FRAC, exp)
 
     def string_expr(self, body: Expr | None) -> Expr:
         if body is None:
@@ -362,11 +371,8 @@ class SchemaCompiler:
 
     # -- strings -------------------------------------------------------------------------------
     def string_schema(self, s: dict, path: str) -> Expr:
-        lo = s.get("minLength", 0)
-        hi = s.get("maxLength")
-        for k, v in (("minLength", lo), ("maxLength", hi)):
-            if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
-                raise self.refuse(k, "must be a non-negative integer", path)
+        lo = self.count(s, "minLength", path, 0)
+        hi = self.count(s, "maxLength", path)
         body: Expr | None = None
         if "pattern" in s and "format" in s:
             raise self.refuse("format", "together with 'pattern' is not supported", path)
@@ -405,20 +411,20 @@ class SchemaCompiler:
         if mult is not None:
             if not (t == "integer" and mult == 1) and not (isinstance(mult, (int, float)) and mult == 0.0):
                 raise self.refuse("multipleOf", "is not supported (except multipleOf 1 on integers)", path)
-        lo, lo_excl = s.get("minimum"), False
-        hi, hi_excl = s.get("maximum"), False
+        lo, lo_excl, lo_key = s.get("minimum"), False, "minimum"
+        hi, hi_excl, hi_key = s.get("maximum"), False, "maximum"
         em, eM = s.get("exclusiveMinimum"), s.get("exclusiveMaximum")
         if isinstance(em, bool):       # draft 4: a flag on minimum
             lo_excl = em and lo is not None
         elif em is not None:
             if lo is None or em >= lo:
-                lo, lo_excl = em, True
+                lo, lo_excl, lo_key = em, True, "exclusiveMinimum"
         if isinstance(eM, bool):
             hi_excl = eM and hi is not None
         elif eM is not None:
             if hi is None or eM <= hi:
-                hi, hi_excl = eM, True
-        for k, v in (("minimum", lo), ("maximum", hi)):
+                hi, hi_excl, hi_key = eM, True, "exclusiveMaximum"
+        for k, v in ((lo_key, lo), (hi_key, hi)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
                 raise self.refuse(k, "must be a number", path)
         if t == "integer":
@@ -427,7 +433,7 @@ class SchemaCompiler:
             return int_range(ilo, ihi)
         if lo is None and hi is None:
             return self.number_syntax()
-        for k, v in (("minimum", lo), ("maximum", hi)):
+        for k, v in ((lo_key, lo), (hi_key, hi)):
             if v is not None and not float(v).is_integer():
                 raise self.refuse(k, "with a fractional bound on a number is not supported (integer bounds are)", path)
         return decimal_range(lo, lo_excl, hi, hi_excl)
@@ -452,7 +458,7 @@ class SchemaCompiler:
                                   "is only supported when every property is required and additionalProperties is false",
                                   path)
             n = len(names)
-            if n < s.get("minProperties", 0) or n > s.get("maxProperties", n):
+            if n < self.count(s, "minProperties", path, 0) or n > self.count(s, "maxProperties", path, n):
                 return NOTHING
 
         def member(name: str) -> Expr:
@@ -495,7 +501,7 @@ class SchemaCompiler:
         ws = self.ws
         if s.get("uniqueItems") is True:
             raise self.refuse("uniqueItems", "(true) is not supported", path)
-        lo, hi = s.get("minItems", 0), s.get("maxItems")
+        lo, hi = self.count(s, "minItems", path, 0), self.count(s, "maxItems", path)
         prefix = s.get("prefixItems", [])
         items = s.get("items", True)
         if isinstance(items, list):    # draft 4-7 tuple form
@@ -587,6 +593,15 @@ class SchemaCompiler:
             raise UnsupportedSchema(f"{self.param}: the schema at {path} is not an object or a boolean.",
                                     param=self.param, keyword="schema")
         out = dict(a)
+        # additionalProperties / items only see their own schema's properties / prefixItems: a merge
+        # that would widen what they look at changes their meaning
+        for x, y in ((a, b), (b, a)):
+            if "additionalProperties" in x and x["additionalProperties"] is not True and \
+                    set(y.get("properties", {})) - set(x.get("properties", {})):
+                raise self.refuse("additionalProperties", "combined (allOf, or beside anyOf/oneOf/$ref) with "
+                                  "properties it does not list is not supported", path)
+            if "items" in x and "prefixItems" in y and "prefixItems" not in x:
+                raise self.refuse("items", "combined with prefixItems from another schema is not supported", path)
         for k, v in b.items():
             if k in ANNOTATIONS:
                 continue
