@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,8 +33,12 @@ STATIC = ROOT / "static"
 STAMPS = CACHE / "stamps"
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 
+DIST = ROOT / "dist"        # CPython wheels (intab, intab-host): never part of the site
+
 # Pure-Python packages the tab needs next to intab (Pyodide's core has none of them).
 TAB_PACKAGES = {"jinja2": "3.1.6", "markupsafe": "3.0.3"}
+# micropip's own wheel: Pyodide's npm core has none; pages load it with pyodide.loadPackage(url).
+MICROPIP = "0.11.1"
 
 
 def say(msg: str) -> None:
@@ -159,6 +164,162 @@ def build_py_bundle() -> None:
     done("py-bundle", key)
 
 
+def _pip_download(spec: str, *flags: str) -> Path:
+    """One file from PyPI into .cache/downloads (kept: the next build is offline)."""
+    dl = CACHE / "downloads"
+    name, version = spec.split("==")
+    pattern = re.sub(r"[-_.]+", "[-_.]", name) + "-" + re.escape(version) + r"[-.].*"
+    found = [f for f in dl.glob("*") if re.fullmatch(pattern, f.name, re.I)] if dl.exists() else []
+    if not found:
+        dl.mkdir(parents=True, exist_ok=True)
+        run([sys.executable, "-m", "pip", "download", "--no-deps", "-qq", "-d", str(dl), *flags, spec])
+        found = [f for f in dl.glob("*") if re.fullmatch(pattern, f.name, re.I)]
+    return found[0]
+
+
+def _project_metadata() -> tuple["WheelMetadata", "WheelMetadata"]:
+    """intab's and intab-host's metadata, from pyproject.toml (the one place that states them)."""
+    import tomllib
+    from wheels import WheelMetadata
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    proj, host = meta["project"], meta["tool"]["intab"]["host"]
+    extras = proj.get("optional-dependencies", {})
+    intab = WheelMetadata(
+        name=proj["name"], version=proj["version"], summary=proj["description"],
+        requires_python=proj["requires-python"], license=proj["license"],
+        requires=tuple(proj["dependencies"]) + tuple(f'{r}; extra == "{e}"' for e, rs in extras.items() for r in rs),
+        extras=tuple(extras), top_level=("intab",))
+    intab_host = WheelMetadata(
+        name=host["name"], version=proj["version"], summary=host["description"],
+        requires_python=proj["requires-python"], license=proj["license"],
+        requires=tuple(host["dependencies"]), top_level=("intab_host",))
+    return intab, intab_host
+
+
+def build_wheels() -> dict[str, Path]:
+    """static/py/: the wheels a page installs with micropip, with no index outside the site:
+    intab (py/intab/ only: never intab_host), jinja2 (PyPI's wheel), markupsafe (pure Python,
+    built from its sdist: the PyPI wheels carry a C extension), micropip (for pages whose Pyodide
+    has none), and a PEP 503 index over them (static/py/simple/). dist/: intab and intab-host for
+    CPython (pip install --find-links dist "intab[cpu]")."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from wheels import WheelMetadata, package_files, write_simple_index, write_wheel
+
+    pkgs = fetch_tab_packages()
+    jinja2_whl = _pip_download(f"jinja2=={TAB_PACKAGES['jinja2']}", "--only-binary", ":all:")
+    micropip_whl = _pip_download(f"micropip=={MICROPIP}", "--only-binary", ":all:", "--python-version", "3.14")
+    sdist = _pip_download(f"markupsafe=={TAB_PACKAGES['markupsafe']}", "--no-binary", ":all:")
+    intab_meta, host_meta = _project_metadata()
+    out = STATIC / "py"
+    key = digest(ROOT / "py", ROOT / "pyproject.toml", ROOT / "tools" / "wheels.py", jinja2_whl, micropip_whl, sdist)
+    names = {"intab": intab_meta.filename, "jinja2": jinja2_whl.name, "micropip": micropip_whl.name,
+             "markupsafe": f"markupsafe-{TAB_PACKAGES['markupsafe']}-py3-none-any.whl"}
+    wheels = {k: out / v for k, v in names.items()}
+    host_whl = DIST / host_meta.filename
+    if not step("wheels", key) and all(p.exists() for p in [*wheels.values(), host_whl, DIST / intab_meta.filename]):
+        return wheels
+    write_wheel(out, intab_meta, package_files(ROOT / "py" / "intab"))
+    with tarfile.open(sdist) as t:
+        pkg_info = t.extractfile(f"markupsafe-{TAB_PACKAGES['markupsafe']}/PKG-INFO").read().decode()
+    write_wheel(out, WheelMetadata(name="markupsafe", version=TAB_PACKAGES["markupsafe"], raw=pkg_info,
+                                   top_level=("markupsafe",)), package_files(pkgs["markupsafe"]))
+    for whl in (jinja2_whl, micropip_whl):
+        shutil.copy2(whl, out / whl.name)
+    write_simple_index(out / "simple", [out / n for n in names.values()])
+    DIST.mkdir(exist_ok=True)
+    shutil.copy2(out / intab_meta.filename, DIST / intab_meta.filename)
+    write_wheel(DIST, host_meta, package_files(ROOT / "py" / "intab_host"))
+    done("wheels", key)
+    return wheels
+
+
+def copy_pyscript() -> None:
+    """static/vendor/pyscript/: @pyscript/core's dist (npm), so PyScript pages need no CDN."""
+    src, dest = ROOT / "node_modules" / "@pyscript" / "core" / "dist", STATIC / "vendor" / "pyscript"
+    for f in sorted(src.iterdir()):
+        if f.is_file() and f.suffix in (".js", ".css"):
+            out = dest / f.name
+            if not (out.exists() and out.stat().st_size == f.stat().st_size and out.read_bytes() == f.read_bytes()):
+                dest.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, out)
+
+
+# The JupyterLite site (static/jupyterlite/): jupyterlite-core + jupyterlite-pyodide-kernel from
+# PyPI (requirements/build.txt), on this site's Pyodide. Its kernel loads micropip, then
+# ipykernel/ipython/jedi and their dependencies from Pyodide's lock file: the npm core has none of
+# those wheels, so they come from PyPI at the lock's versions (all pure Python) and a copy of the
+# lock lists them with their own sha256 (PyPI's files differ from Pyodide's rebuilt ones).
+LITE_PYODIDE_PACKAGES = ["micropip", "packaging", "jinja2", "ipython", "jedi", "parso", "asttokens", "decorator", "executing",
+                         "matplotlib-inline", "prompt-toolkit", "pure-eval", "pygments", "six", "stack-data",
+                         "traitlets", "wcwidth"]
+LITE_PIPLITE_EXTRA = {"comm": "0.2.3"}   # pyodide-kernel needs it; Pyodide's lock lacks it
+
+
+def _lite_pyodide(dest: Path, own: dict[str, Path]) -> None:
+    """A Pyodide distribution folder for JupyterLite: the npm core + the kernel's wheels + a lock.
+    own: {package: wheel} served instead of the lock's (markupsafe: our pure-Python build)."""
+    pyodide = ROOT / "node_modules" / "pyodide"
+    lock = json.loads((pyodide / "pyodide-lock.json").read_text())
+    canon = {re.sub(r"[-_.]+", "-", k).lower(): k for k in lock["packages"]}
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide.js"):
+        shutil.copy2(pyodide / name, dest / name)
+    for name in LITE_PYODIDE_PACKAGES:
+        entry = lock["packages"][canon[name]]
+        whl = _pip_download(f"{name}=={entry['version']}", "--only-binary", ":all:", "--python-version", "3.14")
+        shutil.copy2(whl, dest / whl.name)
+        entry["file_name"] = whl.name
+        entry["sha256"] = hashlib.sha256(whl.read_bytes()).hexdigest()
+    for name, whl in own.items():
+        entry = lock["packages"][canon[name]]
+        shutil.copy2(whl, dest / whl.name)
+        entry.update(file_name=whl.name, sha256=hashlib.sha256(whl.read_bytes()).hexdigest(), shared_library=False)
+    (dest / "pyodide-lock.json").write_text(json.dumps(lock))
+
+
+def build_jupyterlite(wheels: dict[str, Path]) -> None:
+    """static/jupyterlite/: a JupyterLite site (lab, notebooks) whose Pyodide kernel runs offline
+    from this site, with intab's wheels in its piplite index (`%pip install intab`) and the example
+    notebook (examples/intab.ipynb) in its files."""
+    out = STATIC / "jupyterlite"
+    extra = {n: _pip_download(f"{n}=={v}", "--only-binary", ":all:") for n, v in LITE_PIPLITE_EXTRA.items()}
+    key = digest(ROOT / "examples" / "intab.ipynb", ROOT / "requirements" / "build.txt", *wheels.values(),
+                 *extra.values(), extra=json.dumps(LITE_PYODIDE_PACKAGES))
+    if not step("jupyterlite", key) and (out / "static" / "pyodide" / "pyodide-lock.json").exists():
+        return
+    lite = CACHE / "jupyterlite"
+    if lite.exists():
+        shutil.rmtree(lite)
+    (lite / "files").mkdir(parents=True)
+    shutil.copy2(ROOT / "examples" / "intab.ipynb", lite / "files" / "intab.ipynb")
+    settings = {"pyodideUrl": "./static/pyodide/pyodide.mjs", "disablePyPIFallback": True}
+    (lite / "jupyter-lite.json").write_text(json.dumps({
+        "jupyter-lite-schema-version": 0,
+        "jupyter-config-data": {"litePluginSettings": {"@jupyterlite/pyodide-kernel-extension:kernel": settings}}}))
+    piplite = [wheels[n] for n in ("intab", "jinja2", "markupsafe")] + list(extra.values())
+    if out.exists():
+        shutil.rmtree(out)
+    args = [str(VENV / "bin" / "jupyter"), "lite", "build", "--lite-dir", str(lite), "--output-dir", str(out),
+            "--apps", "lab", "--apps", "notebooks", "--no-sourcemaps"]
+    for w in piplite:
+        args += ["--piplite-wheels", str(w)]
+    run(args, cwd=lite)
+    _lite_pyodide(out / "static" / "pyodide", {"markupsafe": wheels["markupsafe"]})
+    done("jupyterlite", key)
+
+
+def copy_examples() -> None:
+    """static/examples/: examples/ as is (the pages, their Python, the notebook)."""
+    src, dest = ROOT / "examples", STATIC / "examples"
+    for f in sorted(src.rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts and ".ipynb_checkpoints" not in f.parts:
+            out = dest / f.relative_to(src)
+            if not (out.exists() and out.read_bytes() == f.read_bytes()):
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, out)
+
+
 def install_model(build_dir: Path) -> None:
     """Copy the prepared model folder into static/models/<id>/ and list it in index.json."""
     manifest = json.loads((build_dir / "manifest.json").read_text())
@@ -187,6 +348,10 @@ def build() -> None:
     STATIC.mkdir(exist_ok=True)
     assemble_web(STATIC, ROOT / "node_modules")
     build_py_bundle()
+    wheels = build_wheels()
+    copy_pyscript()
+    build_jupyterlite(wheels)
+    copy_examples()
     install_model(model_dir)
     say(f"static/ ready in {time.time() - t0:.1f} s")
 

@@ -11,7 +11,7 @@ import pytest
 
 from model_files import model_files, run_async
 from intab.engine import Engine
-from intab.errors import EngineBusy, InvalidParameter, PromptTooLong
+from intab.errors import InvalidParameter, PromptTooLong
 from intab_host.ort_backend import OrtBackend
 from models.gguf_source import LlamaConfig
 from models.graph import build_graph, random_weights
@@ -47,10 +47,11 @@ def gen(engine, messages=USER, options=GREEDY, on_delta=None):
 
 def test_stream_deltas_add_up_to_the_text_and_the_tokens(tiny_dir):
     engine = make_engine(tiny_dir)
-    deltas: list[str] = []
+    deltas = []
     r = gen(engine, on_delta=deltas.append)
-    assert r.new_tokens == 12 and r.finish_reason == "length"
-    assert "".join(deltas) == r.text == engine.tokenizer.decode(r.token_ids, skip_special_tokens=True)
+    assert r.new_tokens == 12 and r.finish_reason == "length" and r.stop_reason == "max_tokens"
+    assert "".join(d.text for d in deltas) == r.text == engine.tokenizer.decode(r.token_ids, skip_special_tokens=True)
+    assert [t for d in deltas for t in d.token_ids] == r.token_ids
 
 
 def test_chunked_prefill_equals_one_shot(tiny_dir):
@@ -77,11 +78,11 @@ def test_stop_string_ends_the_answer_and_is_never_shown(tiny_dir):
     full = gen(engine, options={**GREEDY, "max_tokens": 20})
     stop = full.text[5:8]
     assert len(stop) == 3
-    deltas: list[str] = []
+    deltas = []
     r = gen(engine, options={**GREEDY, "max_tokens": 20, "stop": [stop]}, on_delta=deltas.append)
-    assert r.finish_reason == "stop"
+    assert r.finish_reason == "stop" and r.stop_reason == "stop_string"
     assert r.text == full.text[:full.text.index(stop)]
-    assert "".join(deltas) == r.text
+    assert "".join(d.text for d in deltas) == r.text
 
 
 def test_abort_mid_stream_then_the_engine_still_works(tiny_dir):
@@ -99,7 +100,8 @@ def test_prompt_longer_than_the_context_is_a_clear_error_and_loses_nothing(tiny_
     before = gen(engine).token_ids
     with pytest.raises(PromptTooLong) as err:
         gen(engine, [{"role": "user", "content": "fox " * 400}])
-    assert "160" in str(err.value) and "Shorten" in str(err.value)
+    assert "160" in err.value.message and err.value.param == "messages"
+    assert "new chat" in err.value.hint and "drop_oldest" in err.value.hint   # what to do, as its own field
     run_async(engine.reset())
     assert gen(engine).token_ids == before
 
@@ -117,20 +119,136 @@ def test_invalid_parameter_leaves_the_engine_usable(tiny_dir):
     assert gen(engine).new_tokens == 12
 
 
-def test_one_generation_at_a_time(tiny_dir):
+def test_concurrent_generations_queue_and_both_answer_in_order(tiny_dir):
     engine = make_engine(tiny_dir)
+    alone = gen(make_engine(tiny_dir)).token_ids
+    other = [{"role": "user", "content": "Name three colours."}]
+    other_alone = gen(make_engine(tiny_dir), other).token_ids
+    order: list[str] = []
 
     async def both():
-        first = asyncio.ensure_future(engine.generate(USER, GREEDY))
-        await asyncio.sleep(0)
-        with pytest.raises(EngineBusy):
-            await engine.generate(USER, GREEDY)
-        return await first
+        async def one(name, msgs):
+            r = await engine.generate(msgs, GREEDY)
+            order.append(name)
+            return r
+        return await asyncio.gather(one("first", USER), one("second", other))
 
-    assert run_async(both()).new_tokens == 12
+    a, b = run_async(both())
+    assert order == ["first", "second"]
+    assert (a.token_ids, b.token_ids) == (alone, other_alone)
 
 
 def test_seeded_sampling_is_reproducible(tiny_dir):
     engine = make_engine(tiny_dir)
     opts = {"temperature": 1.0, "top_p": 0.9, "seed": 42, "max_tokens": 10, "ignore_eos": True}
     assert gen(engine, options=opts).token_ids == gen(engine, options=opts).token_ids
+
+
+def test_drop_oldest_leaves_out_the_oldest_turns_and_answers(tiny_dir):
+    engine = make_engine(tiny_dir)
+    long = [{"role": "system", "content": "Be brief."}]
+    for i in range(6):
+        long += [{"role": "user", "content": f"fact {i} " * 8}, {"role": "assistant", "content": "ok " * 6}]
+    long.append({"role": "user", "content": "Tell me a story about a fox."})
+    with pytest.raises(PromptTooLong):
+        gen(engine, long, {**GREEDY, "max_tokens": 20})
+    r = gen(engine, long, {**GREEDY, "max_tokens": 20, "context_overflow": "drop_oldest"})
+    assert r.dropped_messages >= 2 and r.new_tokens == 20
+    kept = long[:1] + long[1 + r.dropped_messages:]
+    assert kept[1]["role"] == "user" and r.prompt_tokens == len(engine.prompt_ids(kept))
+    assert r.prompt_tokens + min(20, TINY.max_position_embeddings // 4) <= TINY.max_position_embeddings
+    with pytest.raises(InvalidParameter) as err:
+        gen(engine, long, {"context_overflow": "slide"})
+    assert err.value.param == "context_overflow"
+
+
+def test_logprobs_are_the_candidates_exact_log_probabilities(tiny_dir):
+    engine = make_engine(tiny_dir)
+    r = gen(engine, options={**GREEDY, "logprobs": True, "top_logprobs": 5})
+    assert len(r.logprobs) == len(r.token_ids) == len(r.token_confidence)
+    for tid, entry, conf in zip(r.token_ids, r.logprobs, r.token_confidence):
+        tops = entry["top_logprobs"]
+        assert len(tops) == 5 and entry["id"] == tid == tops[0]["id"]   # greedy: the first candidate
+        assert entry["logprob"] == tops[0]["logprob"] == conf["logprob"] <= 0
+        assert [t["logprob"] for t in tops] == sorted((t["logprob"] for t in tops), reverse=True)
+        assert conf["margin"] == pytest.approx(tops[0]["logprob"] - tops[1]["logprob"])
+        assert bytes(entry["bytes"]) == engine.tokenizer.token_bytes(tid)
+    c = r.confidence
+    assert c["tokens"] == 12 and c["min_logprob"] <= c["mean_logprob"] <= 0 and c["max_entropy"] >= c["mean_entropy"] >= 0
+    with pytest.raises(InvalidParameter) as err:
+        gen(engine, options={"top_logprobs": 3})
+    assert err.value.param == "top_logprobs"
+
+
+def test_a_special_token_mid_answer_ends_it(tiny_dir):
+    """The model writing a control token (<|im_start|>, a new turn of its own) ends the answer:
+    the token is reported, not shown, and nothing after it is generated."""
+    engine = make_engine(tiny_dir)
+    im_start = engine.tokenizer.token_to_id("<|im_start|>")
+
+    def force(history, c):   # from the third token on, make <|im_start|> the model's choice
+        if len(history) - r0 >= 2:
+            return type(c)((im_start,) + c.ids[1:], c.logits, c.logsumexp)
+        return c
+
+    r0 = len(engine.prompt_ids(USER))
+    r = run_async(engine.generate(USER, {"temperature": 0, "max_tokens": 12}, logits_processors=[force]))
+    assert r.finish_reason == "stop" and r.stop_reason == "special_token" and r.stop_token == "<|im_start|>"
+    assert r.token_ids[-1] == im_start and len(r.token_ids) == 3 and "<|im_start|>" not in r.text
+
+
+def test_user_processors_and_samplers_run_per_token_and_their_errors_leave_the_engine_usable(tiny_dir):
+    from intab.errors import ProcessorError, StopGeneration
+
+    engine = make_engine(tiny_dir)
+    expected = gen(engine).token_ids
+    seen = []
+
+    def ban_first(history, c):
+        seen.append(len(c))
+        return type(c)(c.ids[1:], c.logits[1:], c.logsumexp)
+
+    r = run_async(engine.generate(USER, GREEDY, logits_processors=[ban_first]))
+    assert len(seen) == 12 and min(seen) >= 64 and r.token_ids[0] != expected[0]
+
+    def broken(history, c):
+        raise KeyError("oops")
+
+    with pytest.raises(ProcessorError) as err:
+        run_async(engine.generate(USER, GREEDY, logits_processors=[broken]))
+    assert "broken" in err.value.message and "KeyError" in err.value.traceback
+    with pytest.raises(ProcessorError):
+        run_async(engine.generate(USER, GREEDY, sampler=lambda c: "not a token"))
+
+    def stop_after_three(c):
+        if len(seen) >= 15:
+            raise StopGeneration
+        seen.append(0)
+        return c.ids[0]
+
+    r = run_async(engine.generate(USER, GREEDY, sampler=stop_after_three))
+    assert r.finish_reason == "stop" and r.stop_reason == "processor" and len(r.token_ids) == 3
+    assert gen(engine).token_ids == expected
+
+
+def test_switching_conversations_restores_a_snapshot_and_equals_a_fresh_run(tiny_dir):
+    engine = make_engine(tiny_dir)
+    a = [{"role": "user", "content": "Tell me a story about a fox " + "and a hen " * 6}]
+    b = [{"role": "user", "content": "Name three colours " + "of the sky " * 6}]
+    ra = gen(engine, a)
+    rb = gen(engine, b)
+    a2 = a + [{"role": "assistant", "content": ra.text}, {"role": "user", "content": "More."}]
+    back = gen(engine, a2)
+    assert back.restored_tokens > ra.prompt_tokens // 2 and back.reused_tokens == back.restored_tokens
+    assert engine.kv.snapshots >= 1
+    assert back.token_ids == gen(make_engine(tiny_dir), a2).token_ids
+    b2 = b + [{"role": "assistant", "content": rb.text}, {"role": "user", "content": "Again."}]
+    assert gen(engine, b2).token_ids == gen(make_engine(tiny_dir), b2).token_ids
+    run_async(engine.reset())
+    assert engine.kv.snapshots == 0
+
+
+def test_text_completion_continues_a_plain_prompt(tiny_dir):
+    engine = make_engine(tiny_dir)
+    r = run_async(engine.complete("Once upon a time", GREEDY))
+    assert r.prompt_tokens == len(engine.tokenizer.encode("Once upon a time")) and r.new_tokens == 12

@@ -1,4 +1,5 @@
-// intab page: the chat UI. Everything heavy runs in worker.mjs; this file only renders.
+// intab page: the chat UI over the public client (intab.mjs). Everything heavy runs in the engine's
+// worker; this file only renders.
 //
 // Test hooks: document.body.dataset.state is 'loading' | 'ready' | 'generating' | 'error';
 // each finished assistant message has data-token-ids (JSON) and data-finish-reason;
@@ -24,26 +25,33 @@ const state = {
   defaults: { temperature: 0.2, top_p: 0.9, top_k: 50, max_tokens: 256 },
 };
 
-// ------------------------------------------------------------------ worker
-// One worker per load: Retry (after a failed load) ends it and starts a fresh one; the model
+// ------------------------------------------------------------------ engine (web/client.mjs)
+// One engine per load: Retry (after a failed load) unloads it and creates a fresh one; the model
 // files it had verified are in Cache Storage by then and are not downloaded again.
-let worker = null;
-function startWorker() {
-  const w = new Worker(new URL('./worker.mjs', import.meta.url), { type: 'module', name: 'intab-engine' });
-  w.onmessage = (ev) => { if (w === worker) handlers[ev.data.type]?.(ev.data); };
-  w.onerror = (ev) => {
-    ev.preventDefault?.();
-    if (w === worker) fatal('WorkerError', ev.message || 'the engine worker failed to start (is the page served by web/serve.py?)');
-  };
-  worker = w;
-  w.postMessage({ type: 'load', backend: params.get('backend') || 'auto', model: params.get('model') || undefined,
-    kernel: params.get('kernel') || undefined,    // ?kernel=ort: onnxruntime-web instead of intab's kernel
-    memory: params.get('memory') || undefined }); // ?memory=low: less RAM, slower (onnxruntime; web/worker.mjs)
+import * as intabApi from './intab.mjs';
+
+let engine = null;
+let loadToken = 0;
+async function startEngine() {
+  const token = ++loadToken;
+  try {
+    const e = await intabApi.create({
+      backend: params.get('backend') || 'auto', model: params.get('model') || undefined,
+      kernel: params.get('kernel') || undefined,    // ?kernel=ort: onnxruntime-web instead of intab's kernel
+      memory: params.get('memory') || undefined,    // ?memory=low: less RAM, slower (onnxruntime)
+      onProgress: (m) => { if (token === loadToken) handlers.progress(m); },
+    });
+    if (token !== loadToken) { e.unload(); return; }
+    engine = e;
+    await handlers.ready(e.info);
+  } catch (err) {
+    if (token === loadToken) fatal(err.name, err.message, err.hint);
+  }
 }
 
 function retry() {
-  worker?.terminate();
-  worker = null;
+  engine?.unload();
+  engine = null;
   clearError();
   renderNotices([]);
   els.loadFiles.replaceChildren();
@@ -52,7 +60,7 @@ function retry() {
   els.loadBar.removeAttribute('value');
   els.status.textContent = 'Loading…';
   setPhase('loading');
-  startWorker();
+  startEngine();
 }
 
 const handlers = {
@@ -82,27 +90,6 @@ const handlers = {
     intab.info = m;
     console.info('intab ready', m);
   },
-  delta(m) {
-    const t = state.turn;
-    if (!t || t.id !== m.id) return;
-    if (t.tFirst === null) t.tFirst = performance.now();
-    t.text += m.text;
-    t.contentEl.textContent = t.text;
-    scrollToEnd();
-  },
-  done(m) {
-    const t = state.turn;
-    if (!t || t.id !== m.id) return;
-    const r = m.result || {};
-    finishTurn(t, r);
-  },
-  error(m) {
-    if (m.fatal) return fatal(m.name, m.message);
-    const t = state.turn;
-    if (t && (m.id === undefined || m.id === t.id)) failTurn(t, m);
-    else showError(m.name, m.message);
-  },
-  'reset-done'() {},
 };
 
 // ------------------------------------------------------------------ rendering
@@ -219,8 +206,8 @@ function clearError() {
   delete els.error.dataset.name;
 }
 
-function fatal(name, message) {
-  showError(name, `${String(message || '').replace(/[.\s]*$/, '.')} The model could not start.`);
+function fatal(name, message, hint = '') {
+  showError(name, `${String(message || '').replace(/[.\s]*$/, '.')} The model could not start.${hint ? ` ${hint}` : ''}`);
   const b = document.createElement('button');
   b.type = 'button';
   b.id = 'retry';
@@ -301,10 +288,30 @@ function send(text) {
   const u = addMessage('user', text);
   const a = addMessage('assistant', '');
   a.li.classList.add('streaming');
-  const id = state.nextId++;
-  state.turn = { id, el: a.li, contentEl: a.content, userEl: u.li, text: '', t0: performance.now(), tFirst: null, userIndex };
+  const ctrl = new AbortController();
+  const t = { id: state.nextId++, el: a.li, contentEl: a.content, userEl: u.li, text: '', t0: performance.now(), tFirst: null, userIndex, ctrl };
+  state.turn = t;
   setPhase('generating');
-  worker.postMessage({ type: 'chat', id, messages: conversation(), options });
+  (async () => {
+    try {
+      const chunks = await engine.chat.completions.create({ messages: conversation(), stream: true, signal: ctrl.signal, ...options });
+      let r = null;
+      for await (const chunk of chunks) {
+        const c = chunk.choices[0];
+        if (c && c.delta.content) {
+          if (t.tFirst === null) t.tFirst = performance.now();
+          t.text += c.delta.content;
+          t.contentEl.textContent = t.text;
+          scrollToEnd();
+        }
+        if (chunk.intab) r = { ...chunk.intab, finish_reason: c.finish_reason, new_tokens: chunk.intab.token_ids.length };
+      }
+      if (state.turn === t) finishTurn(t, r || {});
+    } catch (err) {
+      if (state.turn === t) failTurn(t, err);
+      else showError(err.name, err.message);
+    }
+  })();
   return true;
 }
 
@@ -343,13 +350,13 @@ function failTurn(t, m) {
   state.messages.length = t.userIndex;
   if (!els.prompt.value) els.prompt.value = t.userEl.querySelector('.content').textContent;
   state.turn = null;
-  showError(m.name, m.message);
+  showError(m.name, m.hint ? `${m.message} ${m.hint}` : m.message);
   setPhase('ready');
 }
 
 function newChat() {
-  if (state.turn) worker.postMessage({ type: 'stop', id: state.turn.id });
-  worker.postMessage({ type: 'reset' });
+  if (state.turn) state.turn.ctrl.abort();
+  engine?.resetChat().catch(() => {});
   state.messages = [];
   state.turn = null;
   els.log.replaceChildren();
@@ -369,7 +376,7 @@ els.prompt.addEventListener('keydown', (ev) => {
   }
 });
 els.stop.addEventListener('click', () => {
-  if (state.turn) worker.postMessage({ type: 'stop', id: state.turn.id });
+  if (state.turn) state.turn.ctrl.abort();
 });
 els.newChat.addEventListener('click', newChat);
 els.backend.value = ['webgpu', 'wasm'].includes(params.get('backend')) ? params.get('backend') : 'auto';
@@ -404,7 +411,7 @@ const intab = {
 window.intab = intab;
 applyDefaults({}, false);
 setPhase('loading');
-startWorker();
+startEngine();
 
 // ------------------------------------------------------------------ offline (web/sw.js)
 // The service worker keeps the app shell; model_store.mjs keeps the model files. The first visit

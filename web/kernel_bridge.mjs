@@ -10,6 +10,7 @@
 // share the module's memory; `spawn(index, module, memory)` makes one (tests pass their own).
 
 import { bridgeCore } from './bridge.mjs';
+import { moduleWorker } from './module_worker.mjs';
 
 const SLOTS = { qkv: 0, o: 1, gate_up: 2, down: 3 };
 const NORMS = { attn_norm: 0, ffn_norm: 1 };
@@ -49,7 +50,7 @@ function ropeTables(config, maxT) {
 
 function defaultSpawn(index, module, memory) {
   return new Promise((resolve, reject) => {
-    const w = new Worker(new URL('./kernel_thread.mjs', import.meta.url), { type: 'module', name: `intab-kernel-${index}` });
+    const w = moduleWorker(new URL('./kernel_thread.mjs', import.meta.url), `intab-kernel-${index}`);
     w.onmessage = (ev) => (ev.data && ev.data.type === 'parked' ? resolve(w) : reject(new KernelError(String(ev.data?.message))));
     w.onerror = (ev) => reject(new KernelError(`kernel thread ${index} failed to start: ${ev.message || 'error'}`));
     w.postMessage({ module, memory, index });

@@ -48,6 +48,17 @@ CSP = "; ".join([
     "frame-ancestors 'none'",
 ])
 
+# Python hosts of other projects that the site also serves (issue 12). PyScript's loader builds
+# functions from strings (`Function(...)`): its pages get 'unsafe-eval'. JupyterLite also runs
+# inline scripts and styles and blob: workers: its pages get those too. connect-src stays 'self'
+# on both, so nothing typed there leaves the tab either.
+CSP_PYSCRIPT = CSP.replace("script-src 'self' 'wasm-unsafe-eval'", "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'")
+CSP_JUPYTERLITE = CSP.replace(
+    "script-src 'self' 'wasm-unsafe-eval'", "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval' 'unsafe-inline' blob:").replace(
+    "worker-src 'self'", "worker-src 'self' blob:").replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace(
+    "img-src 'self' data:", "img-src 'self' data: blob:").replace("font-src 'self'", "font-src 'self' data:")
+CSP_BY_PATH = {"/examples/pyscript": CSP_PYSCRIPT, "/jupyterlite/": CSP_JUPYTERLITE}
+
 EXTRA_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
@@ -74,8 +85,10 @@ class IntabHandler(SimpleHTTPRequestHandler):
     }
 
     def end_headers(self) -> None:
+        path = self.path.split("?", 1)[0]
+        csp = next((c for prefix, c in CSP_BY_PATH.items() if path.startswith(prefix)), CSP)
         for name, value in EXTRA_HEADERS.items():
-            self.send_header(name, value)
+            self.send_header(name, csp if name == "Content-Security-Policy" else value)
         # Model files are checked by sha256 in the page; revalidate rather than trust a stale copy.
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()

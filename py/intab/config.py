@@ -6,6 +6,9 @@ from typing import Any
 
 from .errors import InvalidParameter
 
+MAX_TOP_LOGPROBS = 20   # OpenAI's limit; the head returns at least this many candidates when asked
+CONTEXT_OVERFLOW = ("error", "drop_oldest")
+
 
 @dataclass(frozen=True)
 class GenerationConfig:
@@ -18,6 +21,11 @@ class GenerationConfig:
     seed: int | None = None
     stop: tuple[str, ...] = field(default_factory=tuple)
     ignore_eos: bool = False          # benchmarks: generate exactly max_tokens
+    logprobs: bool = False            # per-token log-probabilities in the result
+    top_logprobs: int = 0             # 0..20 alternatives per token (needs logprobs)
+    # When the conversation does not fit the context: 'error' (PromptTooLong, nothing lost) or
+    # 'drop_oldest' (the oldest turns after the system prompt are left out of this request).
+    context_overflow: str = "error"
 
     @property
     def greedy(self) -> bool:
@@ -25,7 +33,7 @@ class GenerationConfig:
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> InvalidParameter:
-            return InvalidParameter(f"{name}={getattr(self, name)!r} is invalid: it must be {rule}.")
+            return InvalidParameter(f"{name}={getattr(self, name)!r} is invalid: it must be {rule}.", param=name)
 
         if not (isinstance(self.max_tokens, int) and self.max_tokens >= 1):
             raise bad("max_tokens", "an integer >= 1")
@@ -43,6 +51,15 @@ class GenerationConfig:
             raise bad("seed", "an integer or null")
         if not all(isinstance(s, str) and s for s in self.stop):
             raise bad("stop", "a list of non-empty strings")
+        if not isinstance(self.logprobs, bool):
+            raise bad("logprobs", "true or false")
+        if not (isinstance(self.top_logprobs, int) and 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS):
+            raise bad("top_logprobs", f"an integer from 0 to {MAX_TOP_LOGPROBS}")
+        if self.top_logprobs and not self.logprobs:
+            raise InvalidParameter("top_logprobs needs logprobs=true.", "Set logprobs to true, or top_logprobs to 0.",
+                                   param="top_logprobs")
+        if self.context_overflow not in CONTEXT_OVERFLOW:
+            raise bad("context_overflow", " or ".join(repr(v) for v in CONTEXT_OVERFLOW))
 
     @classmethod
     def from_options(cls, options: dict[str, Any] | None, defaults: dict[str, Any] | None = None) -> "GenerationConfig":
@@ -56,15 +73,18 @@ class GenerationConfig:
                     merged[key] = value
                 elif source is options and key not in known and value is not None:
                     raise InvalidParameter(f"unknown generation option {key!r}.",
-                                           f"Valid options: {', '.join(sorted(known))}.")
+                                           f"Valid options: {', '.join(sorted(known))}.", param=key)
         if isinstance(merged.get("stop"), str):
             merged["stop"] = (merged["stop"],)
         if "stop" in merged:
+            if not isinstance(merged["stop"], (list, tuple)):
+                raise InvalidParameter(f"stop={merged['stop']!r} is invalid: it must be a string or a list of strings.",
+                                       param="stop")
             merged["stop"] = tuple(merged["stop"])
         for name in ("temperature", "top_p", "min_p", "repetition_penalty"):
             if name in merged:
                 merged[name] = _number(name, merged[name], float)
-        for name in ("max_tokens", "top_k", "seed"):
+        for name in ("max_tokens", "top_k", "seed", "top_logprobs"):
             if name in merged:
                 merged[name] = _number(name, merged[name], int)
         return cls(**merged)
@@ -72,15 +92,15 @@ class GenerationConfig:
 
 def _number(name: str, value: Any, kind: type) -> Any:
     if isinstance(value, bool):
-        raise InvalidParameter(f"{name}={value!r} is invalid: it must be a number.")
+        raise InvalidParameter(f"{name}={value!r} is invalid: it must be a number.", param=name)
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise InvalidParameter(f"{name}={value!r} is invalid: it must be a number.") from None
+        raise InvalidParameter(f"{name}={value!r} is invalid: it must be a number.", param=name) from None
     if kind is int:
-        if number != int(number):
-            raise InvalidParameter(f"{name}={value!r} is invalid: it must be an integer.")
+        if number != number or number in (float("inf"), float("-inf")) or number != int(number):
+            raise InvalidParameter(f"{name}={value!r} is invalid: it must be an integer.", param=name)
         return int(number)
     if number != number:  # NaN
-        raise InvalidParameter(f"{name}={value!r} is invalid: it must be a number.")
+        raise InvalidParameter(f"{name}={value!r} is invalid: it must be a number.", param=name)
     return number

@@ -73,23 +73,6 @@ class DecoderChain:
         except KeyError:
             return tok.encode("utf-8")
 
-    def piece_bytes(self, tok: str) -> bytes:
-        """The bytes one token adds in the middle of a text (what constraints match): the chain's
-        per-token steps (ByteLevel, ByteFallback, Replace, Metaspace), without the ones that act
-        only at the start of a text (Strip, Metaspace's first-token rule)."""
-        for st in self.steps:
-            if st.kind == "ByteLevel":
-                return self.token_bytes(tok)
-            if st.kind == "ByteFallback":
-                b = _byte_token(tok)
-                if b is not None:
-                    return bytes([b])
-            elif st.kind == "Replace":
-                tok = tok.replace(st.a, st.b)
-            elif st.kind == "Metaspace":
-                tok = tok.replace(st.a, " ")
-        return tok.encode("utf-8")
-
     def decode(self, tokens: list[str]) -> str:
         if not self.steps:  # no decoder: tokenizers joins the tokens with spaces
             return " ".join(tokens)

@@ -1,31 +1,45 @@
 """The generation loop: messages -> prompt ids -> prefill -> sample/decode -> streamed text.
 
-Runs unchanged under CPython (OrtBackend) and in Pyodide (JsBackend). The KV cache lives in the
-backend; the engine only remembers which token ids it holds, so a follow-up turn re-feeds just
-the tokens after the longest common prefix.
+Runs unchanged under CPython (intab_host.OrtBackend) and in Pyodide (JsBackend). The KV cache
+lives in the backend; `KVCache` remembers which token ids it holds (and snapshots of other
+conversations), so a follow-up turn re-feeds just the tokens after the longest common prefix.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
 from .backend import Backend
+from .candidates import Candidates
 from .config import GenerationConfig
-from .errors import EngineBusy, IntabError, PromptTooLong
+from .confidence import TokenConfidence, summarize, token_confidence
+from .errors import IntabError, ProcessorError, PromptTooLong, StopGeneration, TemplateError
+from .kv_cache import KVCache
 from .sampling import apply_processors, candidates_needed, make_logits_processors, make_sampler
+from .stream import TextStream
 
-DeltaCallback = Callable[[str], Any]
+# Candidates asked of the head even for greedy decoding: enough for the confidence figures
+# (margin, entropy) and for top_logprobs up to 20. The head's cost does not depend on K here
+# (one pass over the logits keeps a heap of K), and 20 candidates cross into Python in ~10 µs.
+MIN_CANDIDATES = 20
+
+LogitsProcessor = Callable[[Sequence[int], Candidates], Candidates]
+Sampler = Callable[[Candidates], int]
 
 
 class TokenizerLike(Protocol):
     vocab_size: int
+    special_ids: frozenset[int]
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]: ...
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str: ...
     def stream_decoder(self, skip_special_tokens: bool = False) -> Any: ...
+    def token_bytes(self, token_id: int) -> bytes: ...
 
 
 class TemplateLike(Protocol):
@@ -40,6 +54,7 @@ class ModelInfo:
     vocab_size: int
     num_candidates: int
     generation_defaults: dict = field(default_factory=dict)
+    model_id: str = ""
 
     @classmethod
     def from_files(cls, config: dict, generation_config: dict, tokenizer_config: dict,
@@ -58,7 +73,27 @@ class ModelInfo:
             vocab_size=int(config["vocab_size"]),
             num_candidates=int((manifest or {}).get("num_candidates", 64)),
             generation_defaults=defaults,
+            model_id=str((manifest or {}).get("model_id", "")),
         )
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request checked and tokenized, ready to run (Engine.prepare_chat / prepare_completion)."""
+    prompt: list[int]
+    cfg: GenerationConfig
+    dropped: int = 0           # messages left out by context_overflow='drop_oldest'
+    prepare_ms: float = 0.0    # template + tokenizer time, counted in TTFT
+
+
+@dataclass
+class Delta:
+    """A piece of the answer as it streams: the text now safe to show and the tokens generated
+    since the last delta (their text may have been held back before: a split UTF-8 character, a
+    possible stop string)."""
+    text: str
+    token_ids: list[int]
+    logprobs: list[dict] | None = None
 
 
 @dataclass
@@ -68,57 +103,39 @@ class GenerationResult:
     prompt_tokens: int
     new_tokens: int
     finish_reason: str            # "stop" | "length" | "abort"
-    reused_tokens: int = 0        # prompt tokens whose KV was kept from the previous turn
+    # why, in more detail: "eos" | "stop_string" | "special_token" | "processor" | "max_tokens" |
+    # "context_full" | "abort"
+    stop_reason: str = ""
+    stop_token: str | None = None       # the special token that ended the answer (not shown in text)
+    reused_tokens: int = 0        # prompt tokens whose KV was kept (from the live cache or a snapshot)
+    restored_tokens: int = 0      # of which came from another conversation's snapshot
+    kv_ms: float = 0.0            # time spent saving and restoring KV snapshots for this request
+    dropped_messages: int = 0     # oldest messages left out to fit the context (context_overflow)
     ttft_ms: float = 0.0
     prefill_tok_s: float = 0.0
     decode_tok_s: float = 0.0
     python_ms_per_token: float = 0.0
     backend_ms_per_token: float = 0.0   # the await of backend.forward per decode step, as Python sees it
+    logprobs: list[dict] | None = None  # with logprobs=True: one entry per generated token
+    confidence: dict = field(default_factory=dict)           # AnswerConfidence
+    token_confidence: list[dict] = field(default_factory=list)   # TokenConfidence per generated token
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-class _StopStrings:
-    """Holds back text that might be the start of a stop string, so none is ever shown."""
-
-    def __init__(self, stops: Sequence[str]):
-        self.stops = tuple(stops)
-        self.text = ""
-        self.emitted = 0
-
-    def feed(self, delta: str) -> tuple[str, bool]:
-        """Add text; return (text safe to show now, whether a stop string was hit)."""
-        self.text += delta
-        if not self.stops:
-            return self._emit(len(self.text)), False
-        hits = [i for i in (self.text.find(s, max(0, self.emitted - len(s) + 1)) for s in self.stops) if i >= 0]
-        if hits:
-            self.text = self.text[:min(hits)]
-            return self._emit(len(self.text)), True
-        hold = max((n for s in self.stops for n in range(1, len(s)) if self.text.endswith(s[:n])), default=0)
-        return self._emit(len(self.text) - hold), False
-
-    def finish(self) -> str:
-        return self._emit(len(self.text))
-
-    def _emit(self, upto: int) -> str:
-        out = self.text[self.emitted:upto] if upto > self.emitted else ""
-        self.emitted = max(self.emitted, upto)
-        return out
-
-
 class Engine:
-    def __init__(self, tokenizer: TokenizerLike, template: TemplateLike, backend: Backend, info: ModelInfo,
-                 prefill_chunk: int = 256):
+    def __init__(self, tokenizer: TokenizerLike, template: TemplateLike | None, backend: Backend, info: ModelInfo,
+                 prefill_chunk: int = 256, kv_snapshot_bytes: int = 128 << 20):
         self.tokenizer = tokenizer
         self.template = template
         self.backend = backend
         self.info = info
         self.prefill_chunk = prefill_chunk
-        self._kv_ids: list[int] = []     # token ids whose KV the backend holds
+        self.kv = KVCache(backend, kv_snapshot_bytes)
         self._abort = False
         self._busy = False
+        self._lock: asyncio.Lock | None = None   # made on first use, on the running loop (Pyodide's too)
 
     @classmethod
     def from_files(cls, files: dict[str, str], backend: Backend, **kwargs: Any) -> "Engine":
@@ -133,7 +150,9 @@ class Engine:
         info = ModelInfo.from_files(json.loads(files["config.json"]), json.loads(files["generation_config.json"]),
                                     tok_config, json.loads(files["manifest.json"]) if "manifest.json" in files else None,
                                     eos_id)
-        return cls(tokenizer, ChatTemplate.from_config(tok_config), backend, info, **kwargs)
+        # A base model has no chat template: it still completes text (Engine.complete).
+        template = ChatTemplate.from_config(tok_config) if tok_config.get("chat_template") else None
+        return cls(tokenizer, template, backend, info, **kwargs)
 
     # -- control -------------------------------------------------------------------------------
     def abort(self) -> None:
@@ -141,127 +160,251 @@ class Engine:
         if self._busy:
             self._abort = True
 
-    async def reset(self) -> None:
-        """Forget the conversation: empty the KV cache."""
-        self._kv_ids = []
-        await self.backend.truncate(0)
+    @property
+    def busy(self) -> bool:
+        return self._busy
 
-    # -- generation ----------------------------------------------------------------------------
+    async def reset(self) -> None:
+        """Forget every conversation: the live KV cache and the snapshots."""
+        async with self._queue():
+            self.kv.drop_snapshots()
+            await self.kv.clear()
+
+    # -- text <-> ids (no backend needed) --------------------------------------------------------
     def config(self, options: dict | None = None) -> GenerationConfig:
         return GenerationConfig.from_options(options, self.info.generation_defaults)
 
-    def prompt_ids(self, messages: list[dict]) -> list[int]:
-        text = self.template.render(messages, add_generation_prompt=True)
+    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True, **extra: Any) -> str:
+        if self.template is None:
+            raise TemplateError("this model has no chat template (it is a base model).",
+                                "Use text completion (completions.create / engine.complete) with a plain prompt.")
+        return self.template.render(messages, add_generation_prompt=add_generation_prompt, **extra)
+
+    def prompt_ids(self, messages: list[dict], **extra: Any) -> list[int]:
         # transformers' apply_chat_template(tokenize=True) encodes without adding special tokens.
-        return self.tokenizer.encode(text, add_special_tokens=False)
+        return self.tokenizer.encode(self.apply_chat_template(messages, **extra), add_special_tokens=False)
 
-    async def generate(self, messages: list[dict], options: dict | None = None,
-                       on_delta: DeltaCallback | None = None) -> GenerationResult:
-        t_start = time.perf_counter()   # TTFT includes the template and the tokenizer
-        cfg = self.config(options)
-        return await self.generate_ids(self.prompt_ids(messages), cfg, on_delta, t_start=t_start)
+    def completion_ids(self, prompt: str) -> list[int]:
+        # A plain prompt gets the tokenizer's own special tokens (a base model's BOS), as
+        # transformers' tokenizer(prompt) and its text-generation pipeline do.
+        return self.tokenizer.encode(prompt, add_special_tokens=True)
 
-    async def generate_ids(self, prompt: list[int], cfg: GenerationConfig,
-                           on_delta: DeltaCallback | None = None, *, t_start: float | None = None) -> GenerationResult:
-        if self._busy:
-            raise EngineBusy("a generation is already running.")
-        self._busy, self._abort = True, False
-        try:
-            return await self._generate(prompt, cfg, on_delta, t_start)
-        except BaseException:
-            # The backend may hold a half-written KV cache: start clean next time.
-            self._kv_ids = []
-            try:
-                await self.backend.truncate(0)
-            except Exception:
-                pass
-            raise
-        finally:
-            self._busy, self._abort = False, False
+    def count_tokens(self, messages: list[dict], add_generation_prompt: bool = True) -> int:
+        """Tokens of the conversation as the model sees it (its chat template applied): exact."""
+        return len(self.tokenizer.encode(self.apply_chat_template(messages, add_generation_prompt),
+                                         add_special_tokens=False))
 
-    async def _generate(self, prompt: list[int], cfg: GenerationConfig,
-                        on_delta: DeltaCallback | None, t_start: float | None = None) -> GenerationResult:
-        t_start = time.perf_counter() if t_start is None else t_start
+    # -- generation ----------------------------------------------------------------------------
+    def prepare_chat(self, messages: list[dict], options: dict | GenerationConfig | None = None,
+                     **template_extra: Any) -> "Request":
+        """Check the options and render + tokenize the conversation (the model's chat template);
+        every error a request can meet before it runs is raised here."""
+        t0 = time.perf_counter()
+        cfg = options if isinstance(options, GenerationConfig) else self.config(options)
+        messages = list(messages)
+        prompt = self.prompt_ids(messages, **template_extra)
+        dropped = 0
+        if cfg.context_overflow == "drop_oldest":
+            prompt, dropped = self._fit(messages, prompt, cfg, template_extra)
+        return self._request(prompt, cfg, dropped, t0)
+
+    def prepare_completion(self, prompt: str, options: dict | GenerationConfig | None = None) -> "Request":
+        """The same for a plain text to continue (no chat template): base models, raw prompts."""
+        t0 = time.perf_counter()
+        cfg = options if isinstance(options, GenerationConfig) else self.config(options)
+        if not isinstance(prompt, str):
+            raise IntabError(f"prompt must be a string, got {type(prompt).__name__}.", "Pass the text to continue.",
+                             param="prompt")
+        return self._request(self.completion_ids(prompt), cfg, 0, t0)
+
+    def _request(self, prompt: list[int], cfg: GenerationConfig, dropped: int, t0: float) -> "Request":
         limit = self.info.max_context
         if not prompt:
-            raise IntabError("the prompt is empty.", "Send at least one message.")
+            raise IntabError("the prompt is empty.", "Send at least one message.", param="messages")
         if len(prompt) >= limit:
-            raise PromptTooLong(f"the prompt is {len(prompt)} tokens but the model's context holds {limit}.")
-        max_new = min(cfg.max_tokens, limit - len(prompt))
-        k = candidates_needed(cfg, self.info.num_candidates, self.info.vocab_size)
-        processors = make_logits_processors(cfg)
-        sample = make_sampler(cfg, random.Random(cfg.seed) if cfg.seed is not None else random.Random())
-        eos = frozenset() if cfg.ignore_eos else self.info.eos_ids
+            raise PromptTooLong(f"the prompt is {len(prompt)} tokens but the model's context holds {limit}.",
+                                param="messages")
+        return Request(prompt, cfg, dropped, round(1000 * (time.perf_counter() - t0), 3))
 
-        # Prefill: reuse the KV cache for the common prefix; always feed at least one token.
-        reuse = 0
-        for a, b in zip(self._kv_ids, prompt):
-            if a != b:
-                break
-            reuse += 1
-        reuse = min(reuse, len(prompt) - 1)
-        if reuse < self.backend.kv_length:
-            await self.backend.truncate(reuse)
-        self._kv_ids = self._kv_ids[:reuse]
-        pos = reuse
-        cands = None
+    async def generate(self, messages: list[dict], options: dict | GenerationConfig | None = None,
+                       on_delta: Callable[[Delta], Any] | None = None, *,
+                       logits_processors: Sequence[LogitsProcessor] = (), sampler: Sampler | None = None,
+                       **template_extra: Any) -> GenerationResult:
+        """Answer a conversation (the model's chat template applied)."""
+        return await self.run(self.prepare_chat(messages, options, **template_extra), on_delta,
+                              logits_processors=logits_processors, sampler=sampler)
+
+    async def complete(self, prompt: str, options: dict | GenerationConfig | None = None,
+                       on_delta: Callable[[Delta], Any] | None = None, *,
+                       logits_processors: Sequence[LogitsProcessor] = (), sampler: Sampler | None = None) -> GenerationResult:
+        """Continue a plain text (no chat template): for base models, and for raw prompts."""
+        return await self.run(self.prepare_completion(prompt, options), on_delta,
+                              logits_processors=logits_processors, sampler=sampler)
+
+    async def generate_ids(self, prompt: list[int], cfg: GenerationConfig,
+                           on_delta: Callable[[Delta], Any] | None = None, **kwargs: Any) -> GenerationResult:
+        """Generate from prompt token ids."""
+        return await self.run(self._request(list(prompt), cfg, 0, time.perf_counter()), on_delta, **kwargs)
+
+    def _fit(self, messages: list[dict], prompt: list[int], cfg: GenerationConfig,
+             extra: dict) -> tuple[list[int], int]:
+        """context_overflow='drop_oldest': leave out the oldest turns after a leading system message
+        until the prompt leaves room for the answer (max_tokens, at most a quarter of the context).
+        The last message always stays."""
+        limit = self.info.max_context
+        room = min(cfg.max_tokens, limit // 4)
+        head = 1 if messages and messages[0].get("role") == "system" else 0
+        dropped = 0
+        while len(prompt) + room > limit and len(messages) - head > 1:
+            del messages[head]
+            dropped += 1
+            # a conversation must not start with the assistant's answer to a question now gone
+            while len(messages) - head > 1 and messages[head].get("role") not in ("user", None):
+                del messages[head]
+                dropped += 1
+            prompt = self.prompt_ids(messages, **extra)
+        return prompt, dropped
+
+    def _queue(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def run(self, request: "Request", on_delta: Callable[[Delta], Any] | None = None, *,
+                  logits_processors: Sequence[LogitsProcessor] = (), sampler: Sampler | None = None) -> GenerationResult:
+        """Run a prepared request. Concurrent calls queue and run one at a time, in order; TTFT
+        counts the request's preparation and its own run, not the wait in the queue."""
+        async with self._queue():
+            self._busy, self._abort = True, False
+            try:
+                result = await self._generate(request.prompt, request.cfg, on_delta,
+                                              time.perf_counter() - request.prepare_ms / 1000,
+                                              list(logits_processors), sampler)
+                result.dropped_messages = request.dropped
+                return result
+            except BaseException:
+                # The backend may hold a half-written KV cache: start clean next time.
+                self.kv.forget_live()
+                try:
+                    await self.backend.truncate(0)
+                except Exception:
+                    pass
+                raise
+            finally:
+                self._busy, self._abort = False, False
+
+    async def _generate(self, prompt: list[int], cfg: GenerationConfig, on_delta: Callable[[Delta], Any] | None,
+                        t_start: float, user_procs: list[LogitsProcessor],
+                        user_sampler: Sampler | None) -> GenerationResult:
+        limit = self.info.max_context
+        max_new = min(cfg.max_tokens, limit - len(prompt))
+        k = max(candidates_needed(cfg, self.info.num_candidates, self.info.vocab_size),
+                self.info.num_candidates if (user_procs or user_sampler) else 0,
+                cfg.top_logprobs, MIN_CANDIDATES)
+        k = min(k, self.info.vocab_size)
+        processors = make_logits_processors(cfg) + [_guarded(p, "logits processor") for p in user_procs]
+        rng = random.Random(cfg.seed) if cfg.seed is not None else random.Random()
+        sample = _guarded_sampler(user_sampler, self.info.vocab_size) if user_sampler else make_sampler(cfg, rng)
+        eos = frozenset() if cfg.ignore_eos else self.info.eos_ids
+        special_stops = frozenset() if cfg.ignore_eos else frozenset(self.tokenizer.special_ids) - eos
+
+        prep = await self.kv.prepare(prompt)
+        reuse, pos, cands = prep.reused, prep.reused, None
         while pos < len(prompt):
             if self._abort:
-                return self._result("", [], prompt, reuse, "abort", t_start, None, None, 0.0, 0)
+                return self._result("", [], prompt, prep, "abort", "abort", t_start, None, None, 0.0, 0)
             chunk = prompt[pos:pos + self.prefill_chunk]
             cands = await self.backend.forward(chunk, pos, k)
             pos += len(chunk)
-            self._kv_ids.extend(chunk)
+            self.kv.extend(chunk)
         t_prefill = time.perf_counter()
 
-        # Decode
         history = list(prompt)
         generated: list[int] = []
-        detok = self.tokenizer.stream_decoder(skip_special_tokens=True)
-        stops = _StopStrings(cfg.stop)
+        stream = TextStream(self.tokenizer, cfg.stop)
         text_parts: list[str] = []
-        finish, stop_hit = "length", False
+        logprobs: list[dict] | None = [] if cfg.logprobs else None
+        confidences: list[TokenConfidence] = []
+        pending_ids: list[int] = []
+        pending_lp: list[dict] = []
+        finish, reason, stop_token = "length", "max_tokens", None
         t_first = None
         backend_s = 0.0
 
-        def emit(piece: str) -> None:
+        def emit(piece: str, final: bool = False) -> None:
             if piece:
                 text_parts.append(piece)
-                if on_delta is not None:
-                    on_delta(piece)
+            if on_delta is not None and (piece or (final and pending_ids)):
+                on_delta(Delta(piece, pending_ids[:], pending_lp[:] if logprobs is not None else None))
+                pending_ids.clear()
+                pending_lp.clear()
 
         while True:
             assert cands is not None
-            token = sample(apply_processors(processors, history, cands))
+            try:
+                token = sample(apply_processors(processors, history, cands))
+            except StopGeneration:
+                finish, reason = "stop", "processor"
+                break
             if t_first is None:
                 t_first = time.perf_counter()
             generated.append(token)
             history.append(token)
+            confidences.append(token_confidence(cands, token))
+            pending_ids.append(token)
+            if logprobs is not None:
+                entry = self._logprob_entry(cands, token, cfg.top_logprobs)
+                logprobs.append(entry)
+                pending_lp.append(entry)
             if token in eos:
-                finish = "stop"
+                finish, reason = "stop", "eos"
                 break
-            shown, hit = stops.feed(detok.push(token))
+            if token in special_stops:
+                # A control token mid-answer (SmolLM2 was seen writing <|im_start|> to begin a new
+                # turn of its own): what follows is not the answer. It ends here; the token is not
+                # shown as text but is reported (stop_token) and kept in token_ids.
+                finish, reason, stop_token = "stop", "special_token", self.tokenizer.decode([token])
+                break
+            shown, hit = stream.push(token)
             emit(shown)
             if hit:
-                finish, stop_hit = "stop", True
+                finish, reason = "stop", "stop_string"
                 break
             if len(generated) >= max_new:
+                reason = "max_tokens" if len(generated) >= cfg.max_tokens else "context_full"
                 break
             if self._abort:
-                finish = "abort"
+                finish = reason = "abort"
                 break
             t0 = time.perf_counter()
-            cands = await self.backend.forward([token], len(self._kv_ids), k)
+            cands = await self.backend.forward([token], len(self.kv.ids), k)
             backend_s += time.perf_counter() - t0
-            self._kv_ids.append(token)
+            self.kv.extend([token])
 
-        if not stop_hit:   # text after a stop string is dropped, with the detokenizer's tail
-            emit(stops.feed(detok.flush())[0])
-            emit(stops.finish())
-        return self._result("".join(text_parts), generated, prompt, reuse, finish, t_start, t_prefill, t_first,
-                            backend_s, len(prompt) - reuse)
+        emit(stream.finish(), final=True)
+        result = self._result("".join(text_parts), generated, prompt, prep, finish, reason, t_start, t_prefill,
+                              t_first, backend_s, len(prompt) - reuse)
+        result.stop_token = stop_token
+        result.logprobs = logprobs
+        result.token_confidence = [c.to_dict() for c in confidences]
+        result.confidence = summarize(confidences).to_dict()
+        return result
 
-    def _result(self, text: str, generated: list[int], prompt: list[int], reuse: int, finish: str,
+    def _logprob_entry(self, c: Candidates, token: int, top: int) -> dict:
+        """OpenAI's logprobs content entry for one token: {token, logprob, bytes, top_logprobs}, from
+        the model's distribution at temperature 1 (the candidates and the full log-sum-exp)."""
+        z = c.logsumexp
+
+        def item(tid: int, logit: float | None) -> dict:
+            return {"id": tid, "token": self.tokenizer.decode([tid]), "bytes": list(self.tokenizer.token_bytes(tid)),
+                    "logprob": (logit - z) if logit is not None else None}
+
+        logit = c.logits[c.ids.index(token)] if token in c.ids else None
+        entry = item(token, logit)
+        entry["top_logprobs"] = [item(t, l) for t, l in zip(c.ids[:top], c.logits[:top])]
+        return entry
+
+    def _result(self, text: str, generated: list[int], prompt: list[int], prep: Any, finish: str, reason: str,
                 t_start: float, t_prefill: float | None, t_first: float | None, backend_s: float,
                 fed: int) -> GenerationResult:
         t_end = time.perf_counter()
@@ -274,10 +417,50 @@ class Engine:
             prompt_tokens=len(prompt),
             new_tokens=len(generated),
             finish_reason=finish,
-            reused_tokens=reuse,
+            stop_reason=reason,
+            reused_tokens=prep.reused,
+            restored_tokens=prep.restored,
+            kv_ms=prep.kv_ms,
             ttft_ms=round(1000 * (t_first - t_start), 2) if t_first is not None else 0.0,
             prefill_tok_s=round(fed / prefill_s, 2) if prefill_s > 0 else 0.0,
             decode_tok_s=round(steps / decode_s, 2) if decode_s > 0 and steps else 0.0,
             python_ms_per_token=round(1000 * (decode_s - backend_s) / steps, 3) if steps else 0.0,
             backend_ms_per_token=round(1000 * backend_s / steps, 3) if steps else 0.0,
         )
+
+
+def _describe(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _guarded(fn: LogitsProcessor, kind: str) -> LogitsProcessor:
+    """A user's processor: what it raises ends the request as a ProcessorError with its traceback."""
+    def run(history: Sequence[int], c: Candidates) -> Candidates:
+        try:
+            out = fn(history, c)
+        except (StopGeneration, IntabError):
+            raise
+        except Exception as e:
+            raise ProcessorError(f"the {kind} {_describe(fn)} raised {type(e).__name__}: {e}",
+                                 traceback=traceback.format_exc()) from None
+        if not isinstance(out, Candidates) or not len(out):
+            raise ProcessorError(f"the {kind} {_describe(fn)} returned {type(out).__name__}, not a non-empty Candidates.",
+                                 "A logits processor returns the Candidates it was given, changed or not.")
+        return out
+    return run
+
+
+def _guarded_sampler(fn: Sampler, vocab: int) -> Callable[[Candidates], int]:
+    def run(c: Candidates) -> int:
+        try:
+            token = fn(c)
+        except (StopGeneration, IntabError):
+            raise
+        except Exception as e:
+            raise ProcessorError(f"the sampler {_describe(fn)} raised {type(e).__name__}: {e}",
+                                 traceback=traceback.format_exc()) from None
+        if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < vocab:
+            raise ProcessorError(f"the sampler {_describe(fn)} returned {token!r}, not a token id in 0..{vocab - 1}.",
+                                 "A sampler returns one token id, usually one of the candidates' ids.")
+        return token
+    return run

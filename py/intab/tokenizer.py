@@ -476,12 +476,21 @@ class Tokenizer:
         toks = [t for t in (self._token_for_decode(int(i), skip_special_tokens) for i in ids) if t is not None]
         return self._decoder.decode(toks)
 
-    def token_bytes(self, token_id: int) -> bytes | None:
-        """The bytes `token_id` adds to a text (None for special tokens): what constraints match."""
-        if token_id in self.special_ids:
-            return None
-        tok = self.id_to_token(token_id)
-        return None if tok is None else self._decoder.piece_bytes(tok)
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes one token stands for (OpenAI's logprobs `bytes`): a byte-level token's raw
+        bytes (possibly half a UTF-8 character), a byte-fallback token's byte, else its text."""
+        tok = self.id_to_token(int(token_id))
+        if tok is None:
+            return b""
+        if self._decoder._only_byte_level and int(token_id) not in self._added_by_id:
+            return self._decoder.token_bytes(tok)
+        if self._decoder._has_byte_fallback and len(tok) == 6 and tok.startswith("<0x") and tok.endswith(">"):
+            try:
+                return bytes([int(tok[3:5], 16)])
+            except ValueError:
+                pass
+        return tok.replace("\u2581", " ").encode("utf-8", "replace") if "\u2581" in tok else \
+            self.decode([int(token_id)]).encode("utf-8", "replace")
 
     def stream_decoder(self, skip_special_tokens: bool = False) -> StreamDecoder:
         """A fresh incremental detokenizer over this tokenizer."""

@@ -68,6 +68,15 @@ class OrtBackend:
                           float(out["logsumexp"][0]), stats[0], stats[1], stats[2], int(stats[3]),
                           h.draw if h.draw >= 0 else None, h.temperature)
 
+    async def snapshot(self) -> "_Snapshot":
+        """The KV cache as it is: the arrays are never written again (every run makes new ones)."""
+        return _Snapshot(dict(self._past), self._length)
+
+    async def restore(self, snap: "_Snapshot") -> None:
+        if not isinstance(snap, _Snapshot):
+            raise BackendError("restore: not a snapshot of this backend.")
+        self._past, self._length = dict(snap.past), snap.length
+
     async def truncate(self, length: int) -> None:
         if length == 0:
             self._reset()
@@ -87,6 +96,15 @@ def head_feeds(np, h: Head, vocab: int) -> dict:
     return {"logit_bias": bias, "penalized_ids": np.asarray(pen, np.int64),
             "sampling": np.asarray([h.temperature or 1.0, h.top_p, h.min_p, h.top_k,
                                     h.penalty if h.penalized else 1.0, h.draw], np.float32)}
+
+
+class _Snapshot:
+    def __init__(self, past: dict, length: int):
+        self.past, self.length = past, length
+        self.bytes = sum(int(v.nbytes) for v in past.values())
+
+    def release(self) -> None:
+        self.past = {}
 
 
 def _packed_weights(model_path: Path, ort) -> tuple[list, list] | None:

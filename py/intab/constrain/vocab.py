@@ -113,8 +113,11 @@ class TokenIndex:
 
     @classmethod
     def for_tokenizer(cls, tokenizer, eos_ids: Iterable[int]) -> "TokenIndex":
-        """From an `intab.tokenizer.Tokenizer` (token_bytes: special tokens have none)."""
-        return cls([tokenizer.token_bytes(i) for i in range(tokenizer.vocab_size)], eos_ids)
+        """From an `intab.tokenizer.Tokenizer`: special tokens have no bytes (a constraint never
+        allows them; EOS is allowed where the match is complete)."""
+        special = tokenizer.special_ids
+        return cls([None if i in special else tokenizer.token_bytes(i) or None for i in range(tokenizer.vocab_size)],
+                   eos_ids)
 
     def empty(self) -> bytearray:
         return bytearray(self.words * 4)

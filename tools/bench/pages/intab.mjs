@@ -1,36 +1,16 @@
-// intab, as the app runs it: the real static/worker.mjs (Pyodide + onnxruntime-web) in a module
-// worker, driven by its message protocol (web/README.md). The worker is not changed.
+// intab, as a page embeds it: the public client (static/intab.mjs) over the real worker
+// (Pyodide + intab's kernel or onnxruntime-web), driven through Engine.generate.
+import * as intab from '/intab.mjs';
 import { fail, generate, loadPlan, params, result, setState, threads } from './common.mjs';
 
 result.runtime = 'intab';
 const model = params.get('model');
 const backend = params.get('backend') || 'wasm';
-const worker = new Worker('/worker.mjs', { type: 'module' });
-
-let waiting = null; // {types, resolve, reject}
-let onDelta = null;
-worker.onmessage = (ev) => {
-  const msg = ev.data || {};
-  if (msg.type === 'delta') { if (onDelta) onDelta(msg); return; }
-  if (msg.type === 'progress') return;
-  if (msg.type === 'error') {
-    const w = waiting; waiting = null;
-    const err = Object.assign(new Error(msg.message), { name: msg.name });
-    if (w) w.reject(err); else fail(err);
-    return;
-  }
-  if (waiting && waiting.types.includes(msg.type)) {
-    const w = waiting; waiting = null;
-    w.resolve(msg);
-  }
-};
-const next = (...types) => new Promise((resolve, reject) => { waiting = { types, resolve, reject }; });
 
 async function main() {
   const planPromise = generate ? loadPlan() : null;
-  const ready = next('ready');
-  worker.postMessage({ type: 'load', backend, model, threads, memory: params.get('memory') || 'fast', kernel: params.get('kernel') || 'auto' });
-  const info = await ready;
+  const engine = await intab.create({ backend, model: model || undefined, threads, memory: params.get('memory') || 'fast', kernel: params.get('kernel') || 'auto' });
+  const info = engine.info;
   result.loadMs = performance.now();
   result.info = { backend: info.backend, kernel: info.kernel, threads: info.threads, crossOriginIsolated: info.crossOriginIsolated,
     model: info.model && info.model.id, workerLoadMs: info.loadMs, timings: info.timings, fromCache: info.fromCache };
@@ -38,24 +18,15 @@ async function main() {
   if (!generate) { setState('done'); return; }
   const plan = await planPromise;
   setState('generating');
-  let id = 0;
   for (const p of plan.prompts) {
     // Forget the KV cache first: the prompts share the template's system prompt, and a reused
     // prefix would shorten the prefill.
-    const reset = next('reset-done');
-    worker.postMessage({ type: 'reset' });
-    await reset;
+    await engine.resetChat();
     const deltaTimes = [];
-    onDelta = () => { deltaTimes.push(performance.now()); };
-    id += 1;
-    const done = next('done');
     const t0 = performance.now();
-    worker.postMessage({ type: 'chat', id, messages: [{ role: 'user', content: p.content }],
-      options: { temperature: 0, max_tokens: p.max_tokens, ignore_eos: true } });
-    const msg = await done;
+    const r = await engine.generate('chat', [{ role: 'user', content: p.content }],
+      { temperature: 0, max_tokens: p.max_tokens, ignore_eos: true }, { onDelta: () => { deltaTimes.push(performance.now()); } });
     const tDone = performance.now();
-    onDelta = null;
-    const r = msg.result;
     const n = r.new_tokens;
     result.runs.push({
       name: p.name,
@@ -69,7 +40,7 @@ async function main() {
       python_ms_per_token: r.python_ms_per_token,
       finish_reason: r.finish_reason,
       token_ids: Array.from(r.token_ids, Number),
-      // Page-side: chat posted -> first 'delta' (tokenizing + template + messaging included),
+      // Page-side: generate called -> first delta (tokenizing + template + messaging included),
       // and (n - 1) / ('done' - first delta).
       page: {
         ttft_ms: deltaTimes.length ? deltaTimes[0] - t0 : null,

@@ -1,0 +1,299 @@
+// The public JS API: intab.create(options) -> an engine running in its own worker. This module
+// is the only code that talks to the worker (web/protocol.mjs is the language both speak).
+//
+//   import * as intab from './intab.mjs';
+//   const engine = await intab.create({ model, backend: 'auto', onProgress });
+//   const r = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }] });
+//
+// The OpenAI-shaped surface is in openai.mjs, the Prompt API in language_model.mjs; both sit on
+// Engine.generate(). Requests from anywhere on the page queue in the worker and all get answers;
+// aborting one (interruptGenerate(), or its signal) ends it after the current step and the next
+// starts at once.
+
+import { IntabError, fail, fromWire } from './errors.mjs';
+import { expect, message } from './protocol.mjs';
+import { moduleWorker } from './module_worker.mjs';
+import { chatCompletion, textCompletion } from './openai.mjs';
+
+const HERE = new URL('./', import.meta.url);
+let nextId = 1;
+
+function abortError(signal) {
+  const reason = signal && signal.reason;
+  if (reason instanceof Error) return reason;
+  return new DOMException(typeof reason === 'string' ? reason : 'The request was aborted.', 'AbortError');
+}
+
+const LOAD_OPTIONS = ['model', 'backend', 'kernel', 'threads', 'memory', 'adapter', 'signal', 'onProgress', 'profiling', 'ortOptions', 'python'];
+
+/** One model, loaded in a worker. Events: 'progress' (detail: the progress), 'crash'. */
+export class Engine extends EventTarget {
+  #worker;
+  #pending = new Map();     // id -> {resolve, reject, onDelta, kind}
+  #running = [];            // generation ids in the order the worker runs them
+  #state = 'loading';       // loading | ready | unloaded | crashed
+  #onReady = null;
+  #lastAnswer = null;
+  #lastResult = null;
+
+  /** Use intab.create(options). */
+  constructor(options = {}) {
+    super();
+    for (const k of Object.keys(options)) {
+      if (!LOAD_OPTIONS.includes(k)) {
+        throw new IntabError(`unknown option '${k}'`, { name: 'InvalidParameter', param: k, hint: `intab.create takes ${LOAD_OPTIONS.join(', ')}.` });
+      }
+    }
+    this.options = options;
+    this.info = null;
+    this.chat = { completions: { create: (req) => chatCompletion(this, req) } };
+    this.completions = { create: (req) => textCompletion(this, req) };
+  }
+
+  get state() { return this.#state; }
+
+  /** Start the worker and load the model; resolves with this engine once it is ready. */
+  async load() {
+    const { signal, onProgress, ...rest } = this.options;
+    if (signal?.aborted) throw abortError(signal);
+    const w = moduleWorker(new URL('worker.mjs', HERE), 'intab-engine');
+    this.#worker = w;
+    const loaded = new Promise((resolve, reject) => { this.#onReady = { resolve, reject }; });
+    w.onmessage = (ev) => this.#receive(ev.data, onProgress);
+    w.onerror = (ev) => {
+      ev.preventDefault?.();
+      this.#crash(ev.message || 'the engine worker failed (is the page served from a built static/ folder?)');
+    };
+    w.onmessageerror = () => this.#crash('a message from the engine worker could not be read');
+    const onAbort = () => { this.unload(); this.#onReady?.reject(abortError(signal)); };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    w.postMessage(message('load', { options: rest }));
+    try {
+      await loaded;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    return this;
+  }
+
+  #receive(data, onProgress) {
+    let msg;
+    try {
+      msg = expect(data, 'worker');
+    } catch (err) {
+      console.error('intab:', err);
+      return;
+    }
+    const p = msg.id != null ? this.#pending.get(msg.id) : null;
+    switch (msg.type) {
+      case 'progress':
+        try { onProgress?.(msg); } catch (e) { console.error('intab: onProgress threw', e); }
+        this.dispatchEvent(new CustomEvent('progress', { detail: msg }));
+        break;
+      case 'ready':
+        this.info = Object.freeze(msg);
+        this.#state = 'ready';
+        this.#onReady?.resolve();
+        this.#onReady = null;
+        break;
+      case 'queued':
+        p?.onQueued?.(msg);
+        break;
+      case 'delta':
+        p?.onDelta?.(msg);
+        break;
+      case 'done':
+        if (!p) break;
+        this.#settle(msg.id);
+        this.#lastResult = msg.result;
+        if (p.kind === 'chat') this.#lastAnswer = msg.result.text;
+        p.resolve(msg.result);
+        break;
+      case 'profiling':
+        if (!p) break;
+        this.#settle(msg.id);
+        p.resolve(msg.events);
+        break;
+      case 'reply':
+        if (!p) break;
+        this.#settle(msg.id);
+        p.resolve(msg.value);
+        break;
+      case 'error': {
+        const err = fromWire(msg.error);
+        if (msg.fatal) {
+          this.#state = 'unloaded';
+          this.#worker?.terminate();
+          this.#onReady?.reject(err);
+          this.#onReady = null;
+          break;
+        }
+        if (p) { this.#settle(msg.id); p.reject(err); } else console.error('intab:', err);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  #settle(id) {
+    this.#pending.delete(id);
+    const i = this.#running.indexOf(id);
+    if (i >= 0) this.#running.splice(i, 1);
+  }
+
+  #crash(why) {
+    if (this.#state === 'unloaded' || this.#state === 'crashed') return;
+    const err = fail('EngineCrashed', `the engine stopped: ${why}`);
+    this.#state = 'crashed';
+    this.#worker?.terminate();
+    this.#onReady?.reject(err);
+    this.#onReady = null;
+    for (const [id, p] of this.#pending) { this.#settle(id); p.reject(err); }
+    this.dispatchEvent(new CustomEvent('crash', { detail: err }));
+  }
+
+  #usable() {
+    if (this.#state === 'ready') return;
+    if (this.#state === 'loading') throw fail('NotReady', 'the engine is still loading');
+    if (this.#state === 'crashed') throw fail('EngineCrashed', 'the engine stopped earlier');
+    throw fail('Unloaded', 'this engine was unloaded');
+  }
+
+  #send(type, fields, extra = {}) {
+    this.#usable();
+    const id = nextId++;
+    return {
+      id,
+      done: new Promise((resolve, reject) => {
+        this.#pending.set(id, { resolve, reject, ...extra });
+        this.#worker.postMessage(message(type, { id, ...fields }));
+      }),
+    };
+  }
+
+  /**
+   * The engine's own generation call, under both API surfaces: kind 'chat' (payload: messages) or
+   * 'complete' (payload: text); options: GenerationConfig fields (docs/api.md). onDelta(delta)
+   * gets {text, token_ids, logprobs?} as the answer streams; onQueued({prompt_tokens}) once the
+   * request is checked and waits its turn (a bad request rejects instead, at once). Resolves with the result (contracts.md
+   * §4); an abort (signal, interruptGenerate) resolves with finish_reason 'abort' and the text so far.
+   */
+  generate(kind, payload, options = {}, { signal, onDelta, onQueued } = {}) {
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    let req;
+    try {
+      req = this.#send('generate', { kind, payload, options }, { onDelta, onQueued, kind });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#running.push(req.id);
+    if (signal) {
+      const onAbort = () => this.#abort(req.id);
+      signal.addEventListener('abort', onAbort, { once: true });
+      req.done.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => {});
+    }
+    return req.done;
+  }
+
+  #abort(id) {
+    if (this.#pending.has(id) && this.#state === 'ready') this.#worker.postMessage(message('abort', { id }));
+  }
+
+  /** End the running answer (finish_reason 'abort'); queued requests still run. */
+  interruptGenerate() {
+    if (this.#running.length) this.#abort(this.#running[0]);
+  }
+
+  #call(method, args) {
+    try {
+      return this.#send('call', { method, args }).done;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Token ids of `text` (intab's tokenizer: exactly HF tokenizers'). */
+  tokenize(text, { addSpecialTokens = false } = {}) { return this.#call('tokenize', { text, addSpecialTokens }); }
+  detokenize(ids, { skipSpecialTokens = true } = {}) { return this.#call('detokenize', { ids: Array.from(ids), skipSpecialTokens }); }
+  /** Tokens of a conversation with the model's chat template applied (exact, not an estimate). */
+  countTokens(messages, { addGenerationPrompt = true } = {}) { return this.#call('count_tokens', { messages, addGenerationPrompt }); }
+  applyChatTemplate(messages, { addGenerationPrompt = true } = {}) { return this.#call('apply_chat_template', { messages, addGenerationPrompt }); }
+  /** Forget every conversation's KV cache (after the running answer). */
+  resetChat() { this.#lastAnswer = null; return this.#call('reset', {}); }
+
+  /** WebLLM's getMessage(): the last chat answer's text. */
+  async getMessage() { return this.#lastAnswer ?? ''; }
+  /** WebLLM's runtimeStatsText(). */
+  async runtimeStatsText() {
+    const r = this.#lastResult;
+    return r ? `prefill: ${(r.prefill_tok_s || 0).toFixed(1)} tokens/sec, decoding: ${(r.decode_tok_s || 0).toFixed(1)} tokens/sec` : 'no answer yet';
+  }
+
+  /** Stop the worker and free the model's memory. Pending requests reject with Unloaded. */
+  async unload() {
+    if (this.#state === 'unloaded') return;
+    this.#state = 'unloaded';
+    this.#worker?.terminate();
+    const err = fail('Unloaded', 'the engine was unloaded');
+    for (const [id, p] of this.#pending) { this.#settle(id); p.reject(err); }
+  }
+
+  /** With create({profiling: true}) (onnxruntime only): its per-node profile events so far
+   * (tools/profile_step.py). */
+  takeProfile() {
+    try {
+      return this.#send('end-profiling', {}).done;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The worker, for the bridge mode (openBridge) and tests. */
+  _post(type, fields) { return this.#send(type, fields).done; }
+}
+
+/** Load a model in a worker: resolves with a ready Engine (engine.info says which backend runs, and why). */
+export async function create(options = {}) {
+  const engine = new Engine(options);
+  return engine.load();
+}
+
+/** WebLLM's entry point, so a WebLLM snippet runs with its import and model id changed. */
+export async function CreateMLCEngine(modelId, engineConfig = {}) {
+  const { initProgressCallback, ...rest } = engineConfig || {};
+  const t0 = performance.now();
+  const onProgress = initProgressCallback ? (p) => {
+    const progress = p.total ? p.loaded / p.total : p.phase === 'init' ? 1 : 0;
+    initProgressCallback({ progress, timeElapsed: (performance.now() - t0) / 1000, text: p.message || `${p.phase}` });
+  } : undefined;
+  const known = Object.fromEntries(Object.entries(rest).filter(([k]) => LOAD_OPTIONS.includes(k)));
+  return create({ ...known, model: modelId, onProgress });
+}
+
+/**
+ * The model runtime alone, in a worker without Pyodide: for Python in the page's own Pyodide
+ * (py/intab/tab.py), which runs the tokenizer, the template, the sampler and the loop itself.
+ * {info, files, forward(ids, start, k), truncate(n), snapshot(), restore(snap), release()}.
+ */
+export async function openBridge(options = {}) {
+  const engine = await create({ ...options, python: false });
+  const call = (method, args = {}) => engine._post('bridge', { method, args });
+  let kvLength = 0;
+  const track = (v) => { kvLength = v.kvLength; return v; };
+  return {
+    info: engine.info,
+    files: engine.info.files,
+    backend: engine.info.backend,
+    threads: engine.info.threads,
+    get kvLength() { return kvLength; },
+    async forward(ids, start, k) { return track(await call('forward', { ids: Array.from(ids), start, k })); },
+    async truncate(n) { track(await call('truncate', { n })); },
+    async snapshot() {
+      const s = await call('snapshot');
+      return { ...s, release: () => call('release_snapshot', { handle: s.handle }).catch(() => {}) };
+    },
+    async restore(snap) { track(await call('restore', { handle: snap.handle })); },
+    release() { engine.unload(); },
+  };
+}

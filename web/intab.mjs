@@ -1,0 +1,20 @@
+// intab's public module, as a page imports it: `import * as intab from './intab.mjs'` (static/intab.mjs).
+//
+//   intab.create(options)            -> Engine (client.mjs): chat.completions.create, completions.create,
+//                                       tokenize, countTokens, interruptGenerate, unload, ...
+//   intab.CreateMLCEngine(id, config) WebLLM's entry point, over the same engine
+//   intab.LanguageModel               the Prompt API (language_model.mjs); intab.installPolyfill()
+//   intab.openBridge(options)         the model runtime alone, for Python in the page's own Pyodide
+//   <intab-chat>                      the chat element (element.mjs), defined on import (once)
+//
+// docs/api.md and docs/embedding.md describe them; errors are IntabError (errors.mjs).
+
+export { Engine, create, CreateMLCEngine, openBridge } from './client.mjs';
+export { LanguageModel, installPolyfill } from './language_model.mjs';
+export { IntabError, InvalidParameterError } from './errors.mjs';
+export { VERSION as PROTOCOL_VERSION } from './protocol.mjs';
+
+// The element registers itself, guarded, so importing this module twice defines it once.
+await import('./element.mjs').catch((err) => {
+  if (!/Failed to fetch|Cannot find|404|not found/i.test(String(err && err.message))) console.error('intab: <intab-chat>:', err);
+});
