@@ -11,7 +11,7 @@ class ConstraintError(InvalidParameter):
     hint = "Simplify the constraint; docs/structured-output.md lists what is supported."
 
     def __init__(self, message: str, hint: str | None = None, *, param: str = "", keyword: str = ""):
-        super().__init__(message, hint)
+        super().__init__(message, hint, param=param or None)
         self.param = param
         self.keyword = keyword
 

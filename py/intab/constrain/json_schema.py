@@ -9,7 +9,7 @@ The syntax is JSON's, with these choices (as llguidance and OpenAI's structured 
 them), so a small model cannot wander:
 - properties come in the order of `properties`, then required ones not listed there, then any
   additional ones (a JSON object's order carries no meaning);
-- whitespace is bounded: at most one space, or a newline and up to 20 spaces/tabs of indent,
+- whitespace is bounded: at most one space, or a newline and up to 20 spaces of indent,
   between tokens (`whitespace="compact"`: none); none before or after the value;
 - strings carry characters raw, except `"`, `\\` and control characters, which are escaped
   (`\\"`, `\\\\`, `\\n`, `\\u001f`, ...); numbers with bounds are plain decimals (no exponent);
@@ -71,7 +71,7 @@ class Options:
 def _ws(opts: Options) -> Expr:
     if opts.whitespace == "compact":
         return EMPTY
-    return opt(alt(lit(" "), seq(lit("\n"), Repeat(Chars(chars_of(" \t")), 0, opts.max_indent))))
+    return opt(alt(lit(" "), seq(lit("\n"), Repeat(Chars(chars_of(" ")), 0, opts.max_indent))))
 
 
 def json_units(iv: Intervals) -> Expr:
