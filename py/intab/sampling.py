@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_right
 from typing import Callable, Sequence
 
 from .backend import Head
@@ -114,17 +115,29 @@ def kept_candidates(c: Candidates, cfg: GenerationConfig) -> tuple[list[float], 
     return scores, whole
 
 
-def exact_draw(c: Candidates, cfg: GenerationConfig, u: float) -> int:
+def distribution(c: Candidates, cfg: GenerationConfig) -> tuple[tuple[int, ...], list[float], bool]:
+    """(kept candidate ids, their cumulative probabilities, whether they hold all the kept mass):
+    the sampled distribution over the candidates; the rest of the mass (1 - cumulative[-1]) is the
+    head's, beyond the candidates."""
     scores, whole = kept_candidates(c, cfg)
     z = _lse(scores) if whole else c.lse_kept
-    x = u
-    for token, s in zip(c.ids, scores):
-        x -= math.exp(s - z)
-        if x < 0:
-            return token
+    cum, acc = [], 0.0
+    for s in scores:
+        acc += math.exp(s - z)
+        cum.append(acc)
+    return c.ids[:len(scores)], cum, whole
+
+
+def exact_draw(c: Candidates, cfg: GenerationConfig, u: float) -> int:
+    """The token the uniform number u picks: inverse CDF over the kept candidates (descending),
+    then beyond them the head's draw of the same u (`c.tail`)."""
+    ids, cum, whole = distribution(c, cfg)
+    i = bisect_right(cum, u)
+    if i < len(ids):
+        return ids[i]
     if not whole and c.tail >= 0:
         return c.tail
-    return c.ids[len(scores) - 1]   # rounding at the very end of the distribution
+    return ids[-1]   # rounding at the very end of the distribution
 
 
 def make_sampler(cfg: GenerationConfig, rng: random.Random) -> Sampler:

@@ -42,7 +42,7 @@ TYPES = ("null", "boolean", "object", "array", "string", "number", "integer")
 DIGIT = norm([(0x30, 0x39)])
 HEX = norm([(0x30, 0x39), (0x41, 0x46), (0x61, 0x66)])
 CONTROL = norm([(0, 0x1F)])
-SPECIAL = union(CONTROL, chars_of('"\\'))
+SPECIAL = union(CONTROL, chars_of('"\\\x7f'))   # DEL too, escaped as llguidance does
 SHORT_ESCAPES = {'"': '"', "\\": "\\", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
 
 # format -> regex (ECMA syntax), each exact for its RFC's grammar as JSON-Schema-Test-Suite checks it
@@ -79,15 +79,15 @@ def json_units(iv: Intervals) -> Expr:
     raw = subtract(iv, SPECIAL)
     parts: list[Expr] = [Chars(raw)] if raw else []
     for lo, hi in iv:
-        for c in range(lo, min(hi, 0x5C) + 1):
+        for c in [*range(lo, min(hi, 0x5C) + 1), *([0x7F] if lo <= 0x7F <= hi else [])]:
             ch = chr(c)
             if ch in SHORT_ESCAPES:
                 parts.append(lit("\\" + SHORT_ESCAPES[ch]))
-            if c < 0x20:
+            if c < 0x20 or c == 0x7F:
                 h = f"{c:04x}"
                 parts.append(seq(lit("\\u00"), Chars(chars_of(h[2].lower() + h[2].upper())),
                                  Chars(chars_of(h[3].lower() + h[3].upper()))))
-        if lo > 0x5C:
+        if lo > 0x7F:
             break
     return alt(*parts) if parts else NOTHING
 
@@ -245,8 +245,8 @@ class SchemaCompiler:
             self.ctx.rules["json_value"] = NOTHING   # placeholder while building (recursive)
             val = Ref("json_value")
             member = seq(self.string_expr(None), ws, lit(":"), ws, val)
-            obj = seq(lit("{"), ws, opt(seq(member, star(seq(ws, lit(","), ws, member)))), ws, lit("}"))
-            arr = seq(lit("["), ws, opt(seq(val, star(seq(ws, lit(","), ws, val)))), ws, lit("]"))
+            obj = seq(lit("{"), ws, opt(seq(member, star(seq(ws, lit(","), ws, member)), ws)), lit("}"))
+            arr = seq(lit("["), ws, opt(seq(val, star(seq(ws, lit(","), ws, val)), ws)), lit("]"))
             self.ctx.rules["json_value"] = alt(obj, arr, self.string_expr(None), self.number_syntax(),
                                                lit("true"), lit("false"), lit("null"))
         return Ref("json_value")
@@ -337,7 +337,7 @@ class SchemaCompiler:
         ws = self.ws
         if isinstance(v, dict):
             if not v:
-                return seq(lit("{"), ws, lit("}"))
+                return seq(lit("{"), ws, lit("}"))  # noqa: one whitespace between empty braces
             members = [seq(lit(json_literal(k)), ws, lit(":"), ws, self.value_expr(x)) for k, x in v.items()]
             out = [members[0]]
             for m in members[1:]:
@@ -477,16 +477,20 @@ class SchemaCompiler:
         sep = seq(ws, lit(","), ws)
         # after(i): members i.. when one was written already; first(i): when none was
         after: Expr = star(seq(sep, extra)) if extra is not None else EMPTY
-        first: Expr = opt(seq(extra, after)) if extra is not None else EMPTY
+        first: Expr = seq(extra, after) if extra is not None else NOTHING   # at least one member
+        nullable = True
         for m, req in reversed(items):
             if m == NOTHING:
                 return NOTHING   # a required property whose schema accepts nothing
             name = self._rule(seq(m, after))
             after = seq(sep, name) if req else seq(opt(seq(sep, m)), after)
             after = self._rule(after)
-            first = Ref(name.name) if req else alt(Ref(name.name), first)
+            first = name if req else alt(name, first)
             first = self._rule(first)
-        return seq(lit("{"), ws, first, ws, lit("}"))
+            nullable = nullable and not req
+        # whitespace once between the braces of an empty object
+        body = seq(first, ws) if first != NOTHING else NOTHING
+        return seq(lit("{"), ws, opt(body) if nullable else body, lit("}"))
 
     def _rule(self, e: Expr) -> Expr:
         """A named rule for a piece shared by several alternatives (compiled once, called)."""
@@ -532,10 +536,10 @@ class SchemaCompiler:
             body = EMPTY if lo == 0 else NOTHING
         else:
             firsts = prefix_exprs[0] if prefix_exprs else item
-            body = seq(firsts, tail(1))
+            body = seq(firsts, tail(1), ws)
             if lo == 0:
                 body = opt(body)
-        return seq(lit("["), ws, body, ws, lit("]"))
+        return seq(lit("["), ws, body, lit("]"))
 
     # -- references, merging -----------------------------------------------------------------
     def pointer(self, ref: str, path: str) -> Any:
