@@ -412,13 +412,16 @@ def sampling_head(g: "_G", logits: str, V: int) -> None:
     lse_kept = g.op("Add", [m0, g.op("Log", [kept_total])])
     cand_ones = g.op("ConstantOfShape", [g.op("Shape", ["cand_ids"])], value=numpy_helper.from_array(np.array([1.0], np.float32)))
     is_cand = g.op("ScatterElements", [g.op("Mul", [w, c("h_z2", 0.0)]), "cand_ids", cand_ones], axis=1)
-    cand_mass = rsum(g.op("Mul", [kept, is_cand]), [1])
-    rest = g.op("Sub", [g.op("Mul", [p["draw"], kept_total]), cand_mass])
-    tail_w = g.op("Mul", [kept, g.op("Sub", [c("h_one2", 1.0), is_cand])])
+    # the walk in float64: a float32 running sum over 49k tokens drifts by tens of tokens in the tail
+    f64 = lambda x: g.op("Cast", [x], to=TensorProto.DOUBLE)  # noqa: E731
+    kept64 = f64(kept)
+    cand_mass = rsum(g.op("Mul", [kept64, f64(is_cand)]), [1])
+    rest = g.op("Sub", [g.op("Mul", [f64(p["draw"]), rsum(kept64, [1])]), cand_mass])
+    tail_w = g.op("Mul", [kept64, f64(g.op("Sub", [c("h_one2", 1.0), is_cand]))])
     run = g.op("CumSum", [tail_w, c("h_ax3", 1, np.int64)])
     idx = rsum(g.op("Cast", [g.op("LessOrEqual", [run, rest])], to=TensorProto.FLOAT), [1])
     idx = g.op("Min", [idx, c("h_Vm1", float(V - 1))])
-    use = g.op("And", [g.op("And", [g.op("GreaterOrEqual", [rest, c("h_z3", 0.0)]), g.op("GreaterOrEqual", [p["draw"], c("h_z4", 0.0)])]),
+    use = g.op("And", [g.op("And", [g.op("GreaterOrEqual", [rest, c("h_z3", 0.0, np.float64)]), g.op("GreaterOrEqual", [p["draw"], c("h_z4", 0.0)])]),
                        g.op("And", [g.op("GreaterOrEqual", [p["top_p"], c("h_one3", 1.0)]), g.op("LessOrEqual", [p["top_k"], c("h_z5", 0.0)])])])
     tail = g.op("Where", [use, idx, c("h_m1", [-1.0])])
     g.op("Concat", [g.op("Reshape", [x, c(f"h_r{i}", [1], np.int64)]) for i, x in

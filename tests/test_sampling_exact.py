@@ -126,7 +126,7 @@ def test_sampled_distribution_equals_transformers(reference, backend):
         counts = draw_counts(ids, cum, whole, expected, rng)
         assert set(counts) <= set(expected), (case["config"], set(counts) - set(expected))
         stat, df, p = chi2_test(counts, expected)
-        tv = 0.5 * sum(abs(counts.get(b, 0) / N - e / N) for b in expected)
+        tv = 0.5 * sum(abs(counts.get(b, 0) - e) / N for b, e in expected.items())
         print(f"{case['config']}: χ²={stat:.1f} df={df} p={p:.3g} TV={tv:.4f} beyond={expected.get('beyond', 0) / N:.4f}")
         worst = min(worst, p)
         assert p > 1e-6, (case["config"], stat, df, p, tv)
@@ -162,4 +162,7 @@ def test_draws_beyond_the_candidates_are_the_definition(reference, backend):
             got = step(backend, prompt, h)
             want = reference_head(z, K, None, cfg.temperature, 1.0, cfg.min_p, 0, cfg.repetition_penalty,
                                   prompt if cfg.repetition_penalty != 1 else (), u)
-            assert got.tail == want["tail"], (case["config"], u, got.tail, want["tail"])
+            # float32 weights in the head: the token is the definition's for a draw within 1e-6 of u
+            near = {reference_head(z, K, None, cfg.temperature, 1.0, cfg.min_p, 0, cfg.repetition_penalty,
+                                   prompt if cfg.repetition_penalty != 1 else (), v)["tail"] for v in (u - 1e-6, u + 1e-6)}
+            assert got.tail == want["tail"] or min(near) <= got.tail <= max(near), (case["config"], u, got.tail, want)
