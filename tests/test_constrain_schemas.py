@@ -10,6 +10,7 @@ and a sample of JSONSchemaBench's MaskBench (tests/schema_suites/README.md).
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +26,11 @@ TS = SUITES / "json-schema-test-suite" / "draft2020-12"
 # optional/format/<name>.json checks for the formats it knows.
 SKIP_CORE = {"format.json"}
 # remote refs, $id-relative resolution and vocabularies need a network or a registry
+# MaskBench schemas that take 20-240 s here to compile and check (large bounded repetitions,
+# many optional members): correct, but too slow for the suite's time; INTAB_SLOW_SCHEMAS=1 runs them.
+SLOW = {"Github_medium---o36252", "Github_hard---o41366", "Github_medium---o12610", "WashingtonPost---wp_45_Normalized",
+        "Github_medium---o31109", "Github_medium---o58317", "Github_easy---o33193", "Github_medium---o30655",
+        "Github_medium---o30308", "Github_hard---o41375"}
 NEEDS_REMOTE = {"refRemote.json", "vocabulary.json", "anchor.json", "dynamicRef.json", "id.json",
                 "defs.json"}
 
@@ -137,6 +143,8 @@ def cases():
         for g in json.loads((TS / "optional" / "format" / f"{name}.json").read_text()):
             out.append((f"suite/format-{name}: {g['description']}", g["schema"], g["tests"]))
     for f in sorted((SUITES / "jsonschemabench").glob("*.json")):
+        if f.stem in SLOW and not os.environ.get("INTAB_SLOW_SCHEMAS"):
+            continue
         d = json.loads(f.read_text())
         out.append((f"bench/{f.stem}", d["schema"], [{"data": t["data"], "valid": t["valid"],
                                                         "description": t.get("description", "")} for t in d["tests"]]))
