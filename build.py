@@ -107,11 +107,14 @@ def ensure_chromium() -> None:
     run(sudo + ["apt-get", "install", "-y", "-qq", "chromium"], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
 
-def prepare_model() -> Path:
+def prepare_models() -> list[Path]:
+    """Every model of the site (models/recipes.py SITE: SmolLM2-135M-Instruct, the default, then
+    Gemma 3 270M), each built once into .cache/build/<id>/."""
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "py"))   # intab.arch: the architectures
     from models.prepare import prepare
-    from models.recipes import DEFAULT
-    return prepare(DEFAULT, CACHE)
+    from models.recipes import SITE
+    return [prepare(recipe, CACHE) for recipe in SITE]
 
 
 def fetch_tab_packages() -> dict[str, Path]:
@@ -320,29 +323,34 @@ def copy_examples() -> None:
                 shutil.copyfile(f, out)
 
 
-def install_model(build_dir: Path) -> None:
-    """Copy the prepared model folder into static/models/<id>/ and list it in index.json."""
-    manifest = json.loads((build_dir / "manifest.json").read_text())
-    dest = STATIC / "models" / manifest["model_id"]
-    key = json.dumps(manifest, sort_keys=True)
-    if not step("static-model", key) and (dest / "manifest.json").exists():
+def install_models(build_dirs: list[Path]) -> None:
+    """Copy the prepared model folders into static/models/<id>/ and list them in index.json (the
+    first is the default). A model's license files (Gemma's NOTICE and Terms) go beside it."""
+    manifests = [json.loads((d / "manifest.json").read_text()) for d in build_dirs]
+    index = {"models": [m["model_id"] for m in manifests]}
+    key = json.dumps([index, manifests], sort_keys=True)
+    if not step("static-models", key) and all((STATIC / "models" / m["model_id"] / "manifest.json").exists()
+                                              for m in manifests):
         return
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for f in [*(x["name"] for x in manifest["files"]), "manifest.json"]:
-        try:
-            os.link(build_dir / f, dest / f)   # the model is big: hard-link when on one filesystem
-        except OSError:
-            shutil.copy2(build_dir / f, dest / f)
-    (STATIC / "models" / "index.json").write_text(json.dumps({"models": [manifest["model_id"]]}, indent=2) + "\n")
-    done("static-model", key)
+    for build_dir, manifest in zip(build_dirs, manifests):
+        dest = STATIC / "models" / manifest["model_id"]
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        notices = (manifest.get("license") or {}).get("files", [])
+        for f in [*(x["name"] for x in manifest["files"]), *notices, "manifest.json"]:
+            try:
+                os.link(build_dir / f, dest / f)   # the model is big: hard-link when on one filesystem
+            except OSError:
+                shutil.copy2(build_dir / f, dest / f)
+    (STATIC / "models" / "index.json").write_text(json.dumps(index, indent=2) + "\n")
+    done("static-models", key)
 
 
 def build() -> None:
     t0 = time.time()
     ensure_npm()
-    model_dir = prepare_model()
+    model_dirs = prepare_models()
     sys.path.insert(0, str(ROOT))
     from web.assemble import assemble_web
     STATIC.mkdir(exist_ok=True)
@@ -352,7 +360,7 @@ def build() -> None:
     copy_pyscript()
     build_jupyterlite(wheels)
     copy_examples()
-    install_model(model_dir)
+    install_models(model_dirs)
     say(f"static/ ready in {time.time() - t0:.1f} s")
 
 

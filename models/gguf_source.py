@@ -1,39 +1,51 @@
-"""Read a llama-architecture GGUF: metadata, and weights either raw (quantized blocks) or as float32.
+"""Read a GGUF: metadata, the architecture's config and tensor names, and weights either raw
+(their blocks, any kind in intab.arch.BLOCK_KINDS) or as float32.
 
 Dequantization uses gguf-py, the same code transformers uses when it loads a GGUF, so float
-weights here are bit-identical to the reference model's.
+weights here are bit-identical to the reference model's. What each architecture's GGUF means is
+py/intab/arch's business; this module only reads the file.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from gguf import GGUFReader
 from gguf.quants import dequantize
 
+from intab import arch as archs
+from intab.arch import BLOCK_KINDS, ArchError, ModelParts, row_bytes
+
+from .weights import QuantBlocks
+
 
 @dataclass(frozen=True)
-class LlamaConfig:
-    vocab_size: int
-    hidden_size: int
-    intermediate_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    head_dim: int
-    rms_norm_eps: float
-    rope_theta: float
-    max_position_embeddings: int
-    bos_token_id: int
-    eos_token_id: int
-    tie_word_embeddings: bool
+class ModelConfig:
+    """config.json (Hugging Face names) plus where its weights are in the GGUF."""
+    hf: dict
+    parts: ModelParts | None = None
 
     def to_hf(self) -> dict:
-        d = dict(self.__dict__)
-        d.update(architectures=["LlamaForCausalLM"], model_type="llama", hidden_act="silu",
-                 torch_dtype="float32")
-        return d
+        return dict(self.hf)
+
+    @property
+    def architecture(self) -> str:
+        return archs.name_of(self.hf)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self.__dict__["hf"][key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def LlamaConfig(**fields: Any) -> ModelConfig:
+    """A llama config from its numbers (tests): the fields and order SmolLM2's config.json has."""
+    hf = dict(fields)
+    hf.update(architectures=["LlamaForCausalLM"], model_type="llama", hidden_act="silu", torch_dtype="float32")
+    return ModelConfig(hf)
 
 
 class GGUFModel:
@@ -43,37 +55,31 @@ class GGUFModel:
         self.meta = {k: _field_value(f) for k, f in self.reader.fields.items() if not k.startswith("GGUF.")}
         self.tensors = {t.name: t for t in self.reader.tensors}
 
-    def config(self) -> LlamaConfig:
-        m = self.meta
-        if m["general.architecture"] != "llama":
-            raise ValueError(f"unsupported architecture {m['general.architecture']!r}")
-        heads = int(m["llama.attention.head_count"])
-        hidden = int(m["llama.embedding_length"])
-        return LlamaConfig(
-            vocab_size=len(m["tokenizer.ggml.tokens"]),
-            hidden_size=hidden,
-            intermediate_size=int(m["llama.feed_forward_length"]),
-            num_hidden_layers=int(m["llama.block_count"]),
-            num_attention_heads=heads,
-            num_key_value_heads=int(m["llama.attention.head_count_kv"]),
-            head_dim=int(m.get("llama.rope.dimension_count", hidden // heads)),
-            rms_norm_eps=float(m["llama.attention.layer_norm_rms_epsilon"]),
-            rope_theta=float(m.get("llama.rope.freq_base", 10000.0)),
-            max_position_embeddings=int(m["llama.context_length"]),
-            bos_token_id=int(m["tokenizer.ggml.bos_token_id"]),
-            eos_token_id=int(m["tokenizer.ggml.eos_token_id"]),
-            tie_word_embeddings="output.weight" not in self.tensors,
-        )
+    @property
+    def architecture(self) -> str:
+        return str(self.meta.get("general.architecture"))
+
+    def config(self) -> ModelConfig:
+        """config.json from the metadata, by the architecture's module (ArchError if unsupported)."""
+        a = archs.get(self.architecture)
+        return ModelConfig(a.config(self.meta, self.tensors), a.parts(self.meta, self.tensors))
+
+    def kind(self, name: str) -> str:
+        return self.tensors[name].tensor_type.name
 
     def blocks(self, name: str):
-        """Quantized tensors as their blocks (QuantBlocks, for in-graph dequantization); float ones as float32."""
-        from .graph import QuantBlocks
+        """A matrix as its blocks (QuantBlocks, any supported kind, F32/F16/BF16 included); a vector
+        (norm weight, bias) as float32 (exact for F16/BF16 too)."""
         t = self.tensors[name]
-        if t.tensor_type.name not in ("Q4_1", "Q8_0"):
+        kind = t.tensor_type.name
+        if kind not in BLOCK_KINDS:
+            raise ArchError(f"tensor {name} is {kind}, a block kind intab does not run",
+                            f"Supported kinds: {', '.join(BLOCK_KINDS)}. Re-quantize the GGUF to one of them.")
+        if len(t.shape) == 1:
             return self.float32(name)
-        raw = np.asarray(t.data)
         out_f, in_f = int(t.shape[1]), int(t.shape[0])
-        return QuantBlocks(t.tensor_type.name, raw.reshape(out_f, -1), (out_f, in_f))
+        raw = np.asarray(t.data).view(np.uint8).reshape(out_f, row_bytes(kind, in_f))
+        return QuantBlocks(kind, raw, (out_f, in_f))
 
     def float32(self, name: str) -> np.ndarray:
         """Dequantized weight in PyTorch layout [out_features, in_features] (or [n] for norms)."""

@@ -11,65 +11,20 @@ log-sum-exp of all logits, so that the caller never touches the 49k-wide logits 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .gguf_source import LlamaConfig
+from intab import arch as archs
+from intab.arch import Rope
+
+from .weights import (LayerWeights, ModelWeights, QuantBlocks, as_hf, concat_rows, fusable,  # noqa: F401 (re-exported)
+                      random_weights, unpermute_qk, weights_from_gguf)
 
 OPSET = 17
-
-
-@dataclass(frozen=True)
-class QuantBlocks:
-    """A GGUF-quantized matrix kept as its blocks, PyTorch layout [out_features, in_features].
-
-    Shipped as is (the transport format) and dequantized by graph nodes that use only initializers,
-    so onnxruntime's constant folding turns them into float32 once, at session creation (the
-    compute format). The node arithmetic repeats gguf-py's, so the float32 weights are bit-identical
-    to those transformers computes from the same GGUF.
-    """
-    kind: str              # "Q4_1" or "Q8_0"
-    raw: np.ndarray        # uint8 [out, bytes_per_row]
-    shape: tuple[int, int]
-
-    def rows(self, order: np.ndarray) -> "QuantBlocks":
-        return QuantBlocks(self.kind, self.raw[order], self.shape)
-
-
-def concat_rows(parts: list) -> "np.ndarray | QuantBlocks":
-    if all(isinstance(p, np.ndarray) for p in parts):
-        return np.concatenate(parts)
-    kinds = {p.kind for p in parts if isinstance(p, QuantBlocks)}
-    if len(kinds) != 1 or not all(isinstance(p, QuantBlocks) for p in parts):
-        raise ValueError("cannot fuse weights of different formats")
-    return QuantBlocks(kinds.pop(), np.concatenate([p.raw for p in parts]),
-                       (sum(p.shape[0] for p in parts), parts[0].shape[1]))
-
-
-@dataclass
-class LayerWeights:
-    """Float32 weights of one decoder layer, PyTorch layout [out_features, in_features]."""
-    attn_norm: np.ndarray
-    q: np.ndarray | QuantBlocks
-    k: np.ndarray | QuantBlocks
-    v: np.ndarray | QuantBlocks
-    o: np.ndarray | QuantBlocks
-    ffn_norm: np.ndarray
-    gate: np.ndarray | QuantBlocks
-    up: np.ndarray | QuantBlocks
-    down: np.ndarray | QuantBlocks
-
-
-@dataclass
-class ModelWeights:
-    embed: np.ndarray | QuantBlocks   # [vocab, hidden]; also the output layer when tied
-    layers: list[LayerWeights]
-    final_norm: np.ndarray
-    lm_head: np.ndarray | QuantBlocks | None   # [vocab, hidden] when not tied
+# Rotary cos/sin tables are initializers up to this size (SmolLM2: 4.2 MB); beyond it (Gemma 3's
+# 32k positions x 256 dims would be 134 MB) the graph computes them from position_ids.
+ROPE_TABLE_BYTES = 16 << 20
 
 
 class _G:
@@ -97,22 +52,51 @@ class _G:
         return outs[0] if n_out == 1 and not outputs else outs
 
 
-def rope_tables(cfg: LlamaConfig) -> tuple[np.ndarray, np.ndarray]:
-    """cos/sin tables [max_positions, head_dim], computed in float32 as transformers does."""
-    dim = cfg.head_dim
+def inv_freq(head_dim: int, rope: Rope, freq_factors: np.ndarray | None = None) -> np.ndarray:
+    """Rotary frequencies [head_dim / 2], float32 step by step as transformers computes them;
+    then divided by llama.cpp's per-frequency factors where the GGUF has them (Llama 3)."""
+    dim = head_dim
     exponent = np.arange(0, dim, 2, dtype=np.int64).astype(np.float32) / np.float32(dim)
-    inv_freq = (np.float32(1.0) / (np.float32(cfg.rope_theta) ** exponent)).astype(np.float32)
-    pos = np.arange(cfg.max_position_embeddings, dtype=np.float32)
-    freqs = pos[:, None] * inv_freq[None, :]
+    inv = (np.float32(1.0) / (np.float32(rope.theta) ** exponent)).astype(np.float32)
+    scaling = dict(rope.scaling or {})
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "linear":
+        inv = (inv / np.float32(scaling["factor"])).astype(np.float32)
+    elif kind == "llama3":   # transformers' _compute_llama3_parameters
+        factor, lo, hi = (np.float32(scaling[k]) for k in ("factor", "low_freq_factor", "high_freq_factor"))
+        old = np.float32(scaling["original_max_position_embeddings"])
+        wavelen = (np.float32(2 * np.pi) / inv).astype(np.float32)
+        llama = np.where(wavelen > old / lo, inv / factor, inv).astype(np.float32)
+        smooth = ((old / wavelen - lo) / (hi - lo)).astype(np.float32)
+        smoothed = ((1 - smooth) * llama / factor + smooth * llama).astype(np.float32)
+        medium = ~(wavelen < old / hi) & ~(wavelen > old / lo)
+        inv = np.where(medium, smoothed, llama).astype(np.float32)
+    elif kind != "default":
+        raise ValueError(f"rope scaling {kind!r} is not supported")
+    if freq_factors is not None:
+        inv = (inv / np.asarray(freq_factors, dtype=np.float32)).astype(np.float32)
+    return inv
+
+
+def rope_tables(cfg, rope: Rope | None = None, freq_factors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin tables [max_positions, head_dim], computed in float32 as transformers does."""
+    hf = as_hf(cfg)
+    rope = rope or Rope(float(hf.get("rope_theta", 10000.0)), hf.get("rope_scaling"))
+    inv = inv_freq(hf["head_dim"], rope, freq_factors)
+    pos = np.arange(hf["max_position_embeddings"], dtype=np.float32)
+    freqs = pos[:, None] * inv[None, :]
     emb = np.concatenate([freqs, freqs], axis=-1).astype(np.float32)
     return np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
 
 
-def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head: str = "candidates",
+def build_graph(cfg, w: ModelWeights, *, fused: bool = False, head: str = "candidates",
                 packer=None, producer: str = "intab") -> onnx.ModelProto:
-    """fused=True uses onnxruntime's contrib ops (SkipSimplifiedLayerNormalization for residual add +
+    """The decoder of cfg's architecture (config.json, or a models.gguf_source.ModelConfig); what a
+    layer computes beyond the llama block comes from intab.arch's Recipe for it.
+
+    fused=True uses onnxruntime's contrib ops (SkipSimplifiedLayerNormalization for residual add +
     RMSNorm, GroupQueryAttention on packed QKV with its own rotary): ~9 nodes a layer instead of ~55, at the price of kernels whose rounding
-    differs from transformers' in the last bits.
+    differs from transformers' in the last bits. The plain llama block only.
 
     head="candidates" is intab's sampling head (contracts §1). head="logits" gives the layout that
     transformers.js and optimum exports use (inputs attention_mask and position_ids, batch dimension
@@ -123,29 +107,36 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
     that the runtime expands from the shipped blocks, instead of in-graph dequantization."""
     if head not in ("candidates", "logits"):
         raise ValueError(f"unknown head {head!r}")
+    hf_cfg = as_hf(cfg)
+    r = archs.recipe(hf_cfg)
+    if fused and (r.qkv_bias or r.qk_norm or r.post_norms or r.embed_scale or r.activation != "silu"
+                  or r.layer_types or w.rope_freqs is not None or hf_cfg.get("rope_scaling")):
+        raise ValueError("fused=True builds the plain llama block only")
     hf = head == "logits"
     B = "batch_size" if hf else 1
     g = _G()
-    H, nh, nkv, hd = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+    H, nh, nkv, hd = hf_cfg["hidden_size"], hf_cfg["num_attention_heads"], hf_cfg["num_key_value_heads"], hf_cfg["head_dim"]
+    n_layers, vocab, eps = hf_cfg["num_hidden_layers"], hf_cfg["vocab_size"], hf_cfg["rms_norm_eps"]
+    inter = hf_cfg["intermediate_size"]
     rep = nh // nkv
     f32min = float(np.finfo(np.float32).min)
 
     # Shared constants
     i64 = lambda *v: np.array(v, dtype=np.int64)  # noqa: E731
-    c_eps = g.const("eps", np.array(cfg.rms_norm_eps, dtype=np.float32))
+    c_eps = g.const("eps", np.array(eps, dtype=np.float32))
     c_one = g.const("one", np.array(1.0, dtype=np.float32))
-    c_scale = g.const("scale", np.array(hd ** -0.5, dtype=np.float32))
+    c_scale = g.const("scale", np.array(r.query_scale, dtype=np.float32))
     c_zero_f = g.const("zero_f", np.array(0.0, dtype=np.float32))
     c_min_f = g.const("min_f", np.array(f32min, dtype=np.float32))
     c_last = g.const("last", np.array(-1, dtype=np.int64))
     c_half = g.const("half", i64(hd // 2, hd // 2))
     c_qkv_split = g.const("qkv_split", i64(nh * hd, nkv * hd, nkv * hd))
-    c_ffn_split = g.const("ffn_split", i64(cfg.intermediate_size, cfg.intermediate_size))
+    c_ffn_split = g.const("ffn_split", i64(inter, inter))
     c_shape_q = g.const("shape_q", i64(1, -1, nh, hd))
     c_shape_kv = g.const("shape_kv", i64(1, -1, nkv, hd))
     c_shape_gqa = g.const("shape_gqa", i64(1, nkv, -1, hd))      # [1, nkv, rep*S, hd]
     c_shape_heads = g.const("shape_heads", i64(1, nh, -1, hd))   # back to [1, nh, S, hd]
-    c_shape_hidden = g.const("shape_hidden", i64(1, -1, H))
+    c_shape_hidden = g.const("shape_hidden", i64(1, -1, nh * hd))  # attention out (Gemma: nh * hd != H)
     c_rep = g.const("rep", i64(rep))
     c_0 = g.const("i0", i64(0))
     c_1 = g.const("i1", i64(1))
@@ -154,8 +145,8 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
     c_sixteen = g.const("sixteen", np.array(16.0, dtype=np.float32))
     c_sixteenth = g.const("sixteenth", np.array(1 / 16, dtype=np.float32))
 
-    def norm_weight(weight: np.ndarray, hint: str) -> str:
-        """RMSNorm weights travel in weights.bin too when packed: the kernel reads only that file."""
+    def vector(weight: np.ndarray, hint: str) -> str:
+        """Norm weights and biases travel in weights.bin too when packed: the kernel reads only that file."""
         if packer is not None:
             name = g.name(hint)
             g.inits.append(packer.add(name, weight.astype(np.float32), transpose=False, role=hint))
@@ -164,13 +155,13 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
 
     def rmsnorm(x: str, weight: np.ndarray, hint: str) -> str:
         if fused:
-            return g.op("SimplifiedLayerNormalization", [x, norm_weight(weight, hint)],
-                        axis=-1, epsilon=cfg.rms_norm_eps, stash_type=1)
+            return g.op("SimplifiedLayerNormalization", [x, vector(weight, hint)],
+                        axis=-1, epsilon=eps, stash_type=1)
         sq = g.op("Mul", [x, x])
         var = g.op("ReduceMean", [sq], axes=[-1], keepdims=1)
         std = g.op("Sqrt", [g.op("Add", [var, c_eps])])
         inv = g.op("Div", [c_one, std])
-        return g.op("Mul", [norm_weight(weight, hint), g.op("Mul", [x, inv])])
+        return g.op("Mul", [vector(weight, hint), g.op("Mul", [x, inv])])
 
     def rope(x: str, cos: str, sin: str) -> str:
         x1, x2 = g.op("Split", [x, c_half], n_out=2, axis=-1)
@@ -185,6 +176,8 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
             return packed(w, hint, transpose=False)
         out_f, in_f = w.shape
         nb = in_f // 32
+        if w.kind not in ("Q4_1", "Q8_0"):
+            raise ValueError(f"weight format 'blocks' dequantizes Q4_1 and Q8_0 in the graph, not {w.kind}; use 'packed'")
         blocks = w.raw.reshape(out_f, nb, -1)
         d = g.op("Cast", [g.const(hint + "_d", blocks[:, :, 0:2].copy().view(np.float16))], to=TensorProto.FLOAT)
         if w.kind == "Q4_1":
@@ -194,11 +187,9 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
             lo = g.op("Sub", [x, g.op("Mul", [hi, c_sixteen])])
             q = g.op("Concat", [lo, hi], axis=2)                          # weight j, then j+16
             flat = g.op("Add", [g.op("Mul", [d, q]), m])                  # gguf-py: (d * q) + m
-        elif w.kind == "Q8_0":
+        else:
             q = g.op("Cast", [g.const(hint + "_qs", blocks[:, :, 2:34].copy().view(np.int8))], to=TensorProto.FLOAT)
             flat = g.op("Mul", [q, d])                                    # gguf-py: x * d
-        else:
-            raise ValueError(f"unsupported block format {w.kind}")
         return g.op("Reshape", [flat, g.const(hint + "_shape", i64(out_f, in_f))])
 
     def linear_t(w, hint: str) -> str:
@@ -214,6 +205,20 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
         g.inits.append(packer.add(name, w, transpose, role=hint))
         return name
 
+    def project(h: str, ws: list, biases: list, names: list[str], fused_name: str, split: str) -> list[str]:
+        """h times each of ws (plus its bias): one MatMul on the stacked rows when they stack (same
+        kind), else one each (a Q4_K_M file mixes kinds, e.g. Q5_0 q/k and Q8_0 v)."""
+        if fusable(ws):
+            y = g.op("MatMul", [h, linear_t(concat_rows(ws), fused_name)])
+            if biases[0] is not None:
+                y = g.op("Add", [y, vector(np.concatenate(biases), fused_name + "_bias")])
+            return g.op("Split", [y, split], n_out=len(ws), axis=-1)
+        outs = []
+        for wi, bi, name in zip(ws, biases, names):
+            y = g.op("MatMul", [h, linear_t(wi, name)])
+            outs.append(y if bi is None else g.op("Add", [y, vector(bi, name + "_bias")]))
+        return outs
+
     # Graph inputs
     if hf:
         inputs = [
@@ -221,7 +226,7 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
             helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [B, "total_sequence_length"]),
             helper.make_tensor_value_info("position_ids", TensorProto.INT64, [B, "sequence_length"]),
         ]
-        outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [B, "sequence_length", cfg.vocab_size])]
+        outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [B, "sequence_length", vocab])]
     else:
         inputs = [
             helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "sequence_length"]),
@@ -235,7 +240,7 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
             helper.make_tensor_value_info("logsumexp", TensorProto.FLOAT, [1]),
             helper.make_tensor_value_info("head_stats", TensorProto.FLOAT, [4]),
         ]
-    for i in range(cfg.num_hidden_layers):
+    for i in range(n_layers):
         for kind in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(
                 f"past_key_values.{i}.{kind}", TensorProto.FLOAT, [B, nkv, "past_sequence_length", hd]))
@@ -245,9 +250,28 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
     # Embedding, rotary tables gathered once per call
     embed = dense(w.embed, "embed")
     x = g.op("Gather", [embed, "input_ids"], axis=0)                    # [1, S, H]
-    cos_t, sin_t = rope_tables(cfg)
-    cos = g.op("Unsqueeze", [g.op("Gather", [g.const("cos", cos_t), "position_ids"], axis=0), c_1])  # [1,1,S,hd]
-    sin = g.op("Unsqueeze", [g.op("Gather", [g.const("sin", sin_t), "position_ids"], axis=0), c_1])
+    if r.embed_scale is not None:   # gemma3: times sqrt(hidden) as a float32 constant, as transformers
+        x = g.op("Mul", [x, g.const("embed_scale", np.array(r.embed_scale, dtype=np.float32))])
+    types = [t for t in ("full", "sliding") if t in {r.layer_type(i) for i in range(n_layers)}]
+    ropes = {t: r.rope.get(t) or Rope(float(hf_cfg.get("rope_theta", 10000.0)), hf_cfg.get("rope_scaling")) for t in types}
+    factors = None if w.rope_freqs is None else vector(np.asarray(w.rope_freqs, dtype=np.float32), "rope_freqs")
+    rot = {}
+    for t in types:
+        f = factors if t == "full" else None
+        if f is None and hf_cfg["max_position_embeddings"] * hd * 8 <= ROPE_TABLE_BYTES:
+            cos_t, sin_t = rope_tables(hf_cfg, ropes[t])
+            cos = g.op("Unsqueeze", [g.op("Gather", [g.const("cos", cos_t), "position_ids"], axis=0), c_1])  # [1,1,S,hd]
+            sin = g.op("Unsqueeze", [g.op("Gather", [g.const("sin", sin_t), "position_ids"], axis=0), c_1])
+        else:   # freqs = position * inv_freq (one rounding, as transformers' matmul of rank 1), then cos/sin
+            inv = g.const("inv_freq", inv_freq(hd, ropes[t]))
+            if f is not None:   # Llama 3: each frequency divided by its factor (the rope_freqs weight)
+                inv = g.op("Div", [inv, f])
+            pos = g.op("Unsqueeze", [g.op("Cast", ["position_ids"], to=TensorProto.FLOAT), g.const("i2", i64(2))])
+            freqs = g.op("Mul", [pos, inv])                                                # [1, S, hd/2]
+            emb = g.op("Concat", [freqs, freqs], axis=-1)
+            cos = g.op("Unsqueeze", [g.op("Cos", [emb]), c_1])
+            sin = g.op("Unsqueeze", [g.op("Sin", [emb]), c_1])
+        rot[t] = (cos, sin)
 
     # Causal mask [rep*S, T] for the GQA layout (rows ordered rep-major: r*S + s)
     seq_len = g.op("Shape", ["input_ids"], start=1, end=2)
@@ -257,7 +281,10 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
     qpos = g.op("Squeeze", ["position_ids", c_0])                                    # [S]
     qrows = g.op("Unsqueeze", [g.op("Tile", [qpos, c_rep]), c_1])                   # [rep*S, 1]
     allowed = g.op("LessOrEqual", [kpos, qrows])                                     # [rep*S, T]
-    mask = g.op("Where", [allowed, c_zero_f, c_min_f])
+    masks = {"full": g.op("Where", [allowed, c_zero_f, c_min_f])}
+    if "sliding" in types:   # also q - k < window: the window's keys, its own position included (transformers)
+        near = g.op("Less", [g.op("Sub", [qrows, kpos]), g.const("window", i64(r.sliding_window))])
+        masks["sliding"] = g.op("Where", [g.op("And", [allowed, near]), c_zero_f, c_min_f])
     if fused:  # GroupQueryAttention: seqlens_k is the index of the last key, rotary from half tables
         seqlens_k = g.op("Cast", [g.op("Sub", [g.op("Add", [past_len, seq_len]), c_1])], to=TensorProto.INT32)
         total_i32 = g.op("Cast", [total], to=TensorProto.INT32)
@@ -279,14 +306,18 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
             x = g.op("Add", [x, delta])
             return x, rmsnorm(x, weight, hint)
         normed, total = g.name(hint + "_out"), g.name(hint + "_sum")
-        g.op("SkipSimplifiedLayerNormalization", [delta, x, norm_weight(weight, hint)],
-             outputs=[normed, "", "", total], domain="com.microsoft", epsilon=cfg.rms_norm_eps)
+        g.op("SkipSimplifiedLayerNormalization", [delta, x, vector(weight, hint)],
+             outputs=[normed, "", "", total], domain="com.microsoft", epsilon=eps)
         return total, normed
 
-    def attention_eager(i: int, q: str, k: str, v: str) -> str:
+    def attention_eager(i: int, lw: LayerWeights, q: str, k: str, v: str) -> str:
+        cos, sin = rot[r.layer_type(i)]
         q = g.op("Transpose", [g.op("Reshape", [q, c_shape_q])], perm=[0, 2, 1, 3])   # [1, nh, S, hd]
         k = g.op("Transpose", [g.op("Reshape", [k, c_shape_kv])], perm=[0, 2, 1, 3])  # [1, nkv, S, hd]
         v = g.op("Transpose", [g.op("Reshape", [v, c_shape_kv])], perm=[0, 2, 1, 3])
+        if r.qk_norm:   # over each head's hd values, before rope
+            q = rmsnorm(q, lw.q_norm, f"l{i}_q_norm")
+            k = rmsnorm(k, lw.k_norm, f"l{i}_k_norm")
         q = rope(q, cos, sin)
         k = rope(k, cos, sin)
         keys = g.op("Concat", [f"past_key_values.{i}.key", k], axis=2, outputs=[f"present.{i}.key"])[0]
@@ -294,30 +325,55 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
         # Query head h uses kv head h // rep: [1, nh, S, hd] -> [1, nkv, rep*S, hd] is a pure reshape.
         qg = g.op("Reshape", [q, c_shape_gqa])
         scores = g.op("MatMul", [qg, g.op("Transpose", [keys], perm=[0, 1, 3, 2])])   # [1, nkv, rep*S, T]
-        scores = g.op("Add", [g.op("Mul", [scores, c_scale]), mask])
+        scores = g.op("Add", [g.op("Mul", [scores, c_scale]), masks[r.layer_type(i)]])
         probs = g.op("Softmax", [scores], axis=-1)
         attn = g.op("Reshape", [g.op("MatMul", [probs, vals]), c_shape_heads])         # [1, nh, S, hd]
         return g.op("Reshape", [g.op("Transpose", [attn], perm=[0, 2, 1, 3]), c_shape_hidden])
 
+    def activation(gate: str) -> str:
+        if r.activation == "silu":
+            return g.op("Mul", [gate, g.op("Sigmoid", [gate])])
+        if r.activation == "gelu_tanh":   # torch's tanh GELU: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+            x3 = g.op("Mul", [g.op("Mul", [gate, gate]), gate])
+            inner = g.op("Mul", [g.const("gelu_beta", np.array(np.sqrt(2 / np.pi), np.float32)),
+                                 g.op("Add", [gate, g.op("Mul", [g.const("gelu_kappa", np.array(0.044715, np.float32)), x3])])])
+            half = g.op("Mul", [g.const("gelu_half", np.array(0.5, np.float32)), gate])
+            return g.op("Mul", [half, g.op("Add", [c_one, g.op("Tanh", [inner])])])
+        raise ValueError(f"unknown activation {r.activation!r}")
+
     delta = None   # the residual branch's output, added to x by the next add_norm
     for i, lw in enumerate(w.layers):
         x, h = add_norm(x, delta, lw.attn_norm, f"l{i}_attn_norm")
-        qkv = g.op("MatMul", [h, linear_t(concat_rows([lw.q, lw.k, lw.v]), f"l{i}_qkv")])
-        attn = attention_fused(i, qkv) if fused else \
-            attention_eager(i, *g.op("Split", [qkv, c_qkv_split], n_out=3, axis=-1))
+        if fused:
+            qkv = g.op("MatMul", [h, linear_t(concat_rows([lw.q, lw.k, lw.v]), f"l{i}_qkv")])
+            attn = attention_fused(i, qkv)
+        else:
+            q, k, v = project(h, [lw.q, lw.k, lw.v], [lw.q_bias, lw.k_bias, lw.v_bias],
+                              [f"l{i}_q", f"l{i}_k", f"l{i}_v"], f"l{i}_qkv", c_qkv_split)
+            attn = attention_eager(i, lw, q, k, v)
         delta = g.op("MatMul", [attn, linear_t(lw.o, f"l{i}_o")])
+        if r.post_norms:
+            delta = rmsnorm(delta, lw.post_attn_norm, f"l{i}_post_attn_norm")
 
         x, h = add_norm(x, delta, lw.ffn_norm, f"l{i}_ffn_norm")
-        gu = g.op("MatMul", [h, linear_t(concat_rows([lw.gate, lw.up]), f"l{i}_gate_up")])
-        gate, up = g.op("Split", [gu, c_ffn_split], n_out=2, axis=-1)
-        act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up])
+        gate, up = project(h, [lw.gate, lw.up], [None, None], [f"l{i}_gate", f"l{i}_up"], f"l{i}_gate_up", c_ffn_split)
+        act = g.op("Mul", [activation(gate), up])
         delta = g.op("MatMul", [act, linear_t(lw.down, f"l{i}_down")])
+        if r.post_norms:
+            delta = rmsnorm(delta, lw.post_ffn_norm, f"l{i}_post_ffn_norm")
 
     out_w = embed if w.lm_head is None else dense(w.lm_head, "lm_head")
+
+    def softcap(logits: str) -> str:
+        if not r.final_softcap:
+            return logits
+        cap = g.const("softcap", np.array(r.final_softcap, np.float32))
+        return g.op("Mul", [g.op("Tanh", [g.op("Div", [logits, cap])]), cap])
+
     if hf:  # logits for every position, [1, S, V]
         rows = g.op("Reshape", [add_norm(x, delta, w.final_norm, "final_norm")[1], g.const("shape_rows", i64(-1, H))])
-        logits = g.op("Gemm", [rows, out_w], transB=1)
-        g.op("Reshape", [logits, g.const("shape_logits", i64(1, -1, cfg.vocab_size))], outputs=["logits"])
+        logits = softcap(g.op("Gemm", [rows, out_w], transB=1))
+        g.op("Reshape", [logits, g.const("shape_logits", i64(1, -1, vocab))], outputs=["logits"])
     else:  # sampling head on the last position only
         if fused:
             last = add_norm(g.op("Gather", [x, c_last], axis=1), g.op("Gather", [delta, c_last], axis=1),
@@ -325,8 +381,7 @@ def build_graph(cfg: LlamaConfig, w: ModelWeights, *, fused: bool = False, head:
         else:
             last = g.op("Gather", [g.op("Add", [x, delta]), c_last], axis=1)
             last = rmsnorm(last, w.final_norm, "final_norm")
-        logits = g.op("Gemm", [last, out_w], transB=1)                                   # [1, V]
-        sampling_head(g, logits, cfg.vocab_size)
+        sampling_head(g, softcap(g.op("Gemm", [last, out_w], transB=1)), vocab)            # logits [1, V]
 
     used = {name for node in g.nodes for name in node.input}
     graph = helper.make_graph(g.nodes, "intab-decoder", inputs, outputs,

@@ -1,7 +1,8 @@
 """Weight format "packed": the transport format differs from the compute format.
 
-What the user downloads and caches is `weights.bin`: the GGUF's Q4_1/Q8_0 blocks, byte for byte
-(~100 MB for SmolLM2-135M). What the kernels compute on is float32: `model.onnx` declares every
+What the user downloads and caches is `weights.bin`: the GGUF's blocks, byte for byte, whatever
+their kind (intab.arch.BLOCK_KINDS: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K;
+~100 MB for SmolLM2-135M, 253 MB for Gemma 3 270M). What the kernels compute on is float32: `model.onnx` declares every
 large weight as an external initializer in a file named `weights.f32` that never exists on the
 server. At load time the worker expands the blocks into that file's bytes in memory
 (web/weights.mjs) and hands them to onnxruntime-web as `externalData`; CPython does the same with
@@ -10,8 +11,9 @@ numpy (py/intab_host/packed_weights.py).
 Why not dequantize in the graph (weight_format "blocks")? onnxruntime folds those nodes at
 session creation keeping every float32 intermediate: a 4.6 GB peak in the tab. Why not 4-bit
 kernels? onnxruntime-web's WASM MatMulNBits decodes 5-8x slower than float32 (shared/notes).
-Why not re-quantize? A second rounding changes the output. Expansion is exact: d*q is exact in
-float32 (an fp16 scale times a 4-bit integer), so d*q + m rounds once, as gguf-py does.
+Why not re-quantize? A second rounding changes the output. Expansion is exact: each kind's
+arithmetic is gguf-py's, float32 operation by float32 operation (web/weights.mjs says why a double
+computation rounded to float32 gives the same bits).
 
 The layout (manifest.json "weights") lists, per tensor: its initializer name, block kind, rows
 and columns of the [out, in] matrix, whether the graph wants it transposed ([in, out] for
@@ -25,12 +27,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
+from intab.arch import BLOCK_KINDS, row_bytes
+
 EXTERNAL = "weights.f32"   # the virtual file the graph's initializers point to
 TRANSPORT = "weights.bin"  # the file that is shipped
-BLOCK_BYTES = {"Q4_1": 20, "Q8_0": 34}
-# Bytes per 32 values of each kind; "F32" is a plain float32 vector (the RMSNorm weights), stored
-# as is so that every weight the model has lives in weights.bin (web/kernel reads only that file).
-KIND_BYTES = {**BLOCK_BYTES, "F32": 128}
+# 1-D weights (norm weights, biases, rope factors) travel as "F32" vectors (rows 1), so that every
+# weight the model has lives in weights.bin (web/kernel reads only that file).
 DST_ALIGN = 4096           # float32 tensors start on page boundaries in weights.f32
 SRC_ALIGN = 64
 
@@ -50,17 +52,17 @@ class WeightPacker:
 
     def add(self, name: str, w, transpose: bool, role: str = "") -> TensorProto:
         """An external float32 initializer `name` holding w ([out, in]) or its transpose; w is a
-        QuantBlocks matrix or a 1-D float32 vector (kind "F32"). `role` (e.g. "l3_qkv",
-        "final_norm") tells runtimes other than the graph which weight it is."""
+        QuantBlocks matrix (any kind) or a 1-D float32 vector (kind "F32"). `role` (e.g. "l3_qkv",
+        "final_norm", docs/contracts.md §2) tells runtimes other than the graph which weight it is."""
         if isinstance(w, np.ndarray):
             if w.ndim != 1:
-                raise ValueError(f"{name}: only 1-D float32 vectors are packed as F32")
+                raise ValueError(f"{name}: only 1-D float32 vectors are packed as arrays (matrices as blocks)")
             kind, rows, cols, raw = "F32", 1, w.shape[0], w.astype("<f4").tobytes()
         else:
             kind, (rows, cols), raw = w.kind, w.shape, np.ascontiguousarray(w.raw, dtype=np.uint8).tobytes()
-        if kind not in KIND_BYTES or cols % 32:
+        if kind not in BLOCK_KINDS or (kind != "F32" and cols % BLOCK_KINDS[kind][1]):
             raise ValueError(f"{name}: cannot pack {kind} with {cols} columns")
-        if len(raw) != rows * cols // 32 * KIND_BYTES[kind]:
+        if len(raw) != rows * row_bytes(kind, cols):
             raise ValueError(f"{name}: {len(raw)} bytes of blocks for a {rows}x{cols} {kind} matrix")
         src, dst = _align(self._src, SRC_ALIGN), _align(self._dst, DST_ALIGN)
         self._raw.append((src, raw))
@@ -71,7 +73,8 @@ class WeightPacker:
         t = TensorProto()
         t.name = name
         t.data_type = TensorProto.FLOAT
-        t.dims.extend([cols] if kind == "F32" else [cols, rows] if transpose else [rows, cols])
+        t.dims.extend([cols] if rows == 1 and kind == "F32" and isinstance(w, np.ndarray) else
+                      [cols, rows] if transpose else [rows, cols])
         t.data_location = TensorProto.EXTERNAL
         for key, value in (("location", EXTERNAL), ("offset", str(dst)), ("length", str(rows * cols * 4))):
             entry = t.external_data.add()

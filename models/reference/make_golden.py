@@ -4,6 +4,11 @@ Run from the repository root (needs requirements/reference.txt, CPU only, a minu
 
     python3 -m models.reference.make_golden            # writes tests/golden/<model_id>.greedy.json
     python3 -m models.reference.make_golden --check    # regenerate in memory, compare with the file
+    python3 -m models.reference.make_golden --model gemma3-270m   # a base model: text completion
+
+Chat models run prompts.json's conversations through their chat template; a model without one (a
+base model) continues prompts_completion.json's texts, the tokenizer adding BOS as transformers'
+tokenizer(text) does.
 
 Why transformers and not llama.cpp: llama.cpp multiplies with 8-bit quantized activations, so its
 greedy tokens are not those of the fp32 dequantized network intab runs. transformers dequantizes
@@ -45,6 +50,7 @@ from models.tokenizer_export import write_tokenizer  # noqa: E402
 
 MAX_NEW_TOKENS = 64
 PROMPTS = Path(__file__).with_name("prompts.json")
+COMPLETION_PROMPTS = Path(__file__).with_name("prompts_completion.json")
 
 
 def load_tokenizer(gguf_path: Path, out_dir: Path):
@@ -58,7 +64,7 @@ def load_tokenizer(gguf_path: Path, out_dir: Path):
     write_tokenizer(GGUFModel(gguf_path).meta, out_dir)
     cfg = json.loads((out_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
     tok = PreTrainedTokenizerFast(
-        tokenizer_file=str(out_dir / "tokenizer.json"), chat_template=cfg["chat_template"],
+        tokenizer_file=str(out_dir / "tokenizer.json"), chat_template=cfg.get("chat_template"),
         **{k: cfg[k] for k in ("bos_token", "eos_token", "pad_token", "unk_token") if cfg.get(k)})
     raw = tokenizers.Tokenizer.from_file(str(out_dir / "tokenizer.json"))
     auto = AutoTokenizer.from_pretrained(str(out_dir))
@@ -74,6 +80,8 @@ def load_model(gguf_path: Path):
 
 
 def template_ids(tok, messages) -> tuple[str, list[int]]:
+    if isinstance(messages, str):   # text completion: the prompt as is, special tokens added (BOS)
+        return messages, [int(i) for i in tok(messages)["input_ids"]]
     text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     if isinstance(ids, dict) or hasattr(ids, "keys"):  # BatchEncoding in transformers 5
@@ -95,13 +103,13 @@ def tokenizer_check(cases, tok, raw, auto, gguf_path: Path) -> dict:
     gtok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     report = {"tokenizers_library": [], "autotokenizer_export_dir": [], "transformers_gguf_tokenizer": []}
     for case in cases:
-        text, ids = template_ids(tok, case["messages"])
-        raw_ids = raw.encode(text, add_special_tokens=False).ids
+        text, ids = template_ids(tok, _input(case))
+        raw_ids = raw.encode(text, add_special_tokens="prompt" in case).ids
         if raw_ids != ids:
             raise AssertionError(f"{case['name']}: tokenizers library disagrees with transformers "
                                  f"at {first_diff(ids, raw_ids)}")
         for key, other in (("autotokenizer_export_dir", auto), ("transformers_gguf_tokenizer", gtok)):
-            o_text, o_ids = template_ids(other, case["messages"])
+            o_text, o_ids = template_ids(other, _input(case))
             if o_text != text:
                 print(f"  !! {case['name']}: {key} renders the template differently")
             if o_ids != ids:
@@ -117,9 +125,14 @@ def tokenizer_check(cases, tok, raw, auto, gguf_path: Path) -> dict:
     return report
 
 
+def _input(case: dict):
+    """A case's conversation (chat models) or its text (completion)."""
+    return case["prompt"] if "prompt" in case else case["messages"]
+
+
 @torch.no_grad()
 def run_case(model, tok, case, eos_id: int) -> dict:
-    text, prompt_ids = template_ids(tok, case["messages"])
+    text, prompt_ids = template_ids(tok, _input(case))
     input_ids = torch.tensor([prompt_ids], dtype=torch.long)
     gen = GenerationConfig(do_sample=False, max_new_tokens=MAX_NEW_TOKENS, eos_token_id=eos_id,
                            pad_token_id=eos_id, num_beams=1, temperature=None, top_p=None, top_k=None)
@@ -144,7 +157,7 @@ def run_case(model, tok, case, eos_id: int) -> dict:
     body = output_ids[:-1] if stopped else output_ids
     return {
         "name": case["name"],
-        "messages": case["messages"],
+        **({"prompt": case["prompt"]} if "prompt" in case else {"messages": case["messages"]}),
         "prompt_text": text,
         "prompt_ids": prompt_ids,
         "output_ids": output_ids,
@@ -162,8 +175,10 @@ def build(model_id: str = DEFAULT.model_id, gguf_path: Path | None = None) -> di
     torch.use_deterministic_algorithms(True)
     recipe = RECIPES[model_id]
     gguf_path = Path(gguf_path) if gguf_path else fetch_gguf(recipe, ROOT / ".cache")
-    cases = json.loads(PROMPTS.read_text(encoding="utf-8"))["cases"]
-    eos_id = int(GGUFModel(gguf_path).meta["tokenizer.ggml.eos_token_id"])
+    meta = GGUFModel(gguf_path).meta
+    completion = not meta.get("tokenizer.chat_template")
+    cases = json.loads((COMPLETION_PROMPTS if completion else PROMPTS).read_text(encoding="utf-8"))["cases"]
+    eos_id = int(meta["tokenizer.ggml.eos_token_id"])
 
     with tempfile.TemporaryDirectory() as d:
         tok, raw, auto = load_tokenizer(gguf_path, Path(d))
@@ -183,7 +198,8 @@ def build(model_id: str = DEFAULT.model_id, gguf_path: Path | None = None) -> di
 
     return {
         "model_id": recipe.model_id,
-        "reference": f"transformers {transformers.__version__} on the GGUF, fp32, greedy",
+        "reference": f"transformers {transformers.__version__} on the GGUF, fp32, greedy"
+                     + (", text completion" if completion else ""),
         "max_new_tokens": MAX_NEW_TOKENS,
         "eos_token_id": eos_id,
         "gguf": {"file": gguf_path.name, "sha256": sha256_file(gguf_path),

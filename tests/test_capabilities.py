@@ -1,0 +1,106 @@
+"""web/capabilities.mjs, the one table that says what intab's WASM kernel and onnxruntime-web can
+run: the real manifests (SmolLM2: the kernel; Gemma 3: onnxruntime, and why), and each rule on a
+manifest changed in one place."""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+
+
+def verdicts(tmp_path: Path, cases: list[tuple[dict, dict]], backend: str = "wasm") -> list[dict]:
+    """[{kernel, ort}] for each (manifest, config), from web/capabilities.mjs under Node."""
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    script = tmp_path / "check.mjs"
+    script.write_text(
+        f"import {{ kernelMisfit, ortMisfit, roleTable }} from {json.dumps((REPO / 'web' / 'capabilities.mjs').as_uri())};\n"
+        "import { readFileSync } from 'node:fs';\n"
+        "const cases = JSON.parse(readFileSync(process.argv[2]));\n"
+        "console.log(JSON.stringify(cases.map(([m, c]) => ({ kernel: kernelMisfit(m, c), ort: ortMisfit(m, c, process.argv[3]),"
+        " layers: roleTable(m.weights, c).layers.length }))));\n")
+    out = subprocess.run(["node", str(script), str(tmp_path / "cases.json"), backend], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def folder(d: Path) -> tuple[dict, dict]:
+    return json.loads((d / "manifest.json").read_text()), json.loads((d / "config.json").read_text())
+
+
+def test_smollm2_runs_on_the_kernel(built_model_dir, tmp_path):
+    [v] = verdicts(tmp_path, [folder(built_model_dir)])
+    assert v == {"kernel": "", "ort": "", "layers": 30}
+
+
+def test_gemma3_runs_on_onnxruntime_and_the_table_says_why_not_the_kernel(gemma_dir, tmp_path):
+    [v] = verdicts(tmp_path, [folder(gemma_dir)])
+    assert v["kernel"] == "the kernel runs llama models, not gemma3" and v["ort"] == "" and v["layers"] == 18
+
+
+def test_each_kernel_rule_names_what_it_lacks(built_model_dir, tmp_path):
+    manifest, config = folder(built_model_dir)
+
+    def changed(edit_manifest=None, edit_config=None):
+        m, c = copy.deepcopy(manifest), copy.deepcopy(config)
+        if edit_manifest:
+            edit_manifest(m)
+        if edit_config:
+            edit_config(c)
+        return m, c
+
+    def tensor(m, role):
+        return next(t for t in m["weights"]["tensors"] if t["role"] == role)
+
+    def split_qkv(m):   # a Q4_K_M file whose q, k and v differ in kind: three tensors
+        t = tensor(m, "l3_qkv")
+        m["weights"]["tensors"].remove(t)
+        m["weights"]["tensors"] += [dict(t, role=f"l3_{p}", name=f"l3_{p}") for p in "qkv"]
+
+    cases = [
+        changed(lambda m: [t.pop("role") for t in m["weights"]["tensors"]]),
+        changed(lambda m: m.update(architecture="qwen2")),
+        changed(lambda m: tensor(m, "l5_down").update(kind="Q4_K")),
+        changed(lambda m: m["weights"]["tensors"].append(dict(tensor(m, "embed"), role="lm_head", name="lm_head"))),
+        changed(split_qkv),
+        changed(lambda m: m["weights"]["tensors"].append(dict(tensor(m, "l0_attn_norm"), role="l0_q_norm"))),
+        changed(lambda m: m["weights"]["tensors"].remove(tensor(m, "l7_o"))),
+        changed(lambda m: m["weights"]["tensors"].append(dict(tensor(m, "l0_attn_norm"), role="l0_mystery"))),
+        changed(edit_config=lambda c: c.update(head_dim=48)),
+        changed(edit_config=lambda c: c.update(num_hidden_layers=65)),
+        changed(edit_config=lambda c: c.update(rope_scaling={"rope_type": "linear", "factor": 2.0})),
+        changed(lambda m: m.pop("architecture")),   # a manifest from before architectures: llama
+    ]
+    got = [v["kernel"] for v in verdicts(tmp_path, cases)]
+    assert got[0] == "the model has no packed weights layout with roles"   # the worker's wording, kept
+    assert got[1] == "the kernel runs llama models, not qwen2"
+    assert got[2] == "the kernel cannot compute Q4_K blocks (l5_down)"
+    assert "tied output layer" in got[3] and "lm_head" in got[3]
+    assert got[4] == "the kernel needs l3_qkv in one tensor of one kind (this model has l3_q)"
+    assert got[5] == "the kernel does not compute l0_q_norm"
+    assert got[6] == "the weights layout lacks l7_o"
+    assert "does not know tensor" in got[7] and "l0_mystery" in got[7]
+    assert got[8] == "the kernel needs head_dim a multiple of 32 (it is 48)"
+    assert "at most 64 layers" in got[9] or "lacks" in got[9]
+    assert got[10] == "the kernel has no rope scaling (Llama 3 rope frequencies)"
+    assert got[11] == ""
+
+
+def test_onnxruntime_rules(built_model_dir, tmp_path):
+    manifest, config = folder(built_model_dir)
+    no_graph = copy.deepcopy(manifest)
+    no_graph["files"] = [f for f in no_graph["files"] if f["name"] != "model.onnx"]
+    odd = copy.deepcopy(manifest)
+    odd["weights"]["tensors"][0]["kind"] = "IQ2_XXS"
+    huge = copy.deepcopy(manifest)
+    huge["weights"]["f32_bytes"] = 5 * 2 ** 30
+    got = [v["ort"] for v in verdicts(tmp_path, [(no_graph, config), (odd, config), (huge, config)])]
+    assert got[0] == "the model has no model.onnx"
+    assert got[1].startswith("IQ2_XXS blocks cannot be expanded")
+    assert "do not fit onnxruntime-web's 4 GiB" in got[2]
+    assert verdicts(tmp_path, [(huge, config)], backend="webgpu")[0]["ort"] == ""

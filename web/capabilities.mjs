@@ -1,0 +1,114 @@
+// What each runtime can run, decided from a model's manifest.json (its architecture and its
+// weights layout: roles, block kinds, shapes) and config.json, in one place.
+//
+//   import { kernelMisfit, ortMisfit, roleTable } from './capabilities.mjs';
+//   kernelMisfit(manifest, config)          // '' when intab's WASM kernel runs it, else why not
+//   ortMisfit(manifest, config, backend)    // '' when onnxruntime-web can, else why not
+//   roleTable(manifest.weights, config)     // the layout's tensors by role, per layer (the kernel
+//                                           // bridge maps by it; models/graph.py writes the roles)
+//
+// The rules are today's kernel (web/kernel/decoder.c, web/kernel_bridge.mjs): the llama block only,
+// Q4_1 / Q8_0 blocks and F32 vectors, q/k/v and gate/up each stacked in one tensor, a tied output
+// layer, sizes in whole 32-value blocks, at most 64 layers. As the kernel learns more, this table
+// changes, not the worker. Roles (docs/contracts.md §2): `embed`, `final_norm`, `lm_head`,
+// `rope_freqs`, and per layer i `l{i}_<part>` with the parts of LAYER_PARTS.
+
+/** Per-layer roles models/graph.py can write (py/intab/arch's LayerParts, fused or not). */
+export const LAYER_PARTS = [
+  'attn_norm', 'qkv', 'q', 'k', 'v', 'qkv_bias', 'q_bias', 'k_bias', 'v_bias', 'q_norm', 'k_norm', 'o',
+  'post_attn_norm', 'ffn_norm', 'gate_up', 'gate', 'up', 'down', 'post_ffn_norm',
+];
+export const MODEL_PARTS = ['embed', 'final_norm', 'lm_head', 'rope_freqs'];
+
+/** Block kinds the transport format carries and web/weights.mjs expands (py/intab/arch BLOCK_KINDS). */
+export const BLOCK_KINDS = ['F32', 'F16', 'BF16', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K'];
+
+/** What intab's WASM kernel runs today. */
+export const KERNEL = {
+  architectures: ['llama'],
+  kinds: ['Q4_1', 'Q8_0', 'F32'],
+  layerParts: ['attn_norm', 'qkv', 'o', 'ffn_norm', 'gate_up', 'down'],   // every one, in every layer
+  maxLayers: 64,          // decoder.c's MAX_LAYERS
+  block: 32,              // hidden, intermediate and head sizes in whole blocks
+  memoryBytes: 2 ** 31,   // the module is linked with --max-memory=2 GiB
+};
+
+// onnxruntime-web's WASM build addresses 4 GiB; the float32 weights share it with the KV cache,
+// activations and (unless ?memory=low) onnxruntime's pre-packed copies of the matrices.
+const ORT_WASM_F32_LIMIT = 3 * 2 ** 30;
+
+const ROLE = /^l(\d+)_([a-z_]+)$/;
+
+/** The layout's tensors by role: {embed, final_norm, lm_head, rope_freqs, layers: [{part: tensor}],
+ * unknown: [tensor], missing: [role]}; `missing` lists the required roles absent (the llama parts
+ * each layer needs in some form, and embed / final_norm). */
+export function roleTable(layout, config = {}) {
+  const table = { layers: [], unknown: [], missing: [] };
+  for (const t of (layout && layout.tensors) || []) {
+    const role = t.role || '';
+    const m = ROLE.exec(role);
+    if (MODEL_PARTS.includes(role)) table[role] = t;
+    else if (m && LAYER_PARTS.includes(m[2])) (table.layers[+m[1]] ??= {})[m[2]] = t;
+    else table.unknown.push(t);
+  }
+  const n = config.num_hidden_layers ?? table.layers.length;
+  for (const r of ['embed', 'final_norm']) if (!table[r]) table.missing.push(r);
+  for (let i = 0; i < n; i++) {
+    const l = table.layers[i] || {};
+    const need = [['attn_norm'], ['qkv', 'q'], ['o'], ['ffn_norm'], ['gate_up', 'gate'], ['down']];
+    for (const alts of need) if (!alts.some((p) => l[p])) table.missing.push(`l${i}_${alts[0]}`);
+  }
+  return table;
+}
+
+/** Why intab's WASM kernel cannot run this model, or '' when it can. */
+export function kernelMisfit(manifest, config) {
+  const layout = manifest && manifest.weights;
+  if (!layout || !Array.isArray(layout.tensors) || !layout.tensors.length || !layout.tensors.every((t) => t.role)) {
+    return 'the model has no packed weights layout with roles';
+  }
+  const arch = manifest.architecture || 'llama';   // manifests before architectures were all llama
+  if (!KERNEL.architectures.includes(arch)) return `the kernel runs ${KERNEL.architectures.join(', ')} models, not ${arch}`;
+  const odd = layout.tensors.find((t) => !KERNEL.kinds.includes(t.kind));
+  if (odd) return `the kernel cannot compute ${odd.kind} blocks (${odd.role || odd.name})`;
+  const table = roleTable(layout, config);
+  if (table.unknown.length) return `the kernel does not know tensor ${table.unknown[0].name} (role '${table.unknown[0].role}')`;
+  if (table.missing.length) return `the weights layout lacks ${table.missing.slice(0, 3).join(', ')}${table.missing.length > 3 ? '…' : ''}`;
+  if (table.lm_head) return 'the kernel computes only a tied output layer, and this model has its own (lm_head)';
+  if (table.rope_freqs || (config && config.rope_scaling)) return 'the kernel has no rope scaling (Llama 3 rope frequencies)';
+  for (const [i, l] of table.layers.entries()) {
+    const extra = Object.keys(l).find((p) => !KERNEL.layerParts.includes(p));
+    if (extra) {
+      const fused = { q: 'qkv', k: 'qkv', v: 'qkv', gate: 'gate_up', up: 'gate_up' }[extra];
+      return fused ? `the kernel needs l${i}_${fused} in one tensor of one kind (this model has l${i}_${extra})`
+        : `the kernel does not compute l${i}_${extra}`;
+    }
+  }
+  const c = config || {};
+  const H = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers, nh = c.num_attention_heads;
+  const nkv = c.num_key_value_heads ?? nh, hd = c.head_dim ?? (H / nh), V = c.vocab_size;
+  if (![H, I, L, nh, nkv, hd, V].every(Number.isInteger) || nh % nkv) return 'config.json does not describe whole attention heads and KV groups';
+  for (const [name, v] of [['hidden_size', H], ['intermediate_size', I], ['head_dim', hd]]) {
+    if (v % KERNEL.block) return `the kernel needs ${name} a multiple of ${KERNEL.block} (it is ${v})`;
+  }
+  if (L > KERNEL.maxLayers) return `the kernel runs at most ${KERNEL.maxLayers} layers (this model has ${L})`;
+  if ((layout.src_bytes || 0) > KERNEL.memoryBytes * 0.75) {
+    return `the weights (${(layout.src_bytes / 2 ** 20).toFixed(0)} MiB) leave too little of the kernel's ${KERNEL.memoryBytes / 2 ** 30} GiB for the KV cache`;
+  }
+  return '';
+}
+
+/** Why onnxruntime-web cannot run this model on `backend` ('wasm' | 'webgpu'), or '' when it can. */
+export function ortMisfit(manifest, config, backend = 'wasm') {
+  if (!manifest || !Array.isArray(manifest.files) || !manifest.files.some((f) => f.name === 'model.onnx')) {
+    return 'the model has no model.onnx';
+  }
+  const layout = manifest.weights;
+  if (!layout) return '';   // weights inside model.onnx
+  const odd = (layout.tensors || []).find((t) => !BLOCK_KINDS.includes(t.kind));
+  if (odd) return `${odd.kind} blocks cannot be expanded (${odd.name})`;
+  if (backend === 'wasm' && layout.f32_bytes > ORT_WASM_F32_LIMIT) {
+    return `its float32 weights (${(layout.f32_bytes / 2 ** 30).toFixed(2)} GiB) do not fit onnxruntime-web's 4 GiB of WASM memory`;
+  }
+  return '';
+}
