@@ -387,6 +387,9 @@ def bench(bench_args: list[str]) -> int:
     """tools/bench/bench.py: intab vs transformers.js vs a bare ORT loop in headless Chromium."""
     ensure_chromium()
     sys.path.insert(0, str(ROOT / "tools" / "bench"))
+    if "--constraints" in bench_args:   # the constraint engine's mask and compile times (tools/bench/constraints.py)
+        from constraints import main as constraints_main
+        return constraints_main([a for a in bench_args if a != "--constraints"])
     from bench import main as bench_main
     return bench_main(bench_args)
 

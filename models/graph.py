@@ -89,11 +89,94 @@ def rope_tables(cfg, rope: Rope | None = None, freq_factors: np.ndarray | None =
     return np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
 
 
-def sampling_head(g: "_G", logits: str) -> None:
-    """intab's head on the last position's logits [1, V]: the top-K candidates and the log-sum-exp
-    of all logits (contracts §1), so the caller never touches the vocabulary-wide row."""
-    g.op("TopK", [logits, "num_candidates"], outputs=["cand_logits", "cand_ids"], axis=-1, largest=1, sorted=1)
+# The sampling head's inputs beyond num_candidates (docs/contracts.md §1): the mask as an additive
+# row (0 allowed, -inf not; [1, 1] zeros when there is none), the repetition penalty's token ids
+# (at least one: [0] with penalty 1 when none), and [temperature, top_p, min_p, top_k, penalty, draw].
+HEAD_INPUTS = [
+    helper.make_tensor_value_info("logit_bias", TensorProto.FLOAT, [1, "bias_length"]),
+    helper.make_tensor_value_info("penalized_ids", TensorProto.INT64, ["num_penalized"]),
+    helper.make_tensor_value_info("sampling", TensorProto.FLOAT, [6]),
+]
+# What to feed for the plain top-K of the logits (no mask, no penalty, no draw).
+HEAD_DEFAULTS = {"logit_bias": np.zeros((1, 1), np.float32), "penalized_ids": np.zeros(1, np.int64),
+                 "sampling": np.array([1, 1, 0, 0, 1, -1], np.float32)}
+NUCLEUS_BUCKETS, BUCKETS_PER_LN = 512, 16.0 / float(np.log(2))   # buckets of a factor 2^(1/16) in probability
+
+
+def sampling_head(g: "_G", logits: str, V: int) -> None:
+    """The last position's logits [1, V] -> cand_logits, cand_ids, logsumexp, head_stats.
+
+    s = logits with the repetition penalty (transformers' rule) and the mask. cand_* is the top of s,
+    descending, at least num_candidates long and, when top_p < 1, long enough to hold the nucleus at
+    the temperature (a histogram of the probabilities finds how many: every token of the bucket
+    where the mass crosses top_p comes too). logsumexp is over the raw logits (unconstrained);
+    head_stats = [log-sum-exp of s, of s/T, of s/T over the kept tokens (allowed, p >= min_p*p_max),
+    tail token]: when top_p == 1 and top_k == 0, the uniform draw u (sampling[5], in [0, 1)) picks
+    a token from the kept distribution, candidates first; the tail token is it when it lies beyond
+    the candidates (they are walked in id order), else -1.
+    """
+    def c(hint, value, dtype=np.float32):
+        return g.const(hint, np.array(value, dtype=dtype))
+
+    def rsum(x, axes=None, keepdims=0):   # opset 13+: ReduceSum's axes are an input
+        return g.op("ReduceSum", [x] + ([c("h_axes", axes, np.int64)] if axes is not None else []), keepdims=keepdims)
+
+    p = {k: g.op("Gather", ["sampling", c(f"h_{k}", i, np.int64)]) for i, k in
+         enumerate(("temp", "top_p", "min_p", "top_k", "penalty", "draw"))}
     g.op("ReduceLogSumExp", [logits], outputs=["logsumexp"], axes=[1], keepdims=0)
+    pen_ids = g.op("Unsqueeze", ["penalized_ids", c("h_ax0", [0], np.int64)])               # [1, P]
+    got = g.op("GatherElements", [logits, pen_ids], axis=1)
+    penalized = g.op("Where", [g.op("Greater", [got, c("h_zero", 0.0)]), g.op("Div", [got, p["penalty"]]),
+                               g.op("Mul", [got, p["penalty"]])])
+    z = g.op("ScatterElements", [logits, pen_ids, penalized], axis=1)
+    s = g.op("Add", [z, "logit_bias"])
+    lse_allowed = g.op("ReduceLogSumExp", [s], axes=[1], keepdims=0)
+    st = g.op("Div", [s, p["temp"]])
+    m = g.op("ReduceMax", [st], axes=[1], keepdims=1)
+    w = g.op("Exp", [g.op("Sub", [st, m])])                                                 # p / p_max, 0 if masked
+    total = rsum(w, [1])
+    m0 = g.op("Squeeze", [m, c("h_ax01", [0], np.int64)])
+    lse_t = g.op("Add", [m0, g.op("Log", [total])])
+    # nucleus: per bucket of -log(w) its mass and count; the first bucket whose running mass reaches
+    # top_p * total ends the nucleus; take every token up to that bucket's end
+    nb = NUCLEUS_BUCKETS
+    depth = g.op("Min", [g.op("Mul", [g.op("Sub", [m, st]), c("h_bpl", BUCKETS_PER_LN)]), c("h_last", nb - 1.0)])
+    bucket = g.op("Reshape", [g.op("Cast", [g.op("Floor", [depth])], to=TensorProto.INT64), c("h_flat", [-1], np.int64)])
+    zeros = c("h_zeros", np.zeros(nb, np.float32))
+    mass = g.op("ScatterElements", [zeros, bucket, g.op("Reshape", [w, c("h_flat2", [-1], np.int64)])],
+                axis=0, reduction="add")
+    ones = g.op("ConstantOfShape", [g.op("Shape", [bucket])], value=numpy_helper.from_array(np.array([1.0], np.float32)))
+    count = g.op("ScatterElements", [zeros, bucket, ones], axis=0, reduction="add")
+    below = g.op("Less", [g.op("CumSum", [mass, c("h_ax", 0, np.int64)]), g.op("Mul", [p["top_p"], total])])
+    cross = g.op("Min", [rsum(g.op("Cast", [below], to=TensorProto.FLOAT)), c("h_lastb", nb - 1.0)])
+    upto = g.op("Gather", [g.op("CumSum", [count, c("h_ax2", 0, np.int64)]), g.op("Cast", [cross], to=TensorProto.INT64)])
+    want = g.op("Where", [g.op("Less", [p["top_p"], c("h_one", 1.0)]),
+                          g.op("Max", [g.op("Cast", ["num_candidates"], to=TensorProto.FLOAT), upto]),
+                          g.op("Cast", ["num_candidates"], to=TensorProto.FLOAT)])
+    k = g.op("Cast", [g.op("Min", [want, c("h_V", float(V))])], to=TensorProto.INT64)
+    g.op("TopK", [s, g.op("Reshape", [k, c("h_k1", [1], np.int64)])], outputs=["cand_logits", "cand_ids"],
+         axis=-1, largest=1, sorted=1)
+    # the kept distribution and the tail draw
+    kept = g.op("Mul", [w, g.op("Cast", [g.op("GreaterOrEqual", [w, g.op("Max", [p["min_p"], c("h_tiny", 1e-38)])])],
+                                     to=TensorProto.FLOAT)])
+    kept_total = rsum(kept, [1])
+    lse_kept = g.op("Add", [m0, g.op("Log", [kept_total])])
+    cand_ones = g.op("ConstantOfShape", [g.op("Shape", ["cand_ids"])], value=numpy_helper.from_array(np.array([1.0], np.float32)))
+    is_cand = g.op("ScatterElements", [g.op("Mul", [w, c("h_z2", 0.0)]), "cand_ids", cand_ones], axis=1)
+    # the walk in float64: a float32 running sum over 49k tokens drifts by tens of tokens in the tail
+    f64 = lambda x: g.op("Cast", [x], to=TensorProto.DOUBLE)  # noqa: E731
+    kept64 = f64(kept)
+    cand_mass = rsum(g.op("Mul", [kept64, f64(is_cand)]), [1])
+    rest = g.op("Sub", [g.op("Mul", [f64(p["draw"]), rsum(kept64, [1])]), cand_mass])
+    tail_w = g.op("Mul", [kept64, f64(g.op("Sub", [c("h_one2", 1.0), is_cand]))])
+    run = g.op("CumSum", [tail_w, c("h_ax3", 1, np.int64)])
+    idx = rsum(g.op("Cast", [g.op("LessOrEqual", [run, rest])], to=TensorProto.FLOAT), [1])
+    idx = g.op("Min", [idx, c("h_Vm1", float(V - 1))])
+    use = g.op("And", [g.op("And", [g.op("GreaterOrEqual", [rest, c("h_z3", 0.0, np.float64)]), g.op("GreaterOrEqual", [p["draw"], c("h_z4", 0.0)])]),
+                       g.op("And", [g.op("GreaterOrEqual", [p["top_p"], c("h_one3", 1.0)]), g.op("LessOrEqual", [p["top_k"], c("h_z5", 0.0)])])])
+    tail = g.op("Where", [use, idx, c("h_m1", [-1.0])])
+    g.op("Concat", [g.op("Reshape", [x, c(f"h_r{i}", [1], np.int64)]) for i, x in
+                    enumerate((lse_allowed, lse_t, lse_kept, tail))], outputs=["head_stats"], axis=0)
 
 
 def build_graph(cfg, w: ModelWeights, *, fused: bool = False, head: str = "candidates",
@@ -239,11 +322,13 @@ def build_graph(cfg, w: ModelWeights, *, fused: bool = False, head: str = "candi
             helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "sequence_length"]),
             helper.make_tensor_value_info("position_ids", TensorProto.INT64, [1, "sequence_length"]),
             helper.make_tensor_value_info("num_candidates", TensorProto.INT64, [1]),
+            *HEAD_INPUTS,
         ]
         outputs = [
-            helper.make_tensor_value_info("cand_logits", TensorProto.FLOAT, [1, "num_candidates"]),
-            helper.make_tensor_value_info("cand_ids", TensorProto.INT64, [1, "num_candidates"]),
+            helper.make_tensor_value_info("cand_logits", TensorProto.FLOAT, [1, "num_returned"]),
+            helper.make_tensor_value_info("cand_ids", TensorProto.INT64, [1, "num_returned"]),
             helper.make_tensor_value_info("logsumexp", TensorProto.FLOAT, [1]),
+            helper.make_tensor_value_info("head_stats", TensorProto.FLOAT, [4]),
         ]
     for i in range(n_layers):
         for kind in ("key", "value"):
@@ -386,7 +471,7 @@ def build_graph(cfg, w: ModelWeights, *, fused: bool = False, head: str = "candi
         else:
             last = g.op("Gather", [g.op("Add", [x, delta]), c_last], axis=1)
             last = rmsnorm(last, w.final_norm, "final_norm")
-        sampling_head(g, softcap(g.op("Gemm", [last, out_w], transB=1)))            # logits [1, V]
+        sampling_head(g, softcap(g.op("Gemm", [last, out_w], transB=1)), vocab)            # logits [1, V]
 
     used = {name for node in g.nodes for name in node.input}
     graph = helper.make_graph(g.nodes, "intab-decoder", inputs, outputs,

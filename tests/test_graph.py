@@ -8,7 +8,7 @@ from gguf import GGMLQuantizationType
 from gguf.quants import dequantize
 
 from models.gguf_source import LlamaConfig
-from models.graph import ModelWeights, QuantBlocks, build_graph, random_weights, unpermute_qk
+from models.graph import HEAD_DEFAULTS, ModelWeights, QuantBlocks, build_graph, random_weights, unpermute_qk
 
 CFG = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-5,
@@ -90,7 +90,7 @@ def run_steps(model, chunks):
     pos, results = 0, []
     for ids in chunks:
         feeds = {"input_ids": np.array([ids], np.int64), "position_ids": np.arange(pos, pos + len(ids))[None],
-                 "num_candidates": np.array([10], np.int64), **past}
+                 "num_candidates": np.array([10], np.int64), **HEAD_DEFAULTS, **past}
         out = dict(zip(names, session.run(None, feeds)))
         past = {n.replace("present.", "past_key_values."): v for n, v in out.items() if n.startswith("present.")}
         pos += len(ids)

@@ -1,7 +1,7 @@
 // intab bridge: tensors in, tensors out (docs/contracts.md §3).
 //
 //   const bridge = await createBridge({ ort, modelBytes, config, backend: 'webgpu' | 'wasm' });
-//   await bridge.forward(ids, startPos, numCandidates) -> { logits, ids, logsumexp }
+//   await bridge.forward(ids, startPos, numCandidates, head?) -> { logits, ids, logsumexp, allowedLogsumexp, lseT, lseKept, tail }
 //   await bridge.truncate(n); bridge.release();
 //
 // The bridge owns the KV cache. Under WebGPU the present.* outputs stay in GPU buffers
@@ -48,6 +48,25 @@ export function bridgeCore(vocabSize) {
       if (!(ids.length >= 1)) throw new Error('forward: ids must hold at least one token');
       const k = Math.max(1, Math.min(Number(numCandidates) | 0, vocabSize || Infinity));
       return { ids, n: ids.length, startPos, k };
+    },
+    /** forward's optional `head` (docs/contracts.md §3): the sampling head's request, with defaults;
+     * mask: ⌈vocab/32⌉ uint32 words (bit i = token i allowed) as a Uint32Array, or bytes of them. */
+    headArgs(head) {
+      const h = head && typeof head.toJs === 'function' ? head.toJs({ dict_converter: Object.fromEntries }) : (head || {});
+      const num = (v, d) => (v === undefined || v === null ? d : Number(v));
+      let mask = h.mask ?? null;
+      if (mask && !(mask instanceof Uint32Array)) {
+        const bytes = mask instanceof Uint8Array ? mask : new Uint8Array(mask.buffer ?? mask);
+        mask = new Uint32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+      }
+      const words = Math.ceil((vocabSize || 0) / 32);
+      if (mask && vocabSize && mask.length !== words) throw new Error(`forward: the mask has ${mask.length} words; the vocabulary needs ${words}`);
+      return {
+        mask, temperature: num(h.temperature, 1) || 1, topP: num(h.topP ?? h.top_p, 1), minP: num(h.minP ?? h.min_p, 0),
+        topK: num(h.topK ?? h.top_k, 0), penalty: num(h.penalty, 1), draw: num(h.draw, -1),
+        penalized: Int32Array.from(new Set(Array.from(h.penalized ?? [], Number))),
+        skip: Boolean(h.skipDisallowed ?? h.skip_disallowed),
+      };
     },
     truncateArg(n, kvLength) {
       n = Number(n);
@@ -119,11 +138,33 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
     }
   };
 
-  async function forward(ids, startPos = kvLength, numCandidates = 1) {
+  const hasHead = session.inputNames.includes('sampling');   // older graphs: the plain top-K
+  const V = config.vocab_size;
+
+  function headFeeds(h) {
+    let bias;
+    if (h.mask) {
+      const row = new Float32Array(V);
+      for (let i = 0; i < V; i++) if (!((h.mask[i >> 5] >>> (i & 31)) & 1)) row[i] = -Infinity;
+      bias = new ort.Tensor('float32', row, [1, V]);
+    } else {
+      bias = new ort.Tensor('float32', new Float32Array(1), [1, 1]);
+    }
+    const pen = h.penalized.length ? h.penalized : Int32Array.of(0);
+    return {
+      logit_bias: bias,
+      penalized_ids: new ort.Tensor('int64', toBigInt64(pen), [pen.length]),
+      sampling: new ort.Tensor('float32', Float32Array.of(h.temperature, h.topP, h.minP, h.topK,
+        h.penalized.length ? h.penalty : 1, h.draw), [6]),
+    };
+  }
+
+  async function forward(ids, startPos = kvLength, numCandidates = 1, head = null) {
     const tF = performance.now();
     return core.exclusive(async () => {
       let n, k;
       ({ ids, n, startPos, k } = core.forwardArgs(ids, startPos, kvLength, numCandidates));
+      const h = core.headArgs(head);
       const pos = new BigInt64Array(n);
       for (let i = 0; i < n; i++) pos[i] = BigInt(startPos + i);
       const feeds = {
@@ -131,6 +172,7 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
         position_ids: new ort.Tensor('int64', pos, [1, n]),
         num_candidates: new ort.Tensor('int64', BigInt64Array.of(BigInt(k)), [1]),
       };
+      if (hasHead) Object.assign(feeds, headFeeds(h));
       kvNames.forEach(([past], i) => { feeds[past] = kv[i]; });
       const tR = performance.now();
       const out = await session.run(feeds);
@@ -140,13 +182,17 @@ export async function createBridge({ ort, modelBytes, config, backend = 'wasm', 
       kv = kvNames.map(([, present]) => out[present]);
       kvLength = startPos + n;
       disposeAll(old);
-      const candLogits = out.cand_logits, candIds = out.cand_ids, lse = out.logsumexp;
-      const logits = Float32Array.from(await candLogits.getData());
-      const idsOut = Int32Array.from(await candIds.getData(), (v) => Number(v));
+      const candLogits = out.cand_logits, candIds = out.cand_ids, lse = out.logsumexp, stats = out.head_stats;
+      let logits = Float32Array.from(await candLogits.getData());
+      let idsOut = Int32Array.from(await candIds.getData(), (v) => Number(v));
       const logsumexp = Number((await lse.getData())[0]);
-      disposeAll([candLogits, candIds, lse]);
+      const st = stats ? Array.from(await stats.getData()) : [null, null, null, -1];
+      disposeAll([candLogits, candIds, lse, ...(stats ? [stats] : [])]);
+      let count = logits.length;
+      while (count > 0 && logits[count - 1] === -Infinity) count--;   // fewer allowed tokens than asked
+      if (count < logits.length) { logits = logits.slice(0, count); idsOut = idsOut.slice(0, count); }
       core.record(n, runMs, tF);
-      return { logits, ids: idsOut, logsumexp };
+      return { logits, ids: idsOut, logsumexp, allowedLogsumexp: st[0], lseT: st[1], lseKept: st[2], tail: st[3] };
     });
   }
 

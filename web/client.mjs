@@ -287,7 +287,7 @@ export async function openBridge(options = {}) {
     backend: engine.info.backend,
     threads: engine.info.threads,
     get kvLength() { return kvLength; },
-    async forward(ids, start, k) { return track(await call('forward', { ids: Array.from(ids), start, k })); },
+    async forward(ids, start, k, head) { return track(await call('forward', { ids: Array.from(ids), start, k, head })); },
     async truncate(n) { track(await call('truncate', { n })); },
     async snapshot() {
       const s = await call('snapshot');

@@ -117,6 +117,7 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
   new Float32Array(mem(), ps, sin.length).set(sin);
   kern.set_rope(pc, ps);
   need(kern.init_runtime(), 'the KV cache');
+  need(kern.head_init(), 'the sampling head');
   const idsPtr = need(kern.alloc(maxT * 4), 'the token buffer');
 
   // Threads: the others park in worker_loop before the first job, so none misses one.
@@ -133,25 +134,42 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
   let kvLength = 0;
   const core = bridgeCore(V);   // shared with bridge.mjs: argument checks, one call at a time, timers
 
-  async function forward(ids, startPos = kvLength, numCandidates = 1) {
+  const IO = { temp: 0, topP: 1, minP: 2, topK: 3, penalty: 4, draw: 5, hasMask: 6, skip: 7, nPen: 8,
+               rawMax: 16, rawSum: 17, allowedMax: 18, allowedSum: 19, tMax: 20, tSum: 21, keptSum: 22, tail: 23, count: 24 };
+
+  async function forward(ids, startPos = kvLength, numCandidates = 1, head = null) {
     const tF = performance.now();
     return core.exclusive(async () => {
       let n, k;
       ({ ids, n, startPos, k } = core.forwardArgs(ids, startPos, kvLength, numCandidates));
+      const h = core.headArgs(head);
       if (startPos + n > maxT) throw new Error(`forward: ${startPos + n} tokens exceed the context of ${maxT}`);
       for (let i = 0; i < n; i++) {
         if (!(Number.isInteger(Number(ids[i])) && ids[i] >= 0 && ids[i] < V)) throw new Error(`forward: token id ${ids[i]} is outside 0..${V - 1}`);
       }
       new Int32Array(mem(), idsPtr, n).set(Array.from(ids, Number));
+      const io = new Float32Array(mem(), kern.head_io_ptr(), 32);
+      io[IO.temp] = h.temperature; io[IO.topP] = h.topP; io[IO.minP] = h.minP; io[IO.topK] = h.topK;
+      io[IO.draw] = h.draw; io[IO.skip] = h.skip ? 1 : 0; io[IO.hasMask] = h.mask ? 1 : 0;
+      if (h.mask) new Uint32Array(mem(), kern.head_mask_ptr(), h.mask.length).set(h.mask);
+      const np = Math.min(h.penalized.length, maxT);
+      io[IO.nPen] = np; io[IO.penalty] = np ? h.penalty : 1;
+      if (np) new Int32Array(mem(), kern.head_pen_ptr(), np).set(h.penalized.subarray(0, np));
       const tR = performance.now();
       if (!kern.forward(idsPtr, n, startPos, k)) throw new Error('forward: the kernel refused its arguments');
       const runMs = performance.now() - tR;
       kvLength = startPos + n;
-      const logits = new Float32Array(mem(), kern.cand_logits_ptr(), k).slice();
-      const idsOut = new Int32Array(mem(), kern.cand_ids_ptr(), k).slice();
-      const logsumexp = Math.fround(kern.lse_max() + Math.log(kern.lse_value()));
+      const out = new Float32Array(mem(), kern.head_io_ptr(), 32);
+      const count = out[IO.count];
+      const logits = new Float32Array(mem(), kern.cand_logits_ptr(), count).slice();
+      const idsOut = new Int32Array(mem(), kern.cand_ids_ptr(), count).slice();
+      const lse = (mx, sum) => Math.fround(mx + Math.log(sum));
       core.record(n, runMs, tF);
-      return { logits, ids: idsOut, logsumexp };
+      return {
+        logits, ids: idsOut, logsumexp: lse(out[IO.rawMax], out[IO.rawSum]),
+        allowedLogsumexp: lse(out[IO.allowedMax], out[IO.allowedSum]), lseT: lse(out[IO.tMax], out[IO.tSum]),
+        lseKept: lse(out[IO.tMax], out[IO.keptSum]), tail: out[IO.tail],
+      };
     });
   }
 

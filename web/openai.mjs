@@ -142,11 +142,14 @@ function checkLogprobs(req) {
 export function chatCompletion(engine, req) {
   try {
     checkFields(req, CHAT_FIELDS, 'chat.completions.create');
-    for (const f of ['response_format', 'tools', 'tool_choice']) {
-      if (req[f] != null) throw unsupported(f, 'Structured output and tool calling arrive with the structured-output release.');
+    for (const f of ['tools', 'tool_choice']) {
+      if (req[f] != null) throw unsupported(f, 'Tool calling is not in this release; constrain the answer with response_format instead.');
     }
     const messages = toMessages(req.messages);
     const opts = { ...options(req, engine), ...checkLogprobs(req) };
+    // checked and compiled by the engine (py/intab/constrain): an unsupported schema keyword is
+    // an InvalidParameter naming it, before any token
+    if (req.response_format != null) opts.response_format = req.response_format;
     const meta = { id: newId('chatcmpl'), created: stamp(), model: engine.info.model.id };
     if (!req.stream) {
       return engine.generate('chat', messages, opts, { signal: req.signal }).then((r) => ({

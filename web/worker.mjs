@@ -123,8 +123,9 @@ async function bridgeCall({ id, method, args = {} }) {
   const { bridge } = await ready();
   switch (method) {
     case 'forward': {
-      const r = await bridge.forward(Int32Array.from(args.ids), args.start, args.k);
-      return post('reply', { id, value: { ids: r.ids, logits: r.logits, logsumexp: r.logsumexp, kvLength: bridge.kvLength } },
+      const r = await bridge.forward(Int32Array.from(args.ids), args.start, args.k, args.head);
+      return post('reply', { id, value: { ids: r.ids, logits: r.logits, logsumexp: r.logsumexp, allowedLogsumexp: r.allowedLogsumexp,
+        lseT: r.lseT, lseKept: r.lseKept, tail: r.tail, kvLength: bridge.kvLength } },
         [r.ids.buffer, r.logits.buffer]);
     }
     case 'truncate':

@@ -63,7 +63,7 @@ export function lateBridge(backend, threads, bridgePromise) {
     get backend() { return real ? real.backend : backend; },
     threads,
     get kvLength() { return real ? real.kvLength : 0; },
-    async forward(ids, startPos, k) { return (await get()).forward(ids, startPos, k); },
+    async forward(ids, startPos, k, head) { return (await get()).forward(ids, startPos, k, head); },
     async truncate(n) { return (await get()).truncate(n); },
     async snapshot() { return (await get()).snapshot(); },
     async restore(s) { return (await get()).restore(s); },

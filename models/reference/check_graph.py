@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
+from models.graph import HEAD_DEFAULTS  # noqa: E402
 from models.recipes import DEFAULT, RECIPES  # noqa: E402
 from models.reference.make_golden import PROMPTS, load_model, load_tokenizer, template_ids  # noqa: E402
 from models.source import fetch_gguf  # noqa: E402
@@ -65,7 +66,7 @@ class Graph:
     def forward(self, ids: list[int], start: int, past: dict, k: int):
         feeds = {"input_ids": np.array([ids], np.int64),
                  "position_ids": np.arange(start, start + len(ids), dtype=np.int64)[None],
-                 "num_candidates": np.array([k], np.int64), **past}
+                 "num_candidates": np.array([k], np.int64), **HEAD_DEFAULTS, **past}
         t = time.perf_counter()
         outs = dict(zip(self.out_names, self.sess.run(None, feeds)))
         ms = (time.perf_counter() - t) * 1e3

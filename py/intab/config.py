@@ -26,6 +26,13 @@ class GenerationConfig:
     # When the conversation does not fit the context: 'error' (PromptTooLong, nothing lost) or
     # 'drop_oldest' (the oldest turns after the system prompt are left out of this request).
     context_overflow: str = "error"
+    # Constrained output (docs/structured-output.md), at most one: OpenAI's response_format
+    # ({type: 'json_schema', json_schema: {name, schema, strict}} | {type: 'json_object'} | {type: 'text'}),
+    # a regular expression, a GBNF grammar, or a list of choices.
+    response_format: Any = None
+    regex: str | None = None
+    grammar: str | None = None
+    choices: tuple[str, ...] | None = None
 
     @property
     def greedy(self) -> bool:
@@ -60,6 +67,14 @@ class GenerationConfig:
                                    param="top_logprobs")
         if self.context_overflow not in CONTEXT_OVERFLOW:
             raise bad("context_overflow", " or ".join(repr(v) for v in CONTEXT_OVERFLOW))
+        self.constraint   # the constraint's shape is checked here; its content when compiled
+
+    @property
+    def constraint(self):
+        """The request's ConstraintSpec (intab.constrain), or None."""
+        from .constrain import ConstraintSpec
+        return ConstraintSpec.from_options({"response_format": self.response_format, "regex": self.regex,
+                                            "grammar": self.grammar, "choices": self.choices})
 
     @classmethod
     def from_options(cls, options: dict[str, Any] | None, defaults: dict[str, Any] | None = None) -> "GenerationConfig":
@@ -81,6 +96,8 @@ class GenerationConfig:
                 raise InvalidParameter(f"stop={merged['stop']!r} is invalid: it must be a string or a list of strings.",
                                        param="stop")
             merged["stop"] = tuple(merged["stop"])
+        if isinstance(merged.get("choices"), list):
+            merged["choices"] = tuple(merged["choices"])
         for name in ("temperature", "top_p", "min_p", "repetition_penalty"):
             if name in merged:
                 merged[name] = _number(name, merged[name], float)

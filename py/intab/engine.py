@@ -20,7 +20,7 @@ from .config import GenerationConfig
 from .confidence import TokenConfidence, summarize, token_confidence
 from .errors import IntabError, ProcessorError, PromptTooLong, StopGeneration, TemplateError
 from .kv_cache import KVCache
-from .sampling import apply_processors, candidates_needed, make_logits_processors, make_sampler
+from .sampling import apply_processors, candidates_needed, head_for, make_logits_processors, make_sampler
 from .stream import TextStream
 
 # Candidates asked of the head even for greedy decoding: enough for the confidence figures
@@ -136,6 +136,7 @@ class Engine:
         self._abort = False
         self._busy = False
         self._lock: asyncio.Lock | None = None   # made on first use, on the running loop (Pyodide's too)
+        self._constraints = None                 # intab.constrain.ConstraintCompiler, on first use
 
     @classmethod
     def from_files(cls, files: dict[str, str], backend: Backend, **kwargs: Any) -> "Engine":
@@ -307,6 +308,12 @@ class Engine:
         sample = _guarded_sampler(user_sampler, self.info.vocab_size) if user_sampler else make_sampler(cfg, rng)
         eos = frozenset() if cfg.ignore_eos else self.info.eos_ids
         special_stops = frozenset() if cfg.ignore_eos else frozenset(self.tokenizer.special_ids) - eos
+        matcher = self.constraint(cfg)   # compiled (or refused) before any token
+
+        def head(history: list[int]):
+            return head_for(cfg, k, history, matcher.mask() if matcher is not None else None,
+                            None if user_sampler else rng,
+                            skip_disallowed=matcher is not None and not cfg.logprobs)
 
         prep = await self.kv.prepare(prompt)
         reuse, pos, cands = prep.reused, prep.reused, None
@@ -314,7 +321,7 @@ class Engine:
             if self._abort:
                 return self._result("", [], prompt, prep, "abort", "abort", t_start, None, None, 0.0, 0)
             chunk = prompt[pos:pos + self.prefill_chunk]
-            cands = await self.backend.forward(chunk, pos, k)
+            cands = await self.backend.forward(chunk, pos, head(prompt) if pos + len(chunk) >= len(prompt) else k)
             pos += len(chunk)
             self.kv.extend(chunk)
         t_prefill = time.perf_counter()
@@ -356,6 +363,8 @@ class Engine:
                 entry = self._logprob_entry(cands, token, cfg.top_logprobs)
                 logprobs.append(entry)
                 pending_lp.append(entry)
+            if matcher is not None:
+                matcher.accept(token)
             if token in eos:
                 finish, reason = "stop", "eos"
                 break
@@ -370,6 +379,9 @@ class Engine:
             if hit:
                 finish, reason = "stop", "stop_string"
                 break
+            if matcher is not None and matcher.must_stop:   # complete, and nothing may follow
+                finish, reason = "stop", "constraint"
+                break
             if len(generated) >= max_new:
                 reason = "max_tokens" if len(generated) >= cfg.max_tokens else "context_full"
                 break
@@ -377,7 +389,7 @@ class Engine:
                 finish = reason = "abort"
                 break
             t0 = time.perf_counter()
-            cands = await self.backend.forward([token], len(self.kv.ids), k)
+            cands = await self.backend.forward([token], len(self.kv.ids), head(history))
             backend_s += time.perf_counter() - t0
             self.kv.extend([token])
 
@@ -389,6 +401,17 @@ class Engine:
         result.token_confidence = [c.to_dict() for c in confidences]
         result.confidence = summarize(confidences).to_dict()
         return result
+
+    def constraint(self, cfg: GenerationConfig):
+        """A fresh matcher for the request's constraint (None without one); compiled constraints
+        and their mask caches are kept per engine, over a token index built on first use."""
+        spec = cfg.constraint
+        if spec is None:
+            return None
+        if self._constraints is None:
+            from .constrain import ConstraintCompiler, TokenIndex
+            self._constraints = ConstraintCompiler(TokenIndex.for_tokenizer(self.tokenizer, self.info.eos_ids))
+        return self._constraints.compile(spec).matcher()
 
     def _logprob_entry(self, c: Candidates, token: int, top: int) -> dict:
         """OpenAI's logprobs content entry for one token: {token, logprob, bytes, top_logprobs}, from

@@ -10,6 +10,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable, Sequence
 
+from .backend import Head, as_head
 from .candidates import Candidates
 from .engine import Delta, Engine, Request
 from .errors import BackendError, IntabError
@@ -39,15 +40,30 @@ class JsBackend:
     def kv_length(self) -> int:
         return int(self._bridge.kvLength)
 
-    async def forward(self, ids: Sequence[int], start: int, num_candidates: int) -> Candidates:
-        from js import Int32Array
+    async def forward(self, ids: Sequence[int], start: int, head: Head | int) -> Candidates:
+        from js import Int32Array, Object
         from pyodide.ffi import JsException, to_js
 
+        h = as_head(head)
+        req = Object.new()
+        req.temperature, req.topP, req.minP, req.topK = h.temperature, h.top_p, h.min_p, h.top_k
+        req.penalty, req.draw, req.skipDisallowed = h.penalty, h.draw, h.skip_disallowed
+        if h.penalized:
+            req.penalized = Int32Array.new(to_js(list(h.penalized)))
+        if h.mask is not None:
+            req.mask = to_js(h.mask)   # bytes -> Uint8Array of the uint32 words
         try:
-            res = await self._bridge.forward(Int32Array.new(to_js(list(ids))), start, num_candidates)
+            res = await self._bridge.forward(Int32Array.new(to_js(list(ids))), start, h.k, req)
         except JsException as e:
             raise BackendError(f"the model runtime failed: {e}") from None
-        return Candidates(tuple(res.ids.to_py().tolist()), tuple(res.logits.to_py().tolist()), float(res.logsumexp))
+
+        def num(name: str) -> float | None:
+            v = getattr(res, name, None)
+            return None if v is None else float(v)
+        tail = num("tail")
+        return Candidates(tuple(res.ids.to_py().tolist()), tuple(res.logits.to_py().tolist()), float(res.logsumexp),
+                          num("allowedLogsumexp"), num("lseT"), num("lseKept"), -1 if tail is None else int(tail),
+                          h.draw if h.draw >= 0 else None, h.temperature)
 
     async def truncate(self, length: int) -> None:
         await self._bridge.truncate(length)

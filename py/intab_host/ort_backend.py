@@ -5,6 +5,7 @@ import asyncio
 from pathlib import Path
 from typing import Sequence
 
+from intab.backend import Head, as_head
 from intab.candidates import Candidates
 from intab.errors import BackendError
 
@@ -26,6 +27,8 @@ class OrtBackend:
             so.add_external_initializers(*self._weights)
         self._session = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
         self._outputs = [o.name for o in self._session.get_outputs()]
+        self._has_head = "sampling" in {i.name for i in self._session.get_inputs()}
+        self._vocab = int(config["vocab_size"])
         self._kv_shape = (1, int(config["num_key_value_heads"]), 0, int(config["head_dim"]))
         self._layers = int(config["num_hidden_layers"])
         self._past: dict = {}
@@ -41,22 +44,29 @@ class OrtBackend:
     def kv_length(self) -> int:
         return self._length
 
-    async def forward(self, ids: Sequence[int], start: int, num_candidates: int) -> Candidates:
+    async def forward(self, ids: Sequence[int], start: int, head: Head | int) -> Candidates:
         np = self._np
         if start != self._length:
             raise BackendError(f"forward at position {start} but the KV cache holds {self._length} tokens.")
+        h = as_head(head)
         feeds = {
             "input_ids": np.asarray([ids], dtype=np.int64),
             "position_ids": np.arange(start, start + len(ids), dtype=np.int64)[None],
-            "num_candidates": np.asarray([num_candidates], dtype=np.int64),
+            "num_candidates": np.asarray([h.k], dtype=np.int64),
             **self._past,
         }
+        if self._has_head:
+            feeds.update(head_feeds(np, h, self._vocab))
         out = dict(zip(self._outputs, self._session.run(None, feeds)))
         await asyncio.sleep(0)   # a step boundary, as in the browser: lets abort() and other tasks in
         self._past = {n.replace("present.", "past_key_values.", 1): v for n, v in out.items() if n.startswith("present.")}
         self._length += len(ids)
-        return Candidates(tuple(out["cand_ids"][0].tolist()), tuple(out["cand_logits"][0].tolist()),
-                          float(out["logsumexp"][0]))
+        logits = out["cand_logits"][0]
+        n = int(np.isfinite(logits).sum())     # fewer allowed tokens than asked for: drop the -inf ones
+        stats = out["head_stats"].tolist() if "head_stats" in out else [None, None, None, -1]
+        return Candidates(tuple(out["cand_ids"][0][:n].tolist()), tuple(logits[:n].tolist()),
+                          float(out["logsumexp"][0]), stats[0], stats[1], stats[2], int(stats[3]),
+                          h.draw if h.draw >= 0 else None, h.temperature)
 
     async def snapshot(self) -> "_Snapshot":
         """The KV cache as it is: the arrays are never written again (every run makes new ones)."""
@@ -73,6 +83,19 @@ class OrtBackend:
         elif length < self._length:
             self._past = {k: v[:, :, :length].copy() for k, v in self._past.items()}
             self._length = length
+
+
+def head_feeds(np, h: Head, vocab: int) -> dict:
+    """The graph's head inputs for `h` (docs/contracts.md §1)."""
+    if h.mask is None:
+        bias = np.zeros((1, 1), np.float32)
+    else:
+        bits = np.unpackbits(np.frombuffer(h.mask, np.uint8), bitorder="little")[:vocab]
+        bias = np.where(bits, np.float32(0), np.float32(-np.inf)).astype(np.float32)[None]
+    pen = sorted(set(h.penalized)) or [0]
+    return {"logit_bias": bias, "penalized_ids": np.asarray(pen, np.int64),
+            "sampling": np.asarray([h.temperature or 1.0, h.top_p, h.min_p, h.top_k,
+                                    h.penalty if h.penalized else 1.0, h.draw], np.float32)}
 
 
 class _Snapshot:
