@@ -100,6 +100,7 @@ HEAD_INPUTS = [
 # What to feed for the plain top-K of the logits (no mask, no penalty, no draw).
 HEAD_DEFAULTS = {"logit_bias": np.zeros((1, 1), np.float32), "penalized_ids": np.zeros(1, np.int64),
                  "sampling": np.array([1, 1, 0, 0, 1, -1], np.float32)}
+TAIL_BLOCK = 256                                                 # tokens a block of the tail walk
 NUCLEUS_BUCKETS, BUCKETS_PER_LN = 512, 16.0 / float(np.log(2))   # buckets of a factor 2^(1/16) in probability
 
 
@@ -163,16 +164,31 @@ def sampling_head(g: "_G", logits: str, V: int) -> None:
     lse_kept = g.op("Add", [m0, g.op("Log", [kept_total])])
     cand_ones = g.op("ConstantOfShape", [g.op("Shape", ["cand_ids"])], value=numpy_helper.from_array(np.array([1.0], np.float32)))
     is_cand = g.op("ScatterElements", [g.op("Mul", [w, c("h_z2", 0.0)]), "cand_ids", cand_ones], axis=1)
-    # the walk in float64: a float32 running sum over 49k tokens drifts by tens of tokens in the tail
-    f64 = lambda x: g.op("Cast", [x], to=TensorProto.DOUBLE)  # noqa: E731
-    kept64 = f64(kept)
-    cand_mass = rsum(g.op("Mul", [kept64, f64(is_cand)]), [1])
-    rest = g.op("Sub", [g.op("Mul", [f64(p["draw"]), rsum(kept64, [1])]), cand_mass])
-    tail_w = g.op("Mul", [kept64, f64(g.op("Sub", [c("h_one2", 1.0), is_cand]))])
-    run = g.op("CumSum", [tail_w, c("h_ax3", 1, np.int64)])
-    idx = rsum(g.op("Cast", [g.op("LessOrEqual", [run, rest])], to=TensorProto.FLOAT), [1])
-    idx = g.op("Min", [idx, c("h_Vm1", float(V - 1))])
-    use = g.op("And", [g.op("And", [g.op("GreaterOrEqual", [rest, c("h_z3", 0.0, np.float64)]), g.op("GreaterOrEqual", [p["draw"], c("h_z4", 0.0)])]),
+    # the walk in two levels, all float32: WebGPU has no float64 (onnxruntime-web then could not
+    # place the Cast nodes of a float64 walk and refused the session), and one float32 running sum
+    # over 49k tokens drifts by tens of tokens in the tail. Sums of 256-token blocks, then a running
+    # sum over the blocks and one within the chosen block keep every sum under ~450 terms.
+    B = TAIL_BLOCK
+    nblk = -(-V // B)
+    cand_mass = rsum(g.op("Mul", [kept, is_cand]), [1])
+    tail_w = g.op("Mul", [kept, g.op("Sub", [c("h_one2", 1.0), is_cand])])               # [1, V]
+    blocks = g.op("Reshape", [g.op("Pad", [tail_w, c("h_pads", [0, 0, 0, nblk * B - V], np.int64)]),
+                              c("h_blk", [nblk, B], np.int64)])
+    blk = rsum(blocks, [1])                                                                 # [nblk]
+    blk_run = g.op("CumSum", [blk, c("h_ax3", 0, np.int64)])
+    rest = g.op("Sub", [g.op("Mul", [p["draw"], g.op("Add", [cand_mass, rsum(blk)])]), cand_mass])
+    j = g.op("Min", [rsum(g.op("Cast", [g.op("LessOrEqual", [blk_run, rest])], to=TensorProto.FLOAT)),
+                     c("h_lastblk", float(nblk - 1))])
+    j64 = g.op("Cast", [j], to=TensorProto.INT64)
+    before = g.op("Gather", [g.op("Sub", [blk_run, blk]), j64])
+    row_run = g.op("CumSum", [g.op("Gather", [blocks, j64]), c("h_ax4", 0, np.int64)])     # [B]
+    within = rsum(g.op("Cast", [g.op("LessOrEqual", [row_run, g.op("Sub", [rest, before])])], to=TensorProto.FLOAT))
+    # rounding may carry a draw near 1 past the last tail token: stop at the last one that has mass
+    ids_f = c("h_iota", np.arange(V, dtype=np.float32)[None])
+    last = g.op("ReduceMax", [g.op("Mul", [ids_f, g.op("Cast", [g.op("Greater", [tail_w, c("h_z6", 0.0)])],
+                                                               to=TensorProto.FLOAT)])], axes=[1], keepdims=0)
+    idx = g.op("Min", [g.op("Add", [g.op("Mul", [j, c("h_B", float(B))]), within]), last])
+    use = g.op("And", [g.op("And", [g.op("GreaterOrEqual", [rest, c("h_z3", 0.0)]), g.op("GreaterOrEqual", [p["draw"], c("h_z4", 0.0)])]),
                        g.op("And", [g.op("GreaterOrEqual", [p["top_p"], c("h_one3", 1.0)]), g.op("LessOrEqual", [p["top_k"], c("h_z5", 0.0)])])])
     tail = g.op("Where", [use, idx, c("h_m1", [-1.0])])
     g.op("Concat", [g.op("Reshape", [x, c(f"h_r{i}", [1], np.int64)]) for i, x in
