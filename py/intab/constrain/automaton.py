@@ -169,6 +169,20 @@ class _Compiler:
         self.called = set(self.recursive) | {n for n, k in uses.items() if k > 1 and _size(g.rules[n]) > 40}
         self.starts: dict[str, tuple[int, int]] = {}
         self.inlining: list[str] = []
+        self.items: dict[int, str] = {}          # id(Repeat) -> its item as a called rule
+        self.item_rules: dict[str, Expr] = {}
+
+    def repeated_item(self, e: Repeat) -> Expr:
+        """The item of a long counted repetition as a call to one compiled copy, when it is big: a
+        string of maxLength 1024 expanded in place took 1024 copies of the JSON character's NFA
+        (1.9 s to compile); called, each position is one call edge and its return state."""
+        if max(e.min, e.max or 0) <= 8 or _size(e.item, 64) <= 12:
+            return e.item
+        if id(e) not in self.items:
+            name = f"\0item{len(self.items)}"
+            self.items[id(e)], self.item_rules[name] = name, e.item
+            self.called.add(name)
+        return Ref(self.items[id(e)])
 
     def rule(self, name: str) -> tuple[int, int]:
         """(start, final) of a called rule, compiled once."""
@@ -176,7 +190,7 @@ class _Compiler:
             s, f = self.nfa.new(), self.nfa.new()
             self.starts[name] = (s, f)
             self.nfa.final_of[f] = s
-            self.build(self.g.rules[name], s, f)
+            self.build(self.item_rules[name] if name in self.item_rules else self.g.rules[name], s, f)
         return self.starts[name]
 
     def build(self, e: Expr, a: int, b: int) -> None:
@@ -200,23 +214,24 @@ class _Compiler:
                 nfa.eps[a].append(s)
                 self.build(it, s, b)
         elif isinstance(e, Repeat):
+            item = self.repeated_item(e)
             cur = a
             for _ in range(e.min):
                 nxt = nfa.new()
-                self.build(e.item, cur, nxt)
+                self.build(item, cur, nxt)
                 cur = nxt
             if e.max is None:
                 loop = nfa.new()
                 nfa.eps[cur].append(loop)
                 body_end = nfa.new()
-                self.build(e.item, loop, body_end)
+                self.build(item, loop, body_end)
                 nfa.eps[body_end].append(loop)
                 nfa.eps[loop].append(b)
             else:
                 nfa.eps[cur].append(b)
                 for _ in range(e.max - e.min):   # x{0,n} = (x(x(...)?)?)?: each copy may stop
                     nxt = nfa.new()
-                    self.build(e.item, cur, nxt)
+                    self.build(item, cur, nxt)
                     nfa.eps[nxt].append(b)
                     cur = nxt
         elif isinstance(e, Ref):
