@@ -24,11 +24,14 @@ const bundle = new Uint8Array(fs.readFileSync(bundlePath));
 const sha = createHash('sha256').update(bundle).digest('hex');
 const site = py.runPython("import sys\nnext(p for p in sys.path if p.endswith('site-packages'))");
 py.unpackArchive(bundle, 'zip', { extractDir: site });
-// What the worker imports at once (worker_python.mjs): intab and what it imports. Nothing may
-// hold a JS object here (the snapshot refuses live references to JS values).
+// What the worker imports at its start and on its first requests: intab.pyodide_glue, and the
+// modules imported lazily (the chat template's jinja2: 1.0 s of compiling its source in
+// Pyodide, which keeps no .pyc; the tokenizer's Unicode tables; the constraint engine).
+// Nothing may hold a JS object here (the snapshot refuses live references to JS values).
 py.runPython(`
 import sys, types
-import intab.pyodide_glue
+import intab.pyodide_glue, intab.chat_template, intab.tokenizer, intab.unicode_tables, intab.constrain
+import pyodide.ffi
 marker = types.ModuleType('intab_snapshot')
 marker.BUNDLE = ${JSON.stringify(sha)}
 sys.modules['intab_snapshot'] = marker
