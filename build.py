@@ -366,11 +366,12 @@ def build() -> None:
     ensure_npm()
     model_dirs = prepare_models()
     sys.path.insert(0, str(ROOT))
-    from web.assemble import assemble_web
+    from web.assemble import assemble_web, write_offline_list
     STATIC.mkdir(exist_ok=True)
     assemble_web(STATIC, ROOT / "node_modules")
     build_py_bundle()
     build_py_snapshot()
+    write_offline_list(STATIC)   # its version covers the bundle and the snapshot too
     wheels = build_wheels()
     copy_pyscript()
     build_jupyterlite(wheels)
