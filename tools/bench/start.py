@@ -1,13 +1,15 @@
 """The start's timeline: the app (web/index.html, its service worker included) opened cold and warm.
 
-    python3 build.py bench --start [--runs 3] [--warm 3] [--threads 2] [--offline]
+    python3 build.py bench --start [--runs 3] [--warm 3] [--threads 2] [--offline] [--configs ,snapshot=0]
 
 Each run opens a fresh browser (empty profile). Visit 1 is cold: nothing cached, the model
 downloaded. Visits 2.. are warm, as a returning visitor's: a new page in the same profile, the
 model read from Cache Storage (model_store.mjs), the app shell through the service worker (sw.js)
 and the HTTP cache. With --offline one more warm visit runs with the network cut (the service
 worker's cache only): the difference to an online warm visit is what the shell's network
-requests cost.
+requests cost. --configs measures the app under several URL queries (e.g. `snapshot=0`: Pyodide
+booted without its snapshot), each in its own fresh browser within every run, so a lever is
+measured on its own against the build as it is, in the same load.
 
 Figures per visit, on the page's clock (ms from navigation start): `ready` = the engine ready
 (window.intab.readyAt, the chat usable), and each phase of the worker's timeline
@@ -54,11 +56,11 @@ def visit(ctx, url: str, timeout_ms: float) -> dict:
         page.close()
 
 
-def one_run(pw, base: str, threads: int, warm: int, offline: bool, timeout_ms: float) -> list[dict]:
+def one_run(pw, base: str, threads: int, warm: int, offline: bool, timeout_ms: float, query: str = "") -> list[dict]:
     browser = pw.chromium.launch(executable_path=CHROMIUM, args=BASE_ARGS)
     try:
         ctx = browser.new_context()
-        url = f"{base}index.html?backend=wasm&threads={threads}"
+        url = f"{base}index.html?backend=wasm&threads={threads}" + (f"&{query}" if query else "")
         visits = [{"kind": "cold", **visit(ctx, url, timeout_ms)}]
         for _ in range(warm):
             visits.append({"kind": "warm", **visit(ctx, url, timeout_ms)})
@@ -117,6 +119,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--warm", type=int, default=3, help="warm visits per run")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--offline", action="store_true", help="one more warm visit with the network cut")
+    ap.add_argument("--configs", default="", help="comma-separated URL queries to compare ('' = as built), e.g. ',snapshot=0'")
     ap.add_argument("--timeout", type=float, default=300, help="seconds per visit")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -130,19 +133,24 @@ def main(argv: list[str]) -> int:
     from playwright.sync_api import sync_playwright
 
     load_before = os.getloadavg()
+    configs = args.configs.split(",") if args.configs else [""]
     visits: list[dict] = []
     with sync_playwright() as pw:
         for i in range(args.runs):
-            for v in one_run(pw, base, args.threads, args.warm, args.offline, args.timeout * 1000):
-                v["run"] = i
-                visits.append(v)
-                say(f"run {i + 1}/{args.runs} {v['kind']}: ready {v['ready']:.0f} ms (worker {v['loadMs']} ms, kernel {v['kernel']}, "
-                    f"cached {len(v['fromCache'] or [])} files, controlled by the service worker: {v['controlled']})")
+            for q in configs:
+                for v in one_run(pw, base, args.threads, args.warm, args.offline, args.timeout * 1000, q):
+                    v["run"], v["config"] = i, q
+                    visits.append(v)
+                    say(f"run {i + 1}/{args.runs} [{q or 'as built'}] {v['kind']}: ready {v['ready']:.0f} ms "
+                        f"(worker {v['loadMs']} ms, kernel {v['kernel']}, cached {len(v['fromCache'] or [])} files, "
+                        f"controlled by the service worker: {v['controlled']})")
     server.shutdown()
     print()
     print(f"intab start, {time.strftime('%Y-%m-%d %H:%M:%S %z')}, {os.cpu_count()} CPUs, load avg "
           f"{load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}, WASM {args.threads} threads; start-end (length), medians")
-    print_table(visits)
+    for q in configs:
+        print(f"\n## {q or 'as built'}")
+        print_table([v for v in visits if v["config"] == q])
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"start-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({"loadavg": [load_before, os.getloadavg()], "args": vars(args) | {"out": str(args.out)},
