@@ -168,11 +168,11 @@ def build_py_bundle() -> None:
 
 
 def build_py_snapshot() -> None:
-    """static/py/intab-snapshot.bin: Pyodide's memory after its boot with intab imported
+    """static/py/intab-snapshot.bin.gz: Pyodide's memory after its boot with intab imported
     (tools/py_snapshot.mjs); the worker boots from it (web/worker_python.mjs)."""
     pyodide = STATIC / "vendor" / "pyodide"
     bundle = STATIC / "py" / "intab-bundle.zip"
-    target = STATIC / "py" / "intab-snapshot.bin"
+    target = STATIC / "py" / "intab-snapshot.bin.gz"
     script = ROOT / "tools" / "py_snapshot.mjs"
     key = digest(bundle, pyodide / "pyodide.asm.wasm", pyodide / "python_stdlib.zip", script)
     if not step("py-snapshot", key) and target.exists():

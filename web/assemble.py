@@ -101,7 +101,7 @@ def offline_list(web_files: list[str], version: str = "") -> dict:
         "files": ["./", "offline.json"] + [n for n in web_files if n not in ("sw.js", "index.html")]
         + [f"vendor/pyodide/{n}" for n in PYODIDE_FILES]
         + [f"vendor/{pkg}/{n}" for pkg, files in UI_VENDOR.items() for n in files.values() if n.endswith(".mjs")]
-        + ["py/intab-bundle.zip", "py/intab-snapshot.bin", "models/index.json"] + [f"kernel/{n}" for n in KERNEL_FILES],
+        + ["py/intab-bundle.zip", "py/intab-snapshot.bin.gz", "models/index.json"] + [f"kernel/{n}" for n in KERNEL_FILES],
         "ort": {names[0]: [f"vendor/ort/{n}" for n in names] for names in ORT_FILES.values()},
     }
 

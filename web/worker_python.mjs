@@ -9,12 +9,16 @@ import { fetchChecked, url } from './model_store.mjs';
 const hex = (buf) => Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join('');
 
 /** Start Pyodide and fetch the Python bundle at once (both overlap the model's download).
- * Pyodide boots from py/intab-snapshot.bin (build.py's py-snapshot step: its memory after the
+ * Pyodide boots from py/intab-snapshot.bin.gz (build.py's py-snapshot step: its memory after the
  * boot, intab imported) where that file is there and fits this pyodide.asm.wasm; otherwise it
- * boots from scratch, as before. Measured (build.py bench --start): see web/README.md. */
+ * boots from scratch, as before. Gzipped: 31.5 MB of memory is 7.3 MB to download (a gzip file, not
+ * a Content-Encoding, so any static host serves it as it is). Measured (build.py bench --start):
+ * see web/README.md. */
 export function bootPython(timings, t0, tl, { snapshot = true } = {}) {
   const snap = snapshot
-    ? tl.span('python.snapshot', fetch(url('py/intab-snapshot.bin')).then((r) => (r.ok ? r.arrayBuffer() : null)).catch(() => null))
+    ? tl.span('python.snapshot', fetch(url('py/intab-snapshot.bin.gz'))
+      .then((r) => (r.ok ? new Response(r.body.pipeThrough(new DecompressionStream('gzip'))).arrayBuffer() : null))
+      .catch(() => null))
     : Promise.resolve(null);
   const pyodide = (async () => {
     const { loadPyodide } = await tl.span('pyodide.import', import('./vendor/pyodide/pyodide.mjs'));

@@ -383,8 +383,8 @@ def other_bundle_url(serve, api_site, tmp_path_factory) -> str:
 
 
 def test_the_worker_boots_from_the_snapshot_and_answers_as_without_it(browser, api_site, api_url, other_bundle_url):
-    if not (api_site / "py" / "intab-snapshot.bin").exists():
-        pytest.skip("static/py/intab-snapshot.bin is missing: python3 build.py build")
+    if not (api_site / "py" / "intab-snapshot.bin.gz").exists():
+        pytest.skip("static/py/intab-snapshot.bin.gz is missing: python3 build.py build")
     snap = _start(browser, api_url, {})
     scratch = _start(browser, api_url, {"snapshot": False})
     other = _start(browser, other_bundle_url, {})
