@@ -167,6 +167,20 @@ def build_py_bundle() -> None:
     done("py-bundle", key)
 
 
+def build_py_snapshot() -> None:
+    """static/py/intab-snapshot.bin.gz: Pyodide's memory after its boot with intab imported
+    (tools/py_snapshot.mjs); the worker boots from it (web/worker_python.mjs)."""
+    pyodide = STATIC / "vendor" / "pyodide"
+    bundle = STATIC / "py" / "intab-bundle.zip"
+    target = STATIC / "py" / "intab-snapshot.bin.gz"
+    script = ROOT / "tools" / "py_snapshot.mjs"
+    key = digest(bundle, pyodide / "pyodide.asm.wasm", pyodide / "python_stdlib.zip", script)
+    if not step("py-snapshot", key) and target.exists():
+        return
+    run(["node", str(script), str(pyodide), str(bundle), str(target)])
+    done("py-snapshot", key)
+
+
 def _pip_download(spec: str, *flags: str) -> Path:
     """One file from PyPI into .cache/downloads (kept: the next build is offline)."""
     dl = CACHE / "downloads"
@@ -352,10 +366,12 @@ def build() -> None:
     ensure_npm()
     model_dirs = prepare_models()
     sys.path.insert(0, str(ROOT))
-    from web.assemble import assemble_web
+    from web.assemble import assemble_web, write_offline_list
     STATIC.mkdir(exist_ok=True)
     assemble_web(STATIC, ROOT / "node_modules")
     build_py_bundle()
+    build_py_snapshot()
+    write_offline_list(STATIC)   # its version covers the bundle and the snapshot too
     wheels = build_wheels()
     copy_pyscript()
     build_jupyterlite(wheels)
@@ -387,6 +403,9 @@ def bench(bench_args: list[str]) -> int:
     """tools/bench/bench.py: intab vs transformers.js vs a bare ORT loop in headless Chromium."""
     ensure_chromium()
     sys.path.insert(0, str(ROOT / "tools" / "bench"))
+    if "--start" in bench_args:   # the app's start, cold and warm, phase by phase (tools/bench/start.py)
+        from start import main as start_main
+        return start_main([a for a in bench_args if a != "--start"])
     if "--constraints" in bench_args:   # the constraint engine's mask and compile times (tools/bench/constraints.py)
         from constraints import main as constraints_main
         return constraints_main([a for a in bench_args if a != "--constraints"])

@@ -26,6 +26,8 @@ for (const name of ['backend', 'kernel', 'model']) {
 // ?kernel=ort runs WASM on onnxruntime-web instead of intab's kernel; ?memory=low (onnxruntime):
 // less RAM, slower (web/README.md).
 if (params.get('memory')) chat.engineOptions = { memory: params.get('memory') };
+// ?snapshot=0: boot Pyodide without its build-time snapshot (to measure what it buys).
+if (params.get('snapshot') === '0') chat.engineOptions = { ...chat.engineOptions, snapshot: false };
 
 // ------------------------------------------------------------------ settings -> attributes
 const state = { defaults: { temperature: 0.2, 'top-p': 0.9, 'top-k': 50, 'max-tokens': 256, seed: '' } };
@@ -99,6 +101,7 @@ chat.addEventListener('intab-state', (ev) => {
 chat.addEventListener('intab-progress', () => { offlineDone = false; });
 chat.addEventListener('intab-ready', async (ev) => {
   const info = ev.detail.info;
+  intab.readyAt = performance.now();   // page open -> the chat usable (build.py bench --start)
   intab.info = info;
   applyDefaults(info, true);
   await prepareOffline(info);
@@ -111,7 +114,8 @@ chat.addEventListener('intab-ready', async (ev) => {
 // ------------------------------------------------------------------ hooks (tests, scripting)
 const intab = {
   ready: false,
-  info: null,      // engine.info: backend, threads, kernel, timings, fromCache, ...
+  info: null,      // engine.info: backend, threads, kernel, timings, timeline, fromCache, ...
+  readyAt: null,   // performance.now() when the engine was ready
   offline: null,   // the service worker's answer to the precache request
   /** The conversation as sent to the model (system prompt excluded). */
   messages: () => chat.messages,

@@ -95,13 +95,13 @@ def _copy_if_changed(src: Path, dst: Path) -> bool:
 def offline_list(web_files: list[str], version: str = "") -> dict:
     """What the page needs offline besides the model files (model_store.mjs keeps those):
     `files` for every backend, `ort[bundle]` for the ORT bundle the worker picked. `version`
-    changes with the vendor files: web/sw.js then drops its copies of them."""
+    changes with any shell file (write_offline_list): web/sw.js then drops its copies of them."""
     return {
         "version": version,
         "files": ["./", "offline.json"] + [n for n in web_files if n not in ("sw.js", "index.html")]
         + [f"vendor/pyodide/{n}" for n in PYODIDE_FILES]
         + [f"vendor/{pkg}/{n}" for pkg, files in UI_VENDOR.items() for n in files.values() if n.endswith(".mjs")]
-        + ["py/intab-bundle.zip", "models/index.json"] + [f"kernel/{n}" for n in KERNEL_FILES],
+        + ["py/intab-bundle.zip", "py/intab-snapshot.bin.gz", "models/index.json"] + [f"kernel/{n}" for n in KERNEL_FILES],
         "ort": {names[0]: [f"vendor/ort/{n}" for n in names] for names in ORT_FILES.values()},
     }
 
@@ -120,11 +120,9 @@ def assemble_web(static: Path, node_modules: Path) -> None:
     node_modules = Path(node_modules)
     static.mkdir(parents=True, exist_ok=True)
     copied = 0
-    web_files = []
     for src in sorted(WEB.iterdir()):
         if src.is_file() and src.suffix in WEB_SUFFIXES:
             copied += _copy_if_changed(src, static / src.name)
-            web_files.append(src.name)
     pyodide = node_modules / "pyodide"
     for name in PYODIDE_FILES:
         copied += _copy_if_changed(pyodide / name, static / "vendor" / "pyodide" / name)
@@ -136,20 +134,35 @@ def assemble_web(static: Path, node_modules: Path) -> None:
         for name in names:
             copied += _copy_if_changed(ort / name, static / "vendor" / "ort" / name)
     compile_kernel(static / "kernel")
-    copied += _write_if_changed(static / "offline.json",
-                                json.dumps(offline_list(web_files, _vendor_version(static)), indent=1) + "\n")
+    write_offline_list(static)
     return None
 
 
-def _vendor_version(static: Path) -> str:
-    """A digest of the vendor files' names, sizes and mtimes (copy2 keeps the package's mtimes)."""
+def write_offline_list(static: Path) -> bool:
+    """static/offline.json, its version over the shell as it is now (build.py writes it again
+    after the Python bundle and Pyodide's snapshot). True when it changed."""
+    web_files = sorted(src.name for src in WEB.iterdir() if src.is_file() and src.suffix in WEB_SUFFIXES)
+    listed = offline_list(web_files)
+    listed["version"] = _shell_version(static, listed)
+    return _write_if_changed(static / "offline.json", json.dumps(listed, indent=1) + "\n")
+
+
+def _shell_version(static: Path, listed: dict) -> str:
+    """A digest of every shell file web/sw.js serves cache first: the content of files up to
+    1 MB (the app's own), name, size and mtime of bigger ones (the vendor runtimes, copied with
+    their package's mtime; the Python bundle and snapshot, rewritten only when rebuilt)."""
     h = hashlib.sha256()
-    names = [f"pyodide/{n}" for n in PYODIDE_FILES] + [f"ort/{n}" for ns in ORT_FILES.values() for n in ns] \
-        + [f"{pkg}/{n}" for pkg, files in UI_VENDOR.items() for n in files.values()]
-    for n in names:
-        p = static / "vendor" / n
-        st = p.stat() if p.exists() else None
-        h.update(f"{n} {st.st_size if st else -1} {int(st.st_mtime) if st else -1}\n".encode())
+    names = [n for n in listed["files"] if n not in ("./", "offline.json") and not n.startswith("models/")]
+    names += [n for ns in listed["ort"].values() for n in ns]
+    for n in sorted(set(names)):
+        p = static / n
+        st = p.stat() if p.is_file() else None
+        if st is None:
+            h.update(f"{n} -\n".encode())
+        elif st.st_size <= 1 << 20:
+            h.update(f"{n} {hashlib.sha256(p.read_bytes()).hexdigest()}\n".encode())
+        else:
+            h.update(f"{n} {st.st_size} {st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
 
 

@@ -24,7 +24,7 @@ function abortError(signal) {
   return new DOMException(typeof reason === 'string' ? reason : 'The request was aborted.', 'AbortError');
 }
 
-const LOAD_OPTIONS = ['model', 'backend', 'kernel', 'threads', 'memory', 'adapter', 'signal', 'onProgress', 'profiling', 'ortOptions', 'python'];
+const LOAD_OPTIONS = ['model', 'backend', 'kernel', 'threads', 'memory', 'adapter', 'signal', 'onProgress', 'profiling', 'ortOptions', 'python', 'snapshot'];
 
 /** One model, loaded in a worker. Events: 'progress' (detail: the progress), 'crash'. */
 export class Engine extends EventTarget {

@@ -36,7 +36,8 @@ export const FROM_WORKER = {
   progress: ['phase', 'message'],
   // backend, backendReason, fallback, kernel, kernelReason, threads, crossOriginIsolated,
   // adapterInfo, shaderF16, model {id, version, numCandidates, config, contextWindow, vocabSize,
-  // chatTemplate}, generationConfig, defaults, loadMs, timings, fromCache, ortBundle, memory,
+  // chatTemplate}, generationConfig, defaults, loadMs, timings, timeline {origin, spans: {phase:
+  // [start, end] ms on the worker clock}} (web/timeline.mjs), fromCache, ortBundle, memory,
   // files (python: false: the model's JSON texts)
   ready: ['backend', 'kernel', 'threads', 'model'],
   // A generation was checked (options, template, tokens, context) and waits its turn; a bad one

@@ -1,13 +1,17 @@
-// intab service worker: the app shell offline (issue 5).
+// intab service worker: the app shell offline (issue 5), and from the cache on a warm start.
 //
-// Network first, cache as the fallback, for the page, scripts, the Python bundle, intab's WASM
-// kernel (kernel/decoder.wasm, kernel/decoder-st.wasm: 23 KB each, built with the app),
-// models/index.json and each model's manifest.json. Cache first for vendor/ (Pyodide,
-// onnxruntime-web: large, and through a network-first service worker their wasm loaded much
-// slower, 9-10 s against 2.5-3.5 s for Pyodide's boot, apparently without Chromium's wasm code
-// cache); they are dropped and fetched again when offline.json's `version` (a digest of the vendor
-// files, written by web/assemble.py) changes, checked on each navigation, so one visit never mixes
-// two releases of a runtime. Responses are stored as the server sent them, headers included, so a
+// The shell (the page, scripts, the Python bundle and Pyodide's snapshot, intab's WASM kernel,
+// vendor/: Pyodide, onnxruntime-web) is served cache first: offline.json's `version` is a digest
+// of all of it (written by web/assemble.py at each build), checked on each navigation, before
+// the page is answered; when it changed, the stored shell is dropped, so the page and everything
+// it then asks for come from the network, and one visit never mixes two releases. Measured
+// (build.py bench --start, web/README.md "The start"): network first, a warm start waited
+// ~1.3 s longer online than with the network cut, for some 30 revalidations of unchanged files.
+// The navigation itself, models/index.json and each model's manifest.json stay network first
+// (the cache is their fallback offline): they say which release and which model version is
+// published. Before, only vendor/ was cache first (through a network-first worker Pyodide's wasm
+// loaded much slower, 9-10 s against 2.5-3.5 s, apparently without Chromium's wasm code cache).
+// Responses are stored as the server sent them, headers included, so a
 // page served from here offline is still cross-origin isolated (COOP/COEP/CORP) and under the
 // same CSP. Model files (models/<id>/<file> other than manifest.json) are not handled here:
 // model_store.mjs keeps them in its own cache, by sha256, and reads them from there itself.
@@ -53,10 +57,12 @@ async function changed(cache, key, res) {
 }
 
 const OFFLINE_LIST = new URL('offline.json', SCOPE).href;
-const isVendor = (u) => (rel(u) || '').startsWith('vendor/');
+/** Shell files (cache first): everything of the app's but the navigation and models/ (the model
+ * list and manifests, network first; the model files are model_store.mjs's). */
+const isShell = (u) => !(rel(u) || 'models/').startsWith('models/');
 
 /** A navigation: if the published offline.json has another version than the stored one, forget
- * the stored runtime files (before the page asks for them). Offline: nothing to check. */
+ * the stored shell files (before the page asks for them). Offline: nothing to check. */
 async function checkVersion(cache) {
   let fresh;
   try { fresh = await fetch(OFFLINE_LIST, { cache: 'no-cache' }); } catch { return; }
@@ -66,18 +72,18 @@ async function checkVersion(cache) {
   const oldVersion = old ? (await old.json().catch(() => ({}))).version : null;
   if (version !== oldVersion) {
     for (const req of await cache.keys()) {
-      if (isVendor(new URL(req.url))) await cache.delete(req);
+      if (req.url !== OFFLINE_LIST && isShell(new URL(req.url))) await cache.delete(req);
     }
   }
   await cache.put(OFFLINE_LIST, fresh);
 }
 
-async function networkFirst(event) {
+async function respond(event) {
   const { request } = event;
   const cache = await caches.open(SHELL);
   const key = keyOf(request);
   const check = request.mode === 'navigate' ? checkVersion(cache).catch(() => {}) : null;
-  if (!check && isVendor(new URL(request.url))) {
+  if (!check && isShell(new URL(request.url))) {
     const hit = await cache.match(key);
     if (hit) return hit;
   }
@@ -104,7 +110,7 @@ self.addEventListener('fetch', (event) => {
   if (u.origin !== SCOPE.origin) return;
   const path = rel(u);
   if (path === null || isModelFile(path) || request.headers.has('range')) return;
-  event.respondWith(networkFirst(event));
+  event.respondWith(respond(event));
 });
 
 self.addEventListener('message', (event) => {

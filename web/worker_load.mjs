@@ -14,6 +14,7 @@ import { createKernelBridge, sharedMemory } from './kernel_bridge.mjs';
 import { downloadModel, fetchChecked, url } from './model_store.mjs';
 import { lazyWeights } from './weights.mjs';
 import { ortBundle, planBackend, wasmPlan } from './worker_plan.mjs';
+import { createTimeline } from './timeline.mjs';
 import { bootPython, createSession, lateBridge } from './worker_python.mjs';
 
 export const TEXT_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json', 'generation_config.json'];
@@ -54,24 +55,26 @@ function kernelMisfit(compiled, manifest, config) {
  * fields)}. progress(p) gets the progress messages' fields.
  */
 export async function loadEngine(options, progress, captureProfile) {
-  const { model, python = true, memory = 'fast', profiling = false, ortOptions = {} } = options;
+  const { model, python = true, memory = 'fast', profiling = false, ortOptions = {}, snapshot = true } = options;
   if (profiling) captureProfile();
   const t0 = performance.now();
   const timings = {};
+  const tl = createTimeline();
+  tl.set('worker', 0, t0);   // the worker's modules evaluated, the load message received
   progress({ phase: 'boot', message: python ? 'Starting Python…' : 'Starting the model runtime…' });
 
-  const boot = python ? bootPython(timings, t0) : null;
-  let plan = await planBackend(options);
+  const boot = python ? bootPython(timings, t0, tl, { snapshot }) : null;
+  let plan = await tl.span('plan', planBackend(options));
 
   // The kernel where it may be used; onnxruntime-web where it may be used. Both start now.
   const kernelOn = (p) => p.backend === 'wasm' && p.kernelWanted !== 'ort' && !p.profiling;
-  const kernelPromise = kernelOn(plan) ? compileKernel() : Promise.resolve(null);
+  const kernelPromise = kernelOn(plan) ? tl.span('kernel.compile', compileKernel()) : Promise.resolve(null);
   kernelPromise.catch(() => {});
   const orts = {};
   const ortFor = (p) => (orts[p.backend] ??= importOrt(p.backend, p.threads));
   if (!kernelOn(plan)) ortFor(plan).catch(() => {});
 
-  const index = await (await fetchChecked('models/index.json', 'the model list')).json();
+  const index = await tl.span('model.index', async () => (await fetchChecked('models/index.json', 'the model list')).json());
   const ids = Array.isArray(index) ? index : (index.models || []).map((m) => (typeof m === 'string' ? m : m.id));
   const modelId = model || ids[0];
   if (!modelId) throw fail('LoadError', 'models/index.json lists no model');
@@ -81,7 +84,9 @@ export async function loadEngine(options, progress, captureProfile) {
   let compiled = await kernelPromise;
   const kernelFits = (m) => kernelOn(plan) && !kernelMisfit(compiled, m, null);
   const tDl = performance.now();
+  tl.start('model.manifest');
   const dl = await downloadModel(modelId, progress, { skip: (m) => (kernelFits(m) ? ['model.onnx'] : []) });
+  tl.end('model.manifest');
   const manifest = dl.manifest;
   const packed = manifest.weights || null;
   for (const name of [...TEXT_FILES, ...(packed ? [packed.transport] : [])]) {
@@ -89,7 +94,7 @@ export async function loadEngine(options, progress, captureProfile) {
   }
   const dec = new TextDecoder();
   const files = {};
-  await Promise.all(TEXT_FILES.map(async (name) => { files[name] = dec.decode(await dl.files[name]); }));
+  await tl.span('model.text', Promise.all(TEXT_FILES.map(async (name) => { files[name] = dec.decode(await dl.files[name]); })));
   const config = JSON.parse(files['config.json']);
   const generationConfig = JSON.parse(files['generation_config.json']);
 
@@ -101,11 +106,11 @@ export async function loadEngine(options, progress, captureProfile) {
       throw fail('BackendError', `kernel='intab' cannot run here: ${misfit}`, { hint: "Use kernel: 'auto' or 'ort'.", param: 'kernel' });
     }
     if (kernelOn(p) && !misfit) {
-      const src = await dl.files[packed.transport];
+      const src = await tl.span('model.weights', dl.files[packed.transport]);
       timings.downloadMs = Math.round(performance.now() - tDl);
       progress({ phase: 'init', message: 'Starting the model on WASM (intab kernel)…' });
       const tS = performance.now();
-      const b = await createKernelBridge({ wasm: compiled.module, weights: src, layout: packed, config, threads: p.threads, shared: sharedMemory() });
+      const b = await tl.span('kernel.bridge', () => createKernelBridge({ wasm: compiled.module, weights: src, layout: packed, config, threads: p.threads, shared: sharedMemory() }));
       timings.sessionMs = Math.round(performance.now() - tS);
       [kernel, kernelReason] = ['intab', p.kernelWanted === 'intab' ? 'requested' : 'packed weights and relaxed-SIMD'];
       return b;
@@ -126,7 +131,7 @@ export async function loadEngine(options, progress, captureProfile) {
     // 1.29 -> 1.04-1.12 GB, decode ~10% slower (57 -> 65 ms a step), prefill slower too.
     const memoryOptions = p.backend === 'wasm' && memory === 'low' ? { extra: { session: { disable_prepacking: '1' } } } : {};
     const sessionOptions = { ...memoryOptions, ...ortOptions, ...(externalData ? { externalData } : {}), ...(profiling ? { enableProfiling: true } : {}) };
-    const b = await createBridge({ ort, modelBytes, config, backend: p.backend, sessionOptions });
+    const b = await tl.span('ort.session', () => createBridge({ ort, modelBytes, config, backend: p.backend, sessionOptions }));
     timings.sessionMs = Math.round(performance.now() - tS);
     return b;
   };
@@ -147,7 +152,7 @@ export async function loadEngine(options, progress, captureProfile) {
 
   let session = null, defaults = null, pyodide = null;
   if (python) {
-    ({ session, defaults, pyodide } = await createSession(boot, lateBridge(plan.backend, plan.threads, bridgePromise), files, timings));
+    ({ session, defaults, pyodide } = await createSession(boot, lateBridge(plan.backend, plan.threads, bridgePromise), files, timings, tl));
   }
   let bridge;
   try {
@@ -157,6 +162,7 @@ export async function loadEngine(options, progress, captureProfile) {
     throw err;
   }
   const fromCache = await dl.done;
+  tl.set('ready', performance.now(), performance.now());
   const ready = {
     backend: plan.backend, backendReason: plan.backendReason, fallback, kernel, kernelReason,
     memory: kernel === 'ort' ? memory : null, ortBundle: kernel === 'ort' ? ortBundle(plan.backend) : null,
@@ -167,7 +173,7 @@ export async function loadEngine(options, progress, captureProfile) {
       contextWindow: bridge.maxContext || config.max_position_embeddings, vocabSize: config.vocab_size,
       chatTemplate: defaults ? defaults.chat_template : !!JSON.parse(files['tokenizer_config.json']).chat_template,
     },
-    generationConfig, defaults, loadMs: Math.round(performance.now() - t0), timings, fromCache,
+    generationConfig, defaults, loadMs: Math.round(performance.now() - t0), timings, timeline: tl.toJSON(), fromCache,
     ...(python ? {} : { files }),
   };
   return { bridge, session, pyodide, ready };

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import jsonschema
@@ -338,3 +339,63 @@ def test_load_errors_and_unload_are_typed(browser, api_url):
     assert got["aborted"][0] == "AbortError"
     assert got["unloaded"][0] == "Unloaded" and got["unloaded"][2]
     assert got["imported"] is True
+
+
+START = """async (options) => {
+    const intab = await import('/intab.mjs');
+    const e = await intab.create({ backend: 'wasm', ...options });
+    const r = await e.chat.completions.create({ messages: [{ role: 'user', content: 'What is the capital of France?' }],
+                                                temperature: 0, max_tokens: 12 });
+    const out = { timings: e.info.timings, spans: e.info.timeline.spans, origin: e.info.timeline.origin,
+                  text: r.choices[0].message.content };
+    await e.unload();
+    return out;
+}"""
+
+
+def _start(browser, url: str, options: dict) -> dict:
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.goto(url + "blank.html")
+        return page.evaluate(START, options)
+    finally:
+        ctx.close()
+
+
+@pytest.fixture(scope="module")
+def other_bundle_url(serve, api_site, tmp_path_factory) -> str:
+    """The site with a Python bundle of other bytes (a zip comment added: same files) than the one
+    its Pyodide snapshot was made from, as after a release whose snapshot is older."""
+    site = tmp_path_factory.mktemp("other-bundle-site")
+    for p in api_site.iterdir():
+        if p.name != "py":
+            os.symlink(p.resolve(), site / p.name)
+    (site / "py").mkdir()
+    for p in (api_site / "py").iterdir():
+        if p.name != "intab-bundle.zip":
+            os.symlink(p.resolve(), site / "py" / p.name)
+    import zipfile
+    shutil.copy(api_site / "py" / "intab-bundle.zip", site / "py" / "intab-bundle.zip")
+    with zipfile.ZipFile(site / "py" / "intab-bundle.zip", "a") as z:
+        z.comment = b"another build"
+    return serve(site)
+
+
+def test_the_worker_boots_from_the_snapshot_and_answers_as_without_it(browser, api_site, api_url, other_bundle_url):
+    if not (api_site / "py" / "intab-snapshot.bin.gz").exists():
+        pytest.skip("static/py/intab-snapshot.bin.gz is missing: python3 build.py build")
+    snap = _start(browser, api_url, {})
+    scratch = _start(browser, api_url, {"snapshot": False})
+    other = _start(browser, other_bundle_url, {})
+    print(f"\nready: snapshot {snap['timings']}, without {scratch['timings']}, other bundle {other['timings']}")
+    assert snap["timings"].get("pyodideSnapshot") is True
+    assert "pyodideSnapshot" not in scratch["timings"] and "python.snapshot" not in scratch["spans"]
+    assert other["timings"].get("pyodideSnapshot") is True   # booted from it, intab imported anew
+    assert snap["text"] and snap["text"] == scratch["text"] == other["text"]
+    # The timeline: every phase of the start, each [start, end] on the worker's clock.
+    for phase in ("worker", "pyodide.boot", "python.bundle", "python.unpack", "python.import", "python.session",
+                  "kernel.compile", "model.manifest", "model.weights", "kernel.bridge", "ready"):
+        a, b = snap["spans"][phase]
+        assert 0 <= a <= b <= snap["spans"]["ready"][1], (phase, a, b)
+    assert snap["origin"] > 0

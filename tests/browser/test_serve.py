@@ -1,6 +1,7 @@
 """web/serve.py and web/assemble.py without a browser: headers, MIME types, lengths, idempotency."""
 from __future__ import annotations
 
+import json
 import os
 import urllib.error
 import urllib.request
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from assemble import ORT_FILES, PYODIDE_FILES, assemble_web
+from assemble import ORT_FILES, PYODIDE_FILES, assemble_web, write_offline_list
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,8 +69,13 @@ def test_assemble_copies_only_what_is_used_and_is_idempotent(tmp_path):
     stamps = {p: os.stat(p).st_ctime_ns for p in tmp_path.rglob("*") if p.is_file()}
     assemble_web(tmp_path, nm)
     assert {p: os.stat(p).st_ctime_ns for p in tmp_path.rglob("*") if p.is_file()} == stamps
-    # A changed source is copied again.
+    # A changed source is copied again, and offline.json's version (web/sw.js serves the shell
+    # cache first under it) says the shell changed.
+    version = json.loads((tmp_path / "offline.json").read_text())["version"]
     victim = tmp_path / "style.css"
     victim.write_text("/* stale */")
+    assert write_offline_list(tmp_path)
+    assert json.loads((tmp_path / "offline.json").read_text())["version"] != version
     assemble_web(tmp_path, nm)
     assert victim.read_bytes() == (REPO / "web" / "style.css").read_bytes()
+    assert json.loads((tmp_path / "offline.json").read_text())["version"] == version
