@@ -83,7 +83,7 @@ class ChatCompletionMessageToolCall(_Model):
     def model_dump(self, exclude_none: bool = False) -> dict:
         out = super().model_dump(exclude_none=exclude_none)
         if self.index is None:
-            out.pop("index")   # a message's call has no index field
+            out.pop("index", None)   # a message's call has no index field
         return out
 
 

@@ -10,8 +10,11 @@ One call format, Hermes / Qwen2.5's, which Qwen's own templates write:
 A chat template that writes this format itself (its source has `<tool_call>`, as Qwen2.5's and
 Qwen3's do) gets `tools` and the messages as transformers passes them. Any other template (SmolLM2's
 ChatML) gets the tools in the system message, worded as Qwen2.5's template words them
-(`system_prompt`), past calls written into the assistant's text and tool results as a user turn in
-`<tool_response>` tags; docs/structured-output.md shows the format.
+(`system_prompt`), past calls written into the assistant's text, and tool results as a user turn
+"The tool get_weather returned: {...}. Answer my question with it." (SmolLM2-135M, given Qwen's
+`<tool_response>` tags there instead, repeated the tags and the JSON back rather than answering;
+given this sentence, it answered "The weather in Paris is indeed sunny."). docs/structured-output.md
+shows the format.
 
 The guarantee comes from the constraint engine: the call is a JSON value of
 `{"anyOf": [{name: const, arguments: <the tool's parameters>}, ...]}` between the fixed texts
@@ -207,28 +210,40 @@ def messages_for(messages: list[dict], request: ToolRequest | None, template_sou
                 for j, c in enumerate(m["tool_calls"]):
                     name, args = _arguments(c, f"messages[{i}].tool_calls[{j}]")
                     calls.append({**c, "function": {"name": name, "arguments": args}})
-                m = {**m, "tool_calls": calls}
+                # a call's content may be None (OpenAI); Qwen3's template reads it as text
+                m = {**m, "content": m.get("content") or "", "tool_calls": calls}
             out.append(m)
         return out, ({"tools": list(shown)} if shown else {})
     out: list[dict] = []
+    called: dict[str, str] = {}   # tool_call_id -> the function's name
+    results: list[str] = []
+
+    def flush() -> None:
+        if results:
+            ask = "Answer my question with it." if len(results) == 1 else "Answer my question with these results."
+            out.append({"role": "user", "content": "\n".join(results) + " " + ask})
+            results.clear()
+
     for i, m in enumerate(messages):
         role = m.get("role")
+        if role == "tool":
+            name = called.get(str(m.get("tool_call_id")), "")
+            results.append(f"The tool {name} returned: {_text(m.get('content'))}." if name else
+                           f"The tool returned: {_text(m.get('content'))}.")
+            continue
+        flush()
         if role == "assistant" and m.get("tool_calls"):
             parts = [m["content"]] if m.get("content") else []
             for j, c in enumerate(m["tool_calls"]):
                 name, args = _arguments(c, f"messages[{i}].tool_calls[{j}]")
+                if isinstance(c, dict) and c.get("id") is not None:
+                    called[str(c["id"])] = name
                 parts.append(CALL_PREFIX + json.dumps({"name": name, "arguments": args}, ensure_ascii=False)
                              + CALL_SUFFIX)
             out.append({"role": "assistant", "content": "\n".join(parts)})
-        elif role == "tool":
-            text = f"<tool_response>\n{m.get('content', '')}\n</tool_response>"
-            if out and out[-1].get("_tool_results"):
-                out[-1] = {**out[-1], "content": out[-1]["content"] + "\n" + text}
-            else:
-                out.append({"role": "user", "content": text, "_tool_results": True})
         else:
             out.append({k: v for k, v in m.items() if k not in ("tool_calls", "tool_call_id")})
-    out = [{k: v for k, v in m.items() if k != "_tool_results"} for m in out]
+    flush()
     if shown:
         tools_text = system_prompt(shown)
         if out and out[0].get("role") == "system":
@@ -236,6 +251,14 @@ def messages_for(messages: list[dict], request: ToolRequest | None, template_sou
         else:
             out.insert(0, {"role": "system", "content": tools_text})
     return out, {}
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):   # text parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return json.dumps(content, ensure_ascii=False)
 
 
 # ---- the answer ----------------------------------------------------------------------------------
