@@ -282,7 +282,7 @@ def test_bad_requests_are_typed_errors_naming_the_field_and_the_engine_stays_usa
             role: { messages: [{ role: 'robot', content: 'x' }] },
             image: { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] },
             model: { messages: m, model: 'gpt-4o' },
-            seam: { messages: m, tools: [{ type: 'function', function: { name: 'f', parameters: {} } }] },
+            tool: { messages: m, tools: [{ type: 'function', function: { name: 'has space', parameters: {} } }] },
             schema: { messages: m, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', not: {} } } } },
             long: { messages: [{ role: 'user', content: 'fox '.repeat(9000) }] },
             streamRange: { messages: m, temperature: -1, stream: true },
@@ -299,7 +299,7 @@ def test_bad_requests_are_typed_errors_naming_the_field_and_the_engine_stays_usa
               "n": ("UnsupportedParameter", "n"), "range": ("InvalidParameter", "top_p"), "type": ("InvalidParameter", "max_tokens"),
               "empty": ("InvalidParameter", "messages"), "role": ("InvalidParameter", "messages[0].role"),
               "image": ("UnsupportedParameter", "messages[0].content[0]"), "model": ("InvalidParameter", "model"),
-              "seam": ("UnsupportedParameter", "tools"), "schema": ("UnsupportedSchema", "response_format"),
+              "tool": ("ToolError", "tools[0].function.name"), "schema": ("UnsupportedSchema", "response_format"),
               "long": ("PromptTooLong", "messages"),
               "streamRange": ("InvalidParameter", "temperature")}
     for k, (name, param) in expect.items():
