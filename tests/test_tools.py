@@ -178,6 +178,9 @@ def test_a_parameters_schema_the_engine_refuses_names_the_keyword(engine):
         run(engine.chat.completions.create(messages=[{"role": "user", "content": "Hi"}], tools=[WEATHER],
                                            parallel_tool_calls=True))
     assert e.value.param == "parallel_tool_calls"
+    with pytest.raises(IntabError) as e:
+        run(engine.complete("The weather in Paris", tools=[WEATHER]))   # no chat template, no call format
+    assert e.value.param == "tools"
 
 
 # ---------------------------------------------------------------- the prompt

@@ -516,6 +516,9 @@ class _Completions:
         options, stream, _ = _openai_options(kw, self._engine)
         if stream:
             raise _bad("stream", "is not supported for completions; use engine.stream_completion(prompt)")
+        for name in ("tools", "tool_choice"):
+            if options.get(name) is not None:
+                raise _bad(name, "is for chat: tool calls need the chat template (engine.chat.completions.create)")
         if isinstance(options.get("logprobs"), int) and not isinstance(options["logprobs"], bool):
             options["top_logprobs"] = options["logprobs"]   # legacy: logprobs=N means N alternatives
             options["logprobs"] = True

@@ -18,7 +18,7 @@ from .backend import Backend
 from .candidates import Candidates
 from .config import GenerationConfig
 from .confidence import TokenConfidence, summarize, token_confidence
-from .errors import IntabError, ProcessorError, PromptTooLong, StopGeneration, TemplateError
+from .errors import IntabError, InvalidParameter, ProcessorError, PromptTooLong, StopGeneration, TemplateError
 from .kv_cache import KVCache
 from .sampling import apply_processors, candidates_needed, head_for, make_logits_processors, make_sampler
 from .stream import TextStream
@@ -236,6 +236,9 @@ class Engine:
         """The same for a plain text to continue (no chat template): base models, raw prompts."""
         t0 = time.perf_counter()
         cfg = options if isinstance(options, GenerationConfig) else self.config(options)
+        if cfg.tools is not None:
+            raise InvalidParameter("tools are for chat: a tool call needs the chat template.",
+                                   "Use chat (engine.generate / chat.completions.create) with tools.", param="tools")
         if not isinstance(prompt, str):
             raise IntabError(f"prompt must be a string, got {type(prompt).__name__}.", "Pass the text to continue.",
                              param="prompt")
