@@ -8,7 +8,7 @@ import json
 
 import jsonschema
 
-from model_files import model_files, run_async
+from model_files import run_async
 from test_client import api_page, api_site, api_url  # noqa: F401  (fixtures)
 from test_constrain import cpython_engine  # noqa: F401  (fixture)
 from tests.test_tools import FEW_SHOT, TOOLS, WEATHER   # the CPython test's tools and conversation
