@@ -220,7 +220,8 @@ def test_bad_options_are_typed_errors_raised_before_anything_runs(engine, option
 
 
 def test_openai_fields_intab_cannot_honour_are_refused_by_name(engine):
-    for kw in ({"n": 2}, {"tools": [{}]}, {"response_format": {"type": "json_object"}}, {"presence_penalty": 1}):
+    for kw in ({"n": 2}, {"tools": [{}]}, {"parallel_tool_calls": True}, {"logit_bias": {"1": 2}},
+               {"presence_penalty": 1}):
         with pytest.raises(intab.InvalidParameter, match=next(iter(kw))):
             run(engine.chat.completions.create(messages=USER, **kw))
 

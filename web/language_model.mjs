@@ -34,7 +34,9 @@ function translate(err) {
   if (err instanceof DOMException) return err;
   const name = err && err.name;
   if (name === 'PromptTooLong') return domError('QuotaExceededError', err.message, err.hint);
-  if (name === 'InvalidParameter' || name === 'UnsupportedParameter') return domError('NotSupportedError', err.message, err.hint);
+  if (['InvalidParameter', 'UnsupportedParameter', 'UnsupportedSchema', 'ConstraintError'].includes(name)) {
+    return domError('NotSupportedError', err.message, err.hint);
+  }
   if (name === 'Unloaded' || name === 'EngineCrashed') return domError('InvalidStateError', err.message, err.hint);
   return err;
 }
@@ -81,6 +83,32 @@ function toMessages(input, allowSystem) {
     if (typeof content !== 'string') throw new TypeError(`message ${i} needs text content`);
     return { role: m.role, content };
   });
+}
+
+/** responseConstraint -> the engine's constraint option and the text that describes it to the
+ * model. A JSON Schema object becomes response_format json_schema; a RegExp the regex option
+ * (the whole answer matches it; no flags, since the engine's regex has none). */
+function constraintOf(rc) {
+  if (rc == null) return null;
+  if (rc instanceof RegExp) {
+    if (rc.flags) throw domError('NotSupportedError', `a responseConstraint RegExp with flags (/${rc.source}/${rc.flags}) is not supported`, 'Drop the flags; write the cases out ([Aa]) instead of /i.');
+    const source = rc.source.replace(/^\^/, '').replace(/(?<!\\)\$$/, '');   // the whole answer matches anyway
+    return { option: { regex: source }, describe: `Respond with text that matches this regular expression: /${rc.source}/` };
+  }
+  let text;
+  try { text = JSON.stringify(rc); } catch { text = undefined; }
+  if (typeof rc !== 'object' || text === undefined) {
+    throw domError('NotSupportedError', 'responseConstraint must be a JSON Schema object or a RegExp', 'Pass e.g. {type: "object", properties: {...}}.');
+  }
+  return { option: { response_format: { type: 'json_schema', json_schema: { name: 'response', schema: rc } } },
+    describe: `Respond in JSON that conforms to this JSON Schema:\n${text}` };
+}
+
+/** The messages sent: the constraint's description after the last message's text (unless omitted). */
+function described(messages, constraint, omit) {
+  if (!constraint || omit || !messages.length) return messages;
+  const last = messages[messages.length - 1];
+  return [...messages.slice(0, -1), { ...last, content: `${last.content}\n\n${constraint.describe}` }];
 }
 
 export class LanguageModel extends EventTarget {
@@ -208,12 +236,10 @@ export class LanguageModel extends EventTarget {
 
   async #run(input, options, onDelta) {
     this.#alive();
-    const { signal, responseConstraint } = options || {};
-    if (responseConstraint != null) {
-      throw domError('NotSupportedError', 'responseConstraint is not supported yet', 'It arrives with the structured-output release.');
-    }
+    const { signal, responseConstraint, omitResponseConstraintInput } = options || {};
+    const constraint = constraintOf(responseConstraint);
     if (signal?.aborted) throw abortError(signal);
-    const added = toMessages(input, false);
+    const added = described(toMessages(input, false), constraint, omitResponseConstraintInput);
     const ctrl = new AbortController();
     this.#controllers.add(ctrl);
     const onAbort = () => ctrl.abort(signal.reason);
@@ -221,7 +247,7 @@ export class LanguageModel extends EventTarget {
     try {
       const msgs = await this.#fit(added, this.#room());
       if (ctrl.signal.aborted) throw abortError(ctrl.signal);
-      const opts = { temperature: this.temperature, ...(this.temperature > 0 ? { top_k: this.topK } : {}) };
+      const opts = { temperature: this.temperature, ...(this.temperature > 0 ? { top_k: this.topK } : {}), ...(constraint?.option || {}) };
       const r = await this.#engine.generate('chat', msgs, opts, { signal: ctrl.signal, onDelta });
       if (r.finish_reason === 'abort') throw abortError(ctrl.signal.aborted ? ctrl.signal : signal);
       this.#history = [...msgs, { role: 'assistant', content: r.text }];
@@ -278,7 +304,7 @@ export class LanguageModel extends EventTarget {
   async measureContextUsage(input, options = {}) {
     this.#alive();
     if (options.signal?.aborted) throw abortError(options.signal);
-    const added = toMessages(input, false);
+    const added = described(toMessages(input, false), constraintOf(options.responseConstraint), options.omitResponseConstraintInput);
     try {
       const withIt = await this.#engine.countTokens([...this.#history, ...added]);
       const without = this.#history.length ? await this.#engine.countTokens(this.#history, { addGenerationPrompt: false }) : 0;

@@ -12,7 +12,8 @@ const SAMPLING = {
   ignore_eos: 'ignore_eos', context_overflow: 'context_overflow',
 };
 const COMMON = ['model', 'stream', 'stream_options', 'signal', 'n', ...Object.keys(SAMPLING)];
-const CHAT_FIELDS = new Set([...COMMON, 'messages', 'logprobs', 'top_logprobs', 'response_format', 'tools', 'tool_choice']);
+const CHAT_FIELDS = new Set([...COMMON, 'messages', 'logprobs', 'top_logprobs', 'response_format', 'tools', 'tool_choice',
+  'parallel_tool_calls']);
 const TEXT_FIELDS = new Set([...COMMON, 'prompt', 'logprobs', 'echo']);
 
 // Fields of OpenAI's API that intab does not do, and why (the error's hint).
@@ -20,7 +21,6 @@ const UNSUPPORTED = {
   frequency_penalty: 'Use repetition_penalty (transformers\' definition), which intab applies exactly.',
   presence_penalty: 'Use repetition_penalty (transformers\' definition), which intab applies exactly.',
   logit_bias: 'Pass a logits processor from the Python API, or use a response_format constraint.',
-  parallel_tool_calls: 'Tool calls come one at a time.',
   functions: 'Use tools.', function_call: 'Use tool_choice.',
   audio: 'intab runs text models only.', modalities: 'intab runs text models only.',
   prediction: 'Predicted outputs are not supported.', reasoning_effort: 'Not a reasoning model.',
@@ -97,11 +97,49 @@ export function toMessages(messages) {
     for (const k of Object.keys(m)) {
       if (!['role', 'content', 'name', 'tool_calls', 'tool_call_id'].includes(k)) throw new InvalidParameterError(`${where}.${k}`, `unknown message field '${k}'`);
     }
-    if (m.tool_calls != null || m.role === 'tool') throw unsupported(`${where}.${m.role === 'tool' ? 'role' : 'tool_calls'}`, 'Tool calling arrives with the structured-output release.');
     const out = { role: m.role === 'developer' ? 'system' : m.role, content: m.content == null && m.role === 'assistant' ? '' : text(m.content, where) };
     if (m.name != null) out.name = String(m.name);
+    if (m.tool_calls != null) {
+      if (m.role !== 'assistant') throw new InvalidParameterError(`${where}.tool_calls`, 'only an assistant message carries tool_calls');
+      out.tool_calls = toolCalls(m.tool_calls, `${where}.tool_calls`);
+    }
+    if (m.role === 'tool') {
+      if (typeof m.tool_call_id !== 'string') throw new InvalidParameterError(`${where}.tool_call_id`, 'a tool message needs the tool_call_id of the call it answers');
+      out.tool_call_id = m.tool_call_id;
+    } else if (m.tool_call_id != null) {
+      throw new InvalidParameterError(`${where}.tool_call_id`, 'only a tool message carries tool_call_id');
+    }
     return out;
   });
+}
+
+/** An assistant message's tool_calls as the model made them (message.tool_calls of an earlier answer). */
+function toolCalls(calls, where) {
+  if (!Array.isArray(calls)) throw new InvalidParameterError(where, `${where} must be a list of {id, type: 'function', function: {name, arguments}}`);
+  return calls.map((c, i) => {
+    const f = c && c.function;
+    if (!c || c.type !== 'function' || typeof c.id !== 'string' || !f || typeof f.name !== 'string' || typeof f.arguments !== 'string') {
+      throw new InvalidParameterError(`${where}[${i}]`, `${where}[${i}] must be {id, type: 'function', function: {name, arguments: a JSON string}}`);
+    }
+    return { id: c.id, type: 'function', function: { name: f.name, arguments: f.arguments } };
+  });
+}
+
+/** tools and tool_choice go to the engine, which checks them field by field (py/intab/tools.py). */
+function toolOptions(req) {
+  const out = {};
+  if (req.parallel_tool_calls != null && req.parallel_tool_calls !== false) {
+    throw unsupported('parallel_tool_calls', 'Tool calls come one at a time: leave parallel_tool_calls out, or set it to false.');
+  }
+  if (req.tools != null) out.tools = req.tools;
+  if (req.tool_choice != null) out.tool_choice = req.tool_choice;
+  return out;
+}
+
+/** The answer as OpenAI's assistant message: with tool_calls, content is the text before them (or null). */
+function assistantMessage(r) {
+  if (r.tool_calls?.length) return { role: 'assistant', content: r.text || null, tool_calls: r.tool_calls };
+  return { role: 'assistant', content: r.text };
 }
 
 const stamp = () => Math.floor(Date.now() / 1000);
@@ -142,11 +180,8 @@ function checkLogprobs(req) {
 export function chatCompletion(engine, req) {
   try {
     checkFields(req, CHAT_FIELDS, 'chat.completions.create');
-    for (const f of ['tools', 'tool_choice']) {
-      if (req[f] != null) throw unsupported(f, 'Tool calling is not in this release; constrain the answer with response_format instead.');
-    }
     const messages = toMessages(req.messages);
-    const opts = { ...options(req, engine), ...checkLogprobs(req) };
+    const opts = { ...options(req, engine), ...checkLogprobs(req), ...toolOptions(req) };
     // checked and compiled by the engine (py/intab/constrain): an unsupported schema keyword is
     // an InvalidParameter naming it, before any token
     if (req.response_format != null) opts.response_format = req.response_format;
@@ -154,7 +189,7 @@ export function chatCompletion(engine, req) {
     if (!req.stream) {
       return engine.generate('chat', messages, opts, { signal: req.signal }).then((r) => ({
         ...meta, object: 'chat.completion', system_fingerprint: null,
-        choices: [{ index: 0, message: { role: 'assistant', content: r.text }, logprobs: r.logprobs ? { content: r.logprobs.map(lpEntry) } : null, finish_reason: r.finish_reason }],
+        choices: [{ index: 0, message: assistantMessage(r), logprobs: r.logprobs ? { content: r.logprobs.map(lpEntry) } : null, finish_reason: r.finish_reason }],
         usage: usage(r), intab: intabFields(r),
       }));
     }
@@ -164,7 +199,9 @@ export function chatCompletion(engine, req) {
     });
     return stream(engine, 'chat', messages, opts, req, {
       first: () => chunk({ role: 'assistant', content: '' }),
-      delta: (d) => chunk({ content: d.text }, null, d.logprobs ? { content: d.logprobs.map(lpEntry) } : null),
+      // a call comes whole in one delta ({index, id, type, function: {name, arguments}}), once it is complete
+      delta: (d) => chunk(d.tool_calls ? { ...(d.text ? { content: d.text } : {}), tool_calls: d.tool_calls } : { content: d.text }, null,
+        d.logprobs ? { content: d.logprobs.map(lpEntry) } : null),
       last: (r) => ({ ...chunk({}, r.finish_reason), intab: intabFields(r) }),
       usage: (r) => ({ ...meta, object: 'chat.completion.chunk', system_fingerprint: null, choices: [], usage: usage(r) }),
     });
@@ -230,7 +267,7 @@ async function stream(engine, kind, payload, opts, req, make) {
   const done = engine.generate(kind, payload, opts, {
     signal: ctrl.signal,
     onQueued: () => accept.resolve(),
-    onDelta: (d) => { if (d.text || d.logprobs?.length) push(make.delta(d)); },
+    onDelta: (d) => { if (d.text || d.logprobs?.length || d.tool_calls?.length) push(make.delta(d)); },
   }).then((r) => {
     accept.resolve();
     push(make.last(r));

@@ -43,7 +43,7 @@ export const FROM_WORKER = {
   // A generation was checked (options, template, tokens, context) and waits its turn; a bad one
   // gets an error instead, at once, before any earlier generation is done.
   queued: ['id', 'prompt_tokens'],           // + dropped_messages
-  delta: ['id', 'text', 'token_ids'],       // + logprobs when asked
+  delta: ['id', 'text', 'token_ids'],       // + logprobs when asked, + tool_calls on the last one with calls
   done: ['id', 'result'],                    // result: contracts.md §4
   reply: ['id', 'value'],
   error: ['id', 'error', 'fatal'],           // error: {name, message, hint, param}; fatal: the engine could not load

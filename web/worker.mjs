@@ -73,7 +73,8 @@ async function generate(e, id) {
   }
   current = id;
   const onDelta = (o) => {   // already a JS object (pyodide_glue's to_js)
-    post('delta', { id, text: o.text, token_ids: o.token_ids, ...(o.logprobs ? { logprobs: o.logprobs } : {}) });
+    post('delta', { id, text: o.text, token_ids: o.token_ids, ...(o.logprobs ? { logprobs: o.logprobs } : {}),
+      ...(o.tool_calls ? { tool_calls: o.tool_calls } : {}) });
   };
   const before = e.bridge.stats;
   try {

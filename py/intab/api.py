@@ -23,8 +23,9 @@ from .candidates import Candidates
 from .engine import Delta, Engine, GenerationResult, Request
 from .errors import BackendError, IntabError, InvalidParameter
 from .openai_types import (
-    ChatCompletion, ChatCompletionChunk, ChatCompletionMessage, ChatCompletionTokenLogprob, Choice, ChoiceDelta,
-    ChoiceLogprobs, ChunkChoice, Completion, CompletionChoice, CompletionUsage, TopLogprob,
+    ChatCompletion, ChatCompletionChunk, ChatCompletionMessage, ChatCompletionMessageToolCall, ChatCompletionTokenLogprob,
+    Choice, ChoiceDelta, ChoiceLogprobs, ChunkChoice, Completion, CompletionChoice, CompletionUsage, Function,
+    TopLogprob,
 )
 
 Messages = Sequence[dict]
@@ -62,7 +63,7 @@ class TokenLogprob:
 class ChatResult:
     text: str
     token_ids: list[int]
-    finish_reason: str                 # "stop" | "length" | "abort"
+    finish_reason: str                 # "stop" | "length" | "abort" | "tool_calls"
     usage: Usage
     logprobs: list[TokenLogprob] | None = None
     confidence: dict | None = None     # per answer (intab.confidence.AnswerConfidence): logprob, entropy, margin
@@ -74,10 +75,15 @@ class ChatResult:
     decode_tok_s: float = 0.0
     python_ms_per_token: float = 0.0
     backend_ms_per_token: float = 0.0
+    # with tools=[...]: the calls the model made, in OpenAI's shape ({id, type: 'function',
+    # function: {name, arguments: JSON text}}); `text` is then what it wrote before them
+    tool_calls: list[dict] | None = None
 
     @property
     def message(self) -> dict:
-        """The answer as a message to append to a conversation."""
+        """The answer as a message to append to a conversation (with its tool_calls, if any)."""
+        if self.tool_calls:
+            return {"role": "assistant", "content": self.text or None, "tool_calls": self.tool_calls}
         return {"role": "assistant", "content": self.text}
 
     def to_dict(self) -> dict:
@@ -268,7 +274,7 @@ class IntabEngine(TextModel):
             confidence=r.confidence or None, token_confidence=list(r.token_confidence), stop_reason=r.stop_reason,
             reused_tokens=r.reused_tokens, ttft_ms=r.ttft_ms, prefill_tok_s=r.prefill_tok_s,
             decode_tok_s=r.decode_tok_s, python_ms_per_token=r.python_ms_per_token,
-            backend_ms_per_token=r.backend_ms_per_token)
+            backend_ms_per_token=r.backend_ms_per_token, tool_calls=r.tool_calls)
 
     def _token_logprobs(self, r: GenerationResult) -> list[TokenLogprob]:
         """The engine's OpenAI-style entries ({id, token, bytes, logprob, top_logprobs}) as TokenLogprob."""
@@ -445,7 +451,11 @@ def _openai_options(kw: dict, engine: IntabEngine) -> tuple[dict, bool, bool]:
         if kw.get(name) not in (None, 0, 0.0):
             raise InvalidParameter(f"{name} is not supported.", "Use repetition_penalty (transformers' definition).")
         kw.pop(name, None)
-    for name in ("response_format", "tools", "tool_choice", "logit_bias", "user", "functions"):
+    if kw.get("parallel_tool_calls") is True:
+        raise InvalidParameter("parallel_tool_calls=True is not supported: tool calls come one at a time.",
+                               "Leave parallel_tool_calls out, or set it to False.", param="parallel_tool_calls")
+    kw.pop("parallel_tool_calls", None)
+    for name in ("logit_bias", "user", "functions", "function_call"):
         if kw.get(name) is not None:
             raise InvalidParameter(f"{name} is not supported by this version of intab.",
                                    f"Remove {name}; for your own token rules pass logits_processors=[...].")
@@ -468,7 +478,7 @@ class _ChatCompletions:
         r = await engine._chat(messages, options)
         return ChatCompletion(
             id=rid, created=created, model=model,
-            choices=[Choice(index=0, message=ChatCompletionMessage(content=r.text), finish_reason=r.finish_reason,
+            choices=[Choice(index=0, message=_message(r), finish_reason=r.finish_reason,
                             logprobs=_choice_logprobs(r))],
             usage=CompletionUsage(**asdict(r.usage)), intab=_intab_fields(r))
 
@@ -486,6 +496,8 @@ async def _chunks(engine: IntabEngine, stream: TextStream, rid: str, created: in
         await stream.aclose()
     r = stream.result
     assert r is not None
+    if r.tool_calls:
+        yield chunk(ChoiceDelta(tool_calls=[_call(c, i) for i, c in enumerate(r.tool_calls)]))
     last = chunk(ChoiceDelta(), r.finish_reason, intab=_intab_fields(r))
     last.choices[0].logprobs = _choice_logprobs(r)
     yield last
@@ -504,6 +516,9 @@ class _Completions:
         options, stream, _ = _openai_options(kw, self._engine)
         if stream:
             raise _bad("stream", "is not supported for completions; use engine.stream_completion(prompt)")
+        for name in ("tools", "tool_choice"):
+            if options.get(name) is not None:
+                raise _bad(name, "is for chat: tool calls need the chat template (engine.chat.completions.create)")
         if isinstance(options.get("logprobs"), int) and not isinstance(options["logprobs"], bool):
             options["top_logprobs"] = options["logprobs"]   # legacy: logprobs=N means N alternatives
             options["logprobs"] = True
@@ -515,6 +530,16 @@ class _Completions:
         return Completion(id=f"cmpl-{uuid.uuid4().hex[:24]}", created=int(time.time()), model=self._engine.model_id,
                           choices=[CompletionChoice(index=0, text=r.text, finish_reason=r.finish_reason, logprobs=lp)],
                           usage=CompletionUsage(**asdict(r.usage)), intab=_intab_fields(r))
+
+
+def _call(c: dict, index: int | None = None) -> ChatCompletionMessageToolCall:
+    return ChatCompletionMessageToolCall(id=c["id"], function=Function(**c["function"]), index=index)
+
+
+def _message(r: ChatResult) -> ChatCompletionMessage:
+    if r.tool_calls:
+        return ChatCompletionMessage(content=r.text or None, tool_calls=[_call(c) for c in r.tool_calls])
+    return ChatCompletionMessage(content=r.text)
 
 
 def _choice_logprobs(r: ChatResult) -> ChoiceLogprobs | None:

@@ -33,6 +33,10 @@ class GenerationConfig:
     regex: str | None = None
     grammar: str | None = None
     choices: tuple[str, ...] | None = None
+    # Tool calling (intab/tools.py): OpenAI's tools [{type: 'function', function: {name, description,
+    # parameters}}] and tool_choice ('auto' | 'required' | 'none' | {type: 'function', function: {name}}).
+    tools: Any = None
+    tool_choice: Any = None
 
     @property
     def greedy(self) -> bool:
@@ -70,11 +74,26 @@ class GenerationConfig:
         self.constraint   # the constraint's shape is checked here; its content when compiled
 
     @property
+    def tool_request(self):
+        """The request's tools and tool_choice, checked (intab.tools.ToolRequest), or None."""
+        from .tools import ToolRequest
+        return ToolRequest.from_options(self.tools, self.tool_choice)
+
+    @property
     def constraint(self):
-        """The request's ConstraintSpec (intab.constrain), or None."""
+        """The request's ConstraintSpec (intab.constrain), or None: a tool call's when calls are
+        allowed, else the output constraint."""
         from .constrain import ConstraintSpec
-        return ConstraintSpec.from_options({"response_format": self.response_format, "regex": self.regex,
+        spec = ConstraintSpec.from_options({"response_format": self.response_format, "regex": self.regex,
                                             "grammar": self.grammar, "choices": self.choices})
+        tools = self.tool_request
+        if tools is None or not tools.calls_allowed:
+            return spec
+        if spec is not None:
+            raise InvalidParameter(f"{spec.param} cannot be combined with tools (tool_choice {tools.choice!r}).",
+                                   "Constrain the answer or let the model call a tool, not both; tool_choice='none' "
+                                   "keeps the constraint.", param=spec.param)
+        return tools.constraint()
 
     @classmethod
     def from_options(cls, options: dict[str, Any] | None, defaults: dict[str, Any] | None = None) -> "GenerationConfig":
@@ -96,6 +115,8 @@ class GenerationConfig:
                 raise InvalidParameter(f"stop={merged['stop']!r} is invalid: it must be a string or a list of strings.",
                                        param="stop")
             merged["stop"] = tuple(merged["stop"])
+        if isinstance(merged.get("tools"), list):
+            merged["tools"] = tuple(merged["tools"])
         if isinstance(merged.get("choices"), list):
             merged["choices"] = tuple(merged["choices"])
         for name in ("temperature", "top_p", "min_p", "repetition_penalty"):

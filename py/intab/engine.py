@@ -18,7 +18,7 @@ from .backend import Backend
 from .candidates import Candidates
 from .config import GenerationConfig
 from .confidence import TokenConfidence, summarize, token_confidence
-from .errors import IntabError, ProcessorError, PromptTooLong, StopGeneration, TemplateError
+from .errors import IntabError, InvalidParameter, ProcessorError, PromptTooLong, StopGeneration, TemplateError
 from .kv_cache import KVCache
 from .sampling import apply_processors, candidates_needed, head_for, make_logits_processors, make_sampler
 from .stream import TextStream
@@ -94,6 +94,8 @@ class Delta:
     text: str
     token_ids: list[int]
     logprobs: list[dict] | None = None
+    # the answer's tool calls, on the last delta, in OpenAI's stream shape ({index, id, type, function})
+    tool_calls: list[dict] | None = None
 
 
 @dataclass
@@ -102,7 +104,7 @@ class GenerationResult:
     token_ids: list[int]
     prompt_tokens: int
     new_tokens: int
-    finish_reason: str            # "stop" | "length" | "abort"
+    finish_reason: str            # "stop" | "length" | "abort" | "tool_calls"
     # why, in more detail: "eos" | "stop_string" | "special_token" | "processor" | "max_tokens" |
     # "context_full" | "abort"
     stop_reason: str = ""
@@ -119,6 +121,9 @@ class GenerationResult:
     logprobs: list[dict] | None = None  # with logprobs=True: one entry per generated token
     confidence: dict = field(default_factory=dict)           # AnswerConfidence
     token_confidence: list[dict] = field(default_factory=list)   # TokenConfidence per generated token
+    # With tools: the calls ({id, type: 'function', function: {name, arguments: JSON text}}); `text`
+    # is then what came before the first call (the content).
+    tool_calls: list[dict] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -203,16 +208,37 @@ class Engine:
         t0 = time.perf_counter()
         cfg = options if isinstance(options, GenerationConfig) else self.config(options)
         messages = list(messages)
+        messages, template_extra = self._with_tools(messages, cfg, template_extra)
         prompt = self.prompt_ids(messages, **template_extra)
         dropped = 0
         if cfg.context_overflow == "drop_oldest":
             prompt, dropped = self._fit(messages, prompt, cfg, template_extra)
         return self._request(prompt, cfg, dropped, t0)
 
+    def _with_tools(self, messages: list[dict], cfg: GenerationConfig, extra: dict) -> tuple[list[dict], dict]:
+        """The request's tools and the conversation's past calls and results, as the chat template
+        takes them (intab/tools.py); the call's constraint compiled now, so that a parameters
+        schema the engine refuses fails the request before it queues."""
+        request = cfg.tool_request
+        if request is None and not any(m.get("tool_calls") or m.get("role") == "tool" for m in messages):
+            return messages, extra
+        if self.template is None:
+            raise TemplateError("tools need a chat template; this model has none (it is a base model).", param="tools")
+        from .tools import check_schemas, messages_for
+        source = self.template.named_templates.get("tool_use") or self.template.source
+        messages, variables = messages_for(messages, request, source)
+        if request is not None and request.calls_allowed:
+            check_schemas(request, self._compile)
+            self.constraint(cfg)
+        return messages, {**extra, **variables}
+
     def prepare_completion(self, prompt: str, options: dict | GenerationConfig | None = None) -> "Request":
         """The same for a plain text to continue (no chat template): base models, raw prompts."""
         t0 = time.perf_counter()
         cfg = options if isinstance(options, GenerationConfig) else self.config(options)
+        if cfg.tools is not None:
+            raise InvalidParameter("tools are for chat: a tool call needs the chat template.",
+                                   "Use chat (engine.generate / chat.completions.create) with tools.", param="tools")
         if not isinstance(prompt, str):
             raise IntabError(f"prompt must be a string, got {type(prompt).__name__}.", "Pass the text to continue.",
                              param="prompt")
@@ -309,6 +335,11 @@ class Engine:
         eos = frozenset() if cfg.ignore_eos else self.info.eos_ids
         special_stops = frozenset() if cfg.ignore_eos else frozenset(self.tokenizer.special_ids) - eos
         matcher = self.constraint(cfg)   # compiled (or refused) before any token
+        tools = cfg.tool_request
+        splitter = None
+        if tools is not None and tools.calls_allowed:
+            from .tools import ContentSplitter
+            splitter = ContentSplitter()   # the text from <tool_call> on becomes tool_calls, not content
 
         def head(history: list[int]):
             return head_for(cfg, k, history, matcher.mask() if matcher is not None else None,
@@ -338,11 +369,14 @@ class Engine:
         t_first = None
         backend_s = 0.0
 
-        def emit(piece: str, final: bool = False) -> None:
+        def emit(piece: str, final: bool = False, calls: list[dict] | None = None) -> None:
+            if splitter is not None and not final:
+                piece = splitter.push(piece)
             if piece:
                 text_parts.append(piece)
-            if on_delta is not None and (piece or (final and pending_ids)):
-                on_delta(Delta(piece, pending_ids[:], pending_lp[:] if logprobs is not None else None))
+            if on_delta is not None and (piece or calls or (final and pending_ids)):
+                on_delta(Delta(piece, pending_ids[:], pending_lp[:] if logprobs is not None else None,
+                               [{"index": i, **c} for i, c in enumerate(calls)] if calls else None))
                 pending_ids.clear()
                 pending_lp.clear()
 
@@ -393,10 +427,24 @@ class Engine:
             backend_s += time.perf_counter() - t0
             self.kv.extend([token])
 
-        emit(stream.finish(), final=True)
+        calls = None
+        if splitter is None:
+            emit(stream.finish(), final=True)
+        else:
+            from .tools import parse_calls
+            tail = splitter.push(stream.finish())
+            parsed = parse_calls(splitter.text, tools)
+            if parsed is None:   # no complete call: everything is content
+                emit(tail + splitter.rest(), final=True)
+            else:
+                calls = parsed[1]
+                emit(tail, final=True, calls=calls)
+                if finish != "abort":
+                    finish = "tool_calls"
         result = self._result("".join(text_parts), generated, prompt, prep, finish, reason, t_start, t_prefill,
                               t_first, backend_s, len(prompt) - reuse)
         result.stop_token = stop_token
+        result.tool_calls = calls
         result.logprobs = logprobs
         result.token_confidence = [c.to_dict() for c in confidences]
         result.confidence = summarize(confidences).to_dict()
@@ -408,10 +456,17 @@ class Engine:
         spec = cfg.constraint
         if spec is None:
             return None
+        compiled = self._compile(spec)
+        if spec.trigger:
+            from .constrain import LazyMatcher
+            return LazyMatcher(compiled, spec.trigger)
+        return compiled.matcher()
+
+    def _compile(self, spec):
         if self._constraints is None:
             from .constrain import ConstraintCompiler, TokenIndex
             self._constraints = ConstraintCompiler(TokenIndex.for_tokenizer(self.tokenizer, self.info.eos_ids))
-        return self._constraints.compile(spec).matcher()
+        return self._constraints.compile(spec)
 
     def _logprob_entry(self, c: Candidates, token: int, top: int) -> dict:
         """OpenAI's logprobs content entry for one token: {token, logprob, bytes, top_logprobs}, from

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-FinishReason = Literal["stop", "length", "abort"]
+FinishReason = Literal["stop", "length", "abort", "tool_calls"]
 
 
 def _plain(value: Any, exclude_none: bool) -> Any:
@@ -68,10 +68,31 @@ class ChoiceLogprobs(_Model):
 
 
 @dataclass
+class Function(_Model):
+    name: str
+    arguments: str    # the arguments as a JSON text, as OpenAI gives them
+
+
+@dataclass
+class ChatCompletionMessageToolCall(_Model):
+    id: str
+    function: Function
+    type: Literal["function"] = "function"
+    index: int | None = None   # in a stream's delta only (OpenAI's ChoiceDeltaToolCall.index)
+
+    def model_dump(self, exclude_none: bool = False) -> dict:
+        out = super().model_dump(exclude_none=exclude_none)
+        if self.index is None:
+            out.pop("index", None)   # a message's call has no index field
+        return out
+
+
+@dataclass
 class ChatCompletionMessage(_Model):
     content: str | None
     role: Literal["assistant"] = "assistant"
     refusal: str | None = None
+    tool_calls: list[ChatCompletionMessageToolCall] | None = None
 
 
 @dataclass
@@ -106,6 +127,7 @@ class ChoiceDelta(_Model):
     content: str | None = None
     role: Literal["assistant"] | None = None
     refusal: str | None = None
+    tool_calls: list[ChatCompletionMessageToolCall] | None = None
 
 
 @dataclass

@@ -121,7 +121,7 @@ class Session:
     async def generate(self, request_id: int, on_delta: Any = None) -> Any:
         """Run a request that check() accepted."""
         def deliver(d: Delta) -> None:
-            on_delta(_js({"text": d.text, "token_ids": d.token_ids, "logprobs": d.logprobs}))
+            on_delta(_js({"text": d.text, "token_ids": d.token_ids, "logprobs": d.logprobs, "tool_calls": d.tool_calls}))
 
         req = self._prepared.pop(int(request_id), None)
         if req is None:

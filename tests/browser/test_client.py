@@ -270,6 +270,34 @@ def test_prompt_api_sessions_are_conversations_of_their_own(api_page):
     assert got["global"] is (not got["native"])
 
 
+def test_prompt_api_response_constraint_schema_and_regexp(api_page):
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30},
+                                               "country": {"type": "string", "maxLength": 30}},
+              "required": ["city", "country"], "additionalProperties": False}
+    got = api_page.evaluate("""async (schema) => {
+        const { LanguageModel } = intab;
+        const s = await LanguageModel.create({ temperature: 0 });
+        const q = 'Which city is the capital of France?';
+        const described = await s.measureContextUsage(q, { responseConstraint: schema });
+        const omitted = await s.measureContextUsage(q, { responseConstraint: schema, omitResponseConstraintInput: true });
+        const plain = await s.measureContextUsage(q);
+        const json = await s.prompt(q, { responseConstraint: schema });
+        const t = await LanguageModel.create({ temperature: 0 });
+        const parts = [];
+        const stream = t.promptStreaming('Is Paris in France? Answer yes or no.', { responseConstraint: /(yes|no)\\./, omitResponseConstraintInput: true });
+        for await (const p of stream) parts.push(p);
+        const flags = await t.prompt('x', { responseConstraint: /a/i }).then(() => 'resolved', (e) => e.name);
+        const refused = await t.prompt('x', { responseConstraint: { type: 'string', format: 'ipv9' } }).then(() => 'resolved', (e) => [e.name, e.message]);
+        return { described, omitted, plain, json, regex: parts.join(''), flags, refused };
+    }""", schema)
+    jsonschema.validate(json.loads(got["json"]), schema)
+    assert "Paris" in got["json"]
+    assert got["regex"] in ("yes.", "no.")
+    assert got["omitted"] == got["plain"] < got["described"]   # described to the model unless omitted
+    assert got["flags"] == "NotSupportedError" and got["refused"][0] == "NotSupportedError"
+    assert "format" in got["refused"][1]
+
+
 def test_bad_requests_are_typed_errors_naming_the_field_and_the_engine_stays_usable(api_page):
     got = api_page.evaluate("""async () => {
         const m = [{ role: 'user', content: 'Hi' }];
@@ -283,7 +311,7 @@ def test_bad_requests_are_typed_errors_naming_the_field_and_the_engine_stays_usa
             role: { messages: [{ role: 'robot', content: 'x' }] },
             image: { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] },
             model: { messages: m, model: 'gpt-4o' },
-            seam: { messages: m, tools: [{ type: 'function', function: { name: 'f', parameters: {} } }] },
+            tool: { messages: m, tools: [{ type: 'function', function: { name: 'has space', parameters: {} } }] },
             schema: { messages: m, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', not: {} } } } },
             long: { messages: [{ role: 'user', content: 'fox '.repeat(9000) }] },
             streamRange: { messages: m, temperature: -1, stream: true },
@@ -300,7 +328,7 @@ def test_bad_requests_are_typed_errors_naming_the_field_and_the_engine_stays_usa
               "n": ("UnsupportedParameter", "n"), "range": ("InvalidParameter", "top_p"), "type": ("InvalidParameter", "max_tokens"),
               "empty": ("InvalidParameter", "messages"), "role": ("InvalidParameter", "messages[0].role"),
               "image": ("UnsupportedParameter", "messages[0].content[0]"), "model": ("InvalidParameter", "model"),
-              "seam": ("UnsupportedParameter", "tools"), "schema": ("UnsupportedSchema", "response_format"),
+              "tool": ("ToolError", "tools[0].function.name"), "schema": ("UnsupportedSchema", "response_format"),
               "long": ("PromptTooLong", "messages"),
               "streamRange": ("InvalidParameter", "temperature")}
     for k, (name, param) in expect.items():

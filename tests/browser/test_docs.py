@@ -55,7 +55,7 @@ def docs_site(static_root, tmp_path_factory):
 
 def test_the_docs_have_examples():
     names = [n for n, _, _ in examples()]
-    assert {"api.md:chat", "api.md:prompt-api", "api.md:webllm", "embedding.md:script-tag"} <= set(names), names
+    assert {"api.md:chat", "api.md:tools", "api.md:prompt-api", "api.md:webllm", "embedding.md:script-tag"} <= set(names), names
 
 
 @pytest.mark.parametrize("name,lang,body", examples(), ids=[n for n, _, _ in examples()])

@@ -17,26 +17,30 @@ from typing import Any
 from .automaton import Automaton
 from .errors import ConstraintError, UnsupportedSchema
 from .gbnf import parse_gbnf
-from .ir import Grammar, alt, lit
+from .ir import Grammar, Ref, alt, lit, seq
 from .json_schema import compile_schema
-from .matcher import CompiledConstraint, Matcher, allowed_ids, mask_from_ids
+from .matcher import CompiledConstraint, LazyMatcher, Matcher, allowed_ids, mask_from_ids
 from .regex import parse_regex
 from .vocab import TokenIndex
 
 __all__ = ["ConstraintCompiler", "ConstraintSpec", "ConstraintError", "UnsupportedSchema", "TokenIndex",
-           "CompiledConstraint", "Matcher", "allowed_ids", "mask_from_ids", "grammar_of"]
+           "CompiledConstraint", "LazyMatcher", "Matcher", "allowed_ids", "mask_from_ids", "grammar_of"]
 
-KINDS = ("json_schema", "regex", "grammar", "choices")
+KINDS = ("json_schema", "regex", "grammar", "choices", "wrapped_json")
 
 
 @dataclass(frozen=True)
 class ConstraintSpec:
     """What the output must match. `source`: a schema (dict/bool), a regex, a grammar's text, or a
-    tuple of choices; `param`: the request option it came from (named in errors)."""
+    tuple of choices; for "wrapped_json" {prefix, schema, suffix}: a JSON value between two fixed
+    texts (a tool call). `param`: the request option it came from (named in errors). `trigger`:
+    a lazy constraint (llama.cpp's lazy grammars): the output is free until this text appears,
+    and from where it begins, the output must match (the grammar starts with the trigger)."""
     kind: str
     source: Any
     whitespace: str = "flexible"
     param: str = ""
+    trigger: str = ""
 
     @property
     def key(self) -> str:
@@ -107,6 +111,14 @@ def grammar_of(spec: ConstraintSpec) -> Grammar:
         return parse_gbnf(spec.source)
     if spec.kind == "choices":
         return Grammar.single(alt(*[lit(c) for c in spec.source]))
+    if spec.kind == "wrapped_json":
+        inner = compile_schema(spec.source["schema"], param=spec.param or "tools", whitespace=spec.whitespace)
+        name = "wrapped"
+        while name in inner.rules:
+            name += "_"
+        rules = dict(inner.rules)
+        rules[name] = seq(lit(spec.source["prefix"]), Ref(inner.root), lit(spec.source["suffix"]))
+        return Grammar(rules, name)
     raise ConstraintError(f"unknown constraint kind {spec.kind!r}.", f"Use one of {', '.join(KINDS)}.")
 
 

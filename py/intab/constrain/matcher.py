@@ -142,6 +142,58 @@ class Matcher:
         return self.finished or (a.accepting(self.state) and not a.can_continue(self.state))
 
 
+class LazyMatcher:
+    """A lazy constraint (llama.cpp's lazy grammars): no mask until the trigger text appears in
+    the output, then the compiled constraint (whose language starts with the trigger) from the
+    trigger's first byte on. `mask()` is None while free. If the token that completed the trigger
+    also carried bytes the constraint refuses, the constraint cannot apply (the token is already
+    sampled): `failed` is set and the output stays free (the caller then finds no valid call)."""
+
+    def __init__(self, compiled: CompiledConstraint, trigger: str):
+        self.compiled = compiled
+        self.trigger = trigger.encode("utf-8")
+        self.inner: Matcher | None = None
+        self.failed = False
+        self._seen = bytearray()
+
+    def reset(self) -> None:
+        self.inner, self.failed = None, False
+        self._seen.clear()
+
+    @property
+    def triggered(self) -> bool:
+        return self.inner is not None
+
+    def mask(self) -> bytes | None:
+        return self.inner.mask() if self.inner is not None else None
+
+    def accept(self, token: int) -> None:
+        if self.inner is not None:
+            self.inner.accept(token)
+            return
+        idx = self.compiled.index
+        if self.failed or token in idx.eos_ids or not 0 <= token < idx.vocab_size:
+            return
+        start = max(0, len(self._seen) - len(self.trigger) + 1)   # only where the trigger can newly end
+        self._seen += idx.token_bytes[token]
+        at = self._seen.find(self.trigger, start)
+        if at < 0:
+            return
+        m = self.compiled.matcher()
+        if m.accept_text(bytes(self._seen[at:])):
+            self.inner = m
+        else:
+            self.failed = True
+
+    @property
+    def accepting(self) -> bool:
+        return self.inner is None or self.inner.accepting
+
+    @property
+    def must_stop(self) -> bool:
+        return self.inner is not None and self.inner.must_stop
+
+
 def allowed_ids(mask: bytes, vocab_size: int) -> list[int]:
     """Token ids set in a mask (tests and tools)."""
     out = []
