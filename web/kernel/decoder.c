@@ -473,15 +473,18 @@ static void rope(float *v, int pos) {
 
 // Attention, as the fast kernels do it (llama.cpp's flash-attention path, FlashDecoding):
 // - the `rep` query heads of a KV head are computed together, so each key and value row comes
-//   from memory once for all of them (SmolLM2-135M: 3 heads a row; before, each head read its
-//   group's whole cache again: at a 2k context 3 x 92 MB a token, more than the weights);
+//   from memory once for all of them (SmolLM2-135M: 3 heads a row, 92 MB of cache a token at a
+//   2k context; before, each head read its group's rows again, partly from L2);
 // - keys go in blocks of KBLOCK with an online softmax (a running max and sum per head that the
 //   next block rescales), so no T-long score row is kept and a block's rows stay in L1 while
 //   every head uses them (64 keys x 64 dims x 4 B = 16 KB of keys and 16 KB of values);
 // - a decode step's work is (KV head, key block) pairs, merged afterwards in block order, so a
 //   long context spreads over all threads (before: 9 heads over 2 threads, 4.5 each at best).
 // The split depends only on the context length, never on the thread count, so threads change
-// no bit of the result (tests/test_kernel.py).
+// no bit of the result (tests/test_kernel.py). Measured so far only on a 2-core machine loaded 4-10
+// deep by other jobs (tools/profile_kernel.py --contexts, build.py bench --contexts): no gain
+// beyond that noise yet; the KV cache stays float32 [nkv][max_t][hd] (exact, and the layout
+// kernel_bridge.mjs snapshots), f16 rows being the next thing to measure.
 
 // Scores of NG (1 or 2) query heads against keys 4 at a time: 4 x NG independent FMA chains per
 // loop, 4 + NG loads for 4 x NG FMAs (one head alone: 5 loads for 4 FMAs, load- and latency-bound).
