@@ -54,3 +54,28 @@ def test_report_table_and_chart(capsys):
     assert "same tokens as intab (m), transformers.js, 2t: yes" in out
     svg = svg_chart(report)
     assert svg.startswith("<svg") and "Decode, 128 tokens" in svg and "1.71x tjs" in svg
+
+
+def test_decode_against_context_in_the_table_and_chart(capsys):
+    """--contexts: decode tok/s per context length, the 2k/short ratio against its target, a line chart."""
+    raw = []
+    for rt, model, speeds in (("intab", "m", {0: 60.0, 512: 55.0, 1024: 50.0, 2048: 45.0}),
+                              ("tjs", bench.COMPARATOR_ID, {0: 24.0, 512: 20.0, 1024: 17.0, 2048: 12.0})):
+        r = fake_run(rt, model, 2, 0, 40.0, list(range(200)))
+        for n, v in speeds.items():
+            r["cold"]["runs"].append({"name": f"ctx{n}", "prompt_tokens": n + 30, "new_tokens": 64, "ttft_ms": 100.0,
+                                      "prefill_tok_s": 1.0, "decode_tok_s": v, "token_ids": [1] * 64})
+        r["figures"] = bench.figures_of(r)
+        raw.append(r)
+    args = argparse.Namespace(runs=1, out=Path("x"))
+    plan = {"prompts": [{"name": "p200", "ids": [0] * 207, "max_tokens": 128}, {"name": "ctx2048", "ids": [0] * 2048, "max_tokens": 64}]}
+    meta = {"chromium": "1", "webgpu_probe": {}, "cpus": 2, "platform": "x", "loadavg_before": (1, 1, 1),
+            "loadavg_after": (1, 1, 1), "wall_s": 1, "date": "now"}
+    report = bench.build_report(raw, [], plan, ["m"], [("wasm", 2)], ["intab", "tjs"], args, meta)
+    bench.print_report(report)
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| decode tok/s at context 2048"))
+    assert [c.strip() for c in row.strip("|").split("|")][1:4] == ["45.0", "12.0", "-"]
+    assert "[PASS] decode at context 2048 >= 0.7x decode at context 0 (issue 15): 0.75x" in out
+    svg = svg_chart(report)
+    assert "Decode tok/s vs context" in svg and svg.count("<polyline") == 2 and "2t: 0.75x" in svg

@@ -23,7 +23,8 @@
 //
 // Test hooks (tests/browser/app_driver.py): ids inside the open shadow root (#status with
 // data-backend / data-threads / data-kernel, #load-*, #notices, #error, #retry, #log, #prompt,
-// #send, #stop, #new-chat); each finished answer (.msg.assistant) has data-finish-reason,
+// #send, #stop, #new-chat, and with a conversation too long for the model #overflow-new-chat and
+// #overflow-drop-oldest in #error); each finished answer (.msg.assistant) has data-finish-reason,
 // data-token-ids (JSON), data-tok-s and data-ttft-ms.
 
 import { MarkdownView } from './markdown.mjs';
@@ -382,10 +383,12 @@ export class IntabChat extends HTMLElement {
     return opts;
   }
 
-  /** Show and dispatch an error that does not end the engine; returns it (to throw). */
-  #reject(err) {
+  /** Show and dispatch an error that does not end the engine; returns it (to throw). failedEl: the
+   * message that was not sent, which a conversation too long for the model offers to send again. */
+  #reject(err, failedEl = null) {
     const e = describe(err);
     this.#showError(e);
+    if (e.name === 'PromptTooLong' && failedEl) this.#offerOverflowActions(failedEl);
     this.#emit('intab-error', { ...e, fatal: false });
     return err;
   }
@@ -437,7 +440,7 @@ export class IntabChat extends HTMLElement {
     const prompt = this.#els.prompt;
     if (!prompt.value) prompt.value = this.#textOf(turn.userEl);
     this.#turn = null;
-    this.#reject(err);
+    this.#reject(err, turn.userEl);
     this.#setState(this.#engine ? 'ready' : 'error');
     this.#afterCrash();
   }
@@ -665,12 +668,37 @@ export class IntabChat extends HTMLElement {
     box.hidden = false;
   }
 
+  /** The conversation no longer fits the model's context: say what can be done, as buttons. */
+  #offerOverflowActions(failedEl) {
+    const box = this.#els.error;
+    const actions = h('span', { class: 'actions' });
+    const fresh = h('button', { id: 'overflow-new-chat', type: 'button', part: 'button', text: 'Start a new chat' });
+    // The failed message stays in the box, so a new chat starts from it.
+    fresh.addEventListener('click', () => { this.clear(); this.#els.prompt.focus(); });
+    actions.append(fresh);
+    if (this.getAttribute('context-overflow') !== 'drop_oldest') {
+      const drop = h('button', { id: 'overflow-drop-oldest', type: 'button', part: 'button',
+        text: 'Drop the oldest turns and send again', title: "Sets context-overflow to 'drop_oldest' for the rest of this chat" });
+      drop.addEventListener('click', () => {
+        const prompt = this.#els.prompt, text = prompt.value || this.#textOf(failedEl);
+        this.setAttribute('context-overflow', 'drop_oldest');
+        failedEl.remove();
+        prompt.value = '';
+        this.send(text).catch(() => {});   // shown in the element and dispatched as intab-error
+      });
+      actions.append(drop);
+    }
+    box.append(actions);
+    box.dataset.overflow = '';
+  }
+
   #clearError() {
     const box = this.#els?.error;
     if (!box) return;
     box.hidden = true;
     box.replaceChildren();
     delete box.dataset.name;
+    delete box.dataset.overflow;
   }
 
   #emit(type, detail) {

@@ -74,6 +74,7 @@ export const CSS = String.raw`
 .error { margin: 0; padding: .55rem .85rem; border-radius: var(--_radius); background: var(--_error-bg); color: var(--_error-fg); border: 1px solid currentColor; overflow-wrap: anywhere; }
 .error .name { font-weight: 700; margin-right: .35rem; }
 .error .hint { display: block; margin-top: .15rem; }
+.error .actions { display: flex; flex-wrap: wrap; gap: .4rem; margin-top: .4rem; }
 .error button { margin-top: .4rem; }
 
 .log {

@@ -105,6 +105,38 @@ def test_invalid_setting_shows_error_and_next_chat_works(wasm_page):
     assert error_text(wasm_page) == ""
 
 
+def test_a_conversation_too_long_for_the_context_says_so_and_offers_what_to_do(wasm_page):
+    """A conversation past the model's 8,192-token context (one long pasted text, then a question):
+    the page names the error and its remedies, and its button lets the oldest turns drop, after
+    which the question is answered and the answer says what was left out."""
+    new_chat(wasm_page)
+    set_settings(wasm_page, temperature=0, max_tokens=16)
+    long_text = "The quick brown fox jumps over the lazy dog near the river bank. " * 800   # ~11k tokens
+    wasm_page.evaluate("(t) => { document.querySelector('intab-chat').messages = "
+                       "[{ role: 'user', content: t }, { role: 'assistant', content: 'A fox and a dog.' }]; }", long_text)
+    before = send(wasm_page, "What is the capital of France?")
+    wasm_page.wait_for_function(f"() => {CHAT}.getElementById('error').dataset.name === 'PromptTooLong'", timeout=120_000)
+    wasm_page.wait_for_function("() => document.body.dataset.state === 'ready'")
+    err = error_text(wasm_page)
+    assert "context holds 8192" in err and "Start a new chat" in err and "drop" in err, err
+    assert answers(wasm_page) == before
+    wasm_page.click("#overflow-drop-oldest")
+    ans = wait_answer(wasm_page, before, timeout_ms=180_000)
+    assert "Paris" in ans.text
+    meta = wasm_page.evaluate(f"() => [...{CHAT}.querySelectorAll('#log .msg.assistant .meta')].pop().textContent")
+    assert "2 oldest messages no longer fit and were left out" in meta, meta
+    assert wasm_page.evaluate("() => document.querySelector('intab-chat').getAttribute('context-overflow')") == "drop_oldest"
+    wasm_page.evaluate("() => document.querySelector('intab-chat').removeAttribute('context-overflow')")
+    # The other remedy: a new chat, which keeps the unsent text in the box.
+    wasm_page.evaluate("(t) => { document.querySelector('intab-chat').messages = [{ role: 'user', content: t }]; }", long_text)
+    send(wasm_page, "And of Spain?")
+    wasm_page.wait_for_function(f"() => {CHAT}.getElementById('error').dataset.name === 'PromptTooLong'", timeout=120_000)
+    wasm_page.click("#overflow-new-chat")
+    assert wasm_page.evaluate("() => document.querySelector('intab-chat').messages") == []
+    assert error_text(wasm_page) == ""
+    assert wasm_page.input_value("#prompt") == "And of Spain?"
+
+
 def test_stop_mid_stream_then_next_turn(wasm_page):
     new_chat(wasm_page)
     set_settings(wasm_page, temperature=0, top_p=1, max_tokens=400)

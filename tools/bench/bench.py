@@ -1,6 +1,7 @@
 """intab's benchmark: the real pages in headless Chromium, with comparators in the same session.
 
     python3 build.py bench [--variants a,b] [--runs 3] [--threads 1,2] [--quick] [--webgpu]
+                           [--contexts 0,512,1024,2048 [--context-new-tokens 64]]
 
 Per weight variant and backend (WASM 1 and 2 threads; WebGPU only where a non-fallback adapter
 exists, or with --webgpu) it measures intab (static/worker.mjs driven by tools/bench/pages/intab.mjs)
@@ -12,6 +13,11 @@ layout. Each measurement opens a fresh browser (empty cache, so the peak RSS is 
          (EOS ignored) and the ~1,000-token prompt; bytes of the model files counted by the server;
          peak RSS = the largest VmHWM of the browser's renderer processes (page + workers + wasm).
   warm:  a second page in the same profile: page open -> ready (intab: the model from Cache Storage).
+
+--contexts adds one prompt per context length (ctx<N>: the ~1000-token passage repeated and cut to
+N tokens, chat template included; ctx0 a one-line question) with --context-new-tokens greedy tokens
+each, so that decode tok/s can be read against the context the step attends to (issue 15: decode
+that holds up as a conversation grows); the chart draws it as lines.
 
 Definitions follow ../shared/notes/anchors.md: TTFT = generate call (prompt tokenized) -> token 1;
 prefill tok/s = prompt tokens / TTFT; decode tok/s = 127 / (time of token 128 - time of token 1).
@@ -158,7 +164,27 @@ def assemble_site(variant_dirs: dict[str, Path], comparator_dir: Path, plan: dic
     return SITE
 
 
-def make_plan(default_dir: Path, prompt_tokens: int, long_tokens: int, quick: bool) -> dict:
+def context_prompt(engine, target: int, passage: str) -> tuple[str, list[int]]:
+    """A user message whose prompt (chat template included) is about `target` tokens: the passage
+    repeated and cut at a word (binary search on the word count). target 0: a one-line question."""
+    if target <= 0:
+        content = "Tell me three facts about lighthouses."
+        return content, engine.prompt_ids([{"role": "user", "content": content}])
+    words = passage.split()
+    words = (words * (target // max(1, len(words) // 2) + 2))
+    lo, hi = 1, len(words)
+    while lo < hi:                    # the most words whose prompt stays within target
+        mid = (lo + hi + 1) // 2
+        if len(engine.prompt_ids([{"role": "user", "content": " ".join(words[:mid])}])) <= target:
+            lo = mid
+        else:
+            hi = mid - 1
+    content = " ".join(words[:lo])
+    return content, engine.prompt_ids([{"role": "user", "content": content}])
+
+
+def make_plan(default_dir: Path, prompt_tokens: int, long_tokens: int, quick: bool,
+              contexts: tuple[int, ...] = (), context_tokens: int = 64) -> dict:
     """Prompts with their token ids from intab's own tokenizer and template (CPython, the same code
     the worker runs): the bare ORT loop feeds these ids; the counts go into the report."""
     from intab.engine import Engine
@@ -173,6 +199,10 @@ def make_plan(default_dir: Path, prompt_tokens: int, long_tokens: int, quick: bo
         ids = engine.prompt_ids([{"role": "user", "content": p["content"]}])
         prompts.append({"name": p["name"], "content": p["content"], "ids": ids,
                         "max_tokens": prompt_tokens if p["name"] == "p200" else long_tokens})
+    passage = next(p["content"] for p in data["prompts"] if p["name"] == "p1000")
+    for n in contexts:
+        content, ids = context_prompt(engine, n, passage)
+        prompts.append({"name": f"ctx{n}", "content": content, "ids": ids, "max_tokens": context_tokens})
     return {"prompts": prompts}
 
 
@@ -332,6 +362,8 @@ def figures_of(run: dict) -> dict:
         tag = g["name"]
         f[f"ttft_{tag}_ms"] = g["ttft_ms"]
         f[f"prefill_{tag}_tok_s"] = g["prefill_tok_s"]
+        if tag.startswith("ctx"):
+            f[f"decode_{tag}_tok_s"] = g["decode_tok_s"]
         if tag == "p200":
             f["decode_tok_s"] = g["decode_tok_s"]
             if g.get("python_ms_per_token") is not None:
@@ -355,6 +387,7 @@ FIGURES = [
     ("ttft_p1000_ms", "TTFT ~1000-tok prompt", "ms", False, "{:.0f}"),
     ("prefill_p1000_tok_s", "prefill ~1000 tok/s", "tok/s", True, "{:.1f}"),
     ("decode_tok_s", "decode tok/s (128 tok)", "tok/s", True, "{:.1f}"),
+    *[(f"decode_ctx{n}_tok_s", f"decode tok/s at context {n}", "tok/s", True, "{:.1f}") for n in (0, 512, 1024, 2048, 4096)],
     ("python_ms_per_token", "Python ms/token", "ms", False, "{:.2f}"),
     ("python_share_pct", "Python share of a step", "%", False, "{:.1f}"),
     ("peak_rss_mb", "peak renderer RSS", "MB", False, "{:.0f}"),
@@ -407,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--webgpu", action="store_true", help="also run intab on WebGPU even when the adapter is a software fallback")
     ap.add_argument("--new-tokens", type=int, default=128, help="tokens generated after the ~200-token prompt")
     ap.add_argument("--long-new-tokens", type=int, default=16, help="tokens generated after the ~1000-token prompt")
+    ap.add_argument("--contexts", default="", help="e.g. 0,512,1024,2048: decode tok/s after prompts of these lengths")
+    ap.add_argument("--context-new-tokens", type=int, default=64, help="tokens generated at each --contexts length")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per page (load + generations)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--kernel", default="auto", choices=("auto", "intab", "ort"),
@@ -428,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     variant_dirs = {v: prepare(RECIPES[v], CACHE) for v in variants}
     default_dir = prepare(DEFAULT, CACHE)
     comparator_dir = build_comparator_model(ROOT, CACHE, default_dir, say)
-    plan = make_plan(default_dir, args.new_tokens, args.long_new_tokens, args.quick)
+    contexts = tuple(int(c) for c in args.contexts.split(",") if c.strip())
+    plan = make_plan(default_dir, args.new_tokens, args.long_new_tokens, args.quick, contexts, args.context_new_tokens)
     for p in plan["prompts"]:
         say(f"prompt {p['name']}: {len(p['ids'])} tokens (intab's tokenizer, chat template applied), {p['max_tokens']} new tokens")
     site = assemble_site(variant_dirs, comparator_dir, plan)
@@ -603,6 +639,10 @@ def print_report(report: dict) -> None:
                 ok = test(s["median"], c["median"] if c else None)
                 extra = f" ({s['median'] / c['median']:.2f}x)" if k == "decode_tok_s" and c else ""
                 print(f"  [{'PASS' if ok else 'FAIL'}] {label} {desc}: {s['median']:.1f}{extra}")
+            short, long_ = intab["summary"].get("decode_ctx0_tok_s"), intab["summary"].get("decode_ctx2048_tok_s")
+            if short and long_ and short["median"]:
+                r = long_["median"] / short["median"]
+                print(f"  [{'PASS' if r >= 0.7 else 'FAIL'}] decode at context 2048 >= 0.7x decode at context 0 (issue 15): {r:.2f}x")
     print()
     by = {}
     for c in report["same_tokens"]:

@@ -5,7 +5,8 @@ Why not matplotlib: the bench already has Chromium and Playwright; an SVG needs 
 
 One panel per figure; in each, a group of bars per backend/threads (intab variants, transformers.js,
 bare ORT): the bar is the median, the whisker the [min-max] range, the label the median; under
-the title, intab / comparator ratios; dashed lines mark the issue's targets.
+the title, intab / comparator ratios; dashed lines mark the issue's targets. With --contexts, one
+more panel draws decode tok/s against the context length, a line per runtime and thread count.
 """
 from __future__ import annotations
 
@@ -43,12 +44,59 @@ def _series(report: dict) -> list[tuple[str, str, str]]:
     return out
 
 
+def _contexts(groups: dict) -> list[int]:
+    return sorted({int(k[len("decode_ctx"):-len("_tok_s")]) for g in groups.values() for k in g["summary"]
+                   if k.startswith("decode_ctx") and g["summary"][k]})
+
+
+def _context_panel(o: list, px: float, py: float, report: dict, series, configs, color) -> None:
+    """Decode tok/s (median) against the context length: solid lines for 2 threads, dashed for 1."""
+    groups, meta = report["groups"], report["meta"]
+    ctxs = _contexts(groups)
+    o.append(f'<text x="{px + 8}" y="{py + 16}" font-size="14" font-weight="bold">Decode tok/s vs context'
+             f'<tspan font-weight="normal" fill="#666" font-size="11"> (higher is better)</tspan></text>')
+    lines = []
+    for b, t in configs:
+        for rt, m, _ in series:
+            g = groups.get(f"{rt}|{m}|{b}|{t}")
+            pts = [(c, g["summary"].get(f"decode_ctx{c}_tok_s")) for c in ctxs] if g else []
+            pts = [(c, s["median"]) for c, s in pts if s]
+            if pts:
+                lines.append(((rt, m), b, t, pts))
+    it = [ln for ln in lines if ln[0][0] == "intab"]
+    if it:
+        parts = [f"{t}t: {pts[-1][1] / pts[0][1]:.2f}x" for _, b, t, pts in it if len(pts) > 1 and pts[0][1]]
+        if parts:
+            o.append(f'<text x="{px + 8}" y="{py + 33}" font-size="11" fill="#1f3f7a">intab longest/shortest context: '
+                     f'{escape(" | ".join(parts))} (target >= 0.7x)</text>')
+    ax, ay, aw, ah = px + 44, py + 48, W - 60, H - 88
+    vmax = max([v for *_, pts in lines for _, v in pts] + [1]) * 1.15
+    cmax = max(ctxs + [1])
+    o.append(f'<line x1="{ax}" y1="{ay + ah}" x2="{ax + aw}" y2="{ay + ah}" stroke="#333"/>')
+    for k in range(5):
+        yy = ay + ah - ah * k / 4
+        o.append(f'<line x1="{ax}" y1="{yy:.1f}" x2="{ax + aw}" y2="{yy:.1f}" stroke="#eee"/>')
+        o.append(f'<text x="{ax - 4}" y="{yy + 4:.1f}" font-size="10" fill="#666" text-anchor="end">{_tick(vmax * k / 4)}</text>')
+    for c in ctxs:
+        xx = ax + aw * c / cmax
+        o.append(f'<text x="{xx:.1f}" y="{ay + ah + 14}" font-size="10" fill="#666" text-anchor="middle">{c}</text>')
+    o.append(f'<text x="{ax + aw / 2:.1f}" y="{ay + ah + 28}" font-size="11" text-anchor="middle">context (tokens), '
+             f'solid: 2+ threads, dashed: 1</text>')
+    for key, b, t, pts in lines:
+        xy = " ".join(f"{ax + aw * c / cmax:.1f},{ay + ah - ah * v / vmax:.1f}" for c, v in pts)
+        dash = ' stroke-dasharray="5,3"' if t == 1 else ""
+        o.append(f'<polyline points="{xy}" fill="none" stroke="{color[key]}" stroke-width="2"{dash}/>')
+        for c, v in pts:
+            o.append(f'<circle cx="{ax + aw * c / cmax:.1f}" cy="{ay + ah - ah * v / vmax:.1f}" r="2.5" fill="{color[key]}"/>')
+
+
 def svg_chart(report: dict) -> str:
     meta, groups = report["meta"], report["groups"]
     series = _series(report)
     configs = [(b, t) for b, t in meta["backends"]]
     panels = [p for p in PANELS if any((g["summary"].get(p[0]) or None) for g in groups.values())]
-    rows = (len(panels) + COLS - 1) // COLS
+    with_contexts = bool(_contexts(groups))
+    rows = (len(panels) + with_contexts + COLS - 1) // COLS
     top = 92
     width, height = COLS * W + 20, top + rows * H + 20
     color = {}
@@ -135,6 +183,9 @@ def svg_chart(report: dict) -> str:
         if key in TARGET_LINES:
             yy = ay + ah - ah * TARGET_LINES[key] / vmax
             o.append(f'<line x1="{ax}" y1="{yy:.1f}" x2="{ax + aw}" y2="{yy:.1f}" stroke="#c0392b" stroke-dasharray="5,4"/>')
+    if with_contexts:
+        pi = len(panels)
+        _context_panel(o, 10 + (pi % COLS) * W, top + (pi // COLS) * H, report, series, configs, color)
     o.append("</svg>")
     return "\n".join(o)
 

@@ -21,6 +21,7 @@
 #define MAX_LAYERS 64     // web/kernel_bridge.mjs refuses deeper models
 #define MAX_THREADS 8
 #define TILE 4            // prefill: tokens per register tile (and the fewest tokens that take the panel path)
+#define KBLOCK 64         // attention: keys per block (see attend_block)
 #define PANEL 8           // prefill: weight rows dequantized together into a thread's scratch
 
 // Phase timers for tools/profile_kernel.mjs only (-DKERNEL_PROFILE adds the import env.now).
@@ -51,10 +52,19 @@ static struct {
   const float *final_norm;
   const float *rope_cos, *rope_sin;   // [max_t][hd/2]
   Layer layer[MAX_LAYERS];
-  float *x, *h, *qkv, *att, *gu, *act, *tmp, *scores, *logits;
+  float *x, *h, *qkv, *att, *gu, *act, *tmp, *logits;
+  float *att_scratch, *att_part;   // attention: per-thread scores and state; decode's per-block states
   float *scratch; int max_cols;     // MAX_THREADS panels of PANEL x max_cols floats
   float *cand_logits; int32_t *cand_ids; float lse, lse_max;
 } M;
+
+// Floats of one attention state: rep heads' sums of p*V, then their running maxima and sums (16-aligned).
+static inline int att_stride(void) { return (M.nh / M.nkv * (M.hd + 2) + 15) & ~15; }
+// Floats of a thread's attention scratch: rep x KBLOCK scores, rep rescale factors (16-aligned),
+// one state. In memory rather than on the C stack: the threads share one linear memory and no
+// stack of their own (__stack_pointer is the same in every instance), so the kernel keeps no
+// arrays on the stack.
+static inline int att_scratch_floats(void) { const int rep = M.nh / M.nkv; return rep * KBLOCK + ((rep + 15) & ~15) + att_stride(); }
 
 // ------------------------------------------------------------------ memory
 
@@ -140,9 +150,12 @@ EXPORT(init_runtime) int init_runtime(void) {
   M.max_cols = M.H > M.I ? M.H : M.I;
   if (M.nh * M.hd > M.max_cols) M.max_cols = M.nh * M.hd;
   M.scratch = alloc((uint32_t)MAX_THREADS * PANEL * M.max_cols * 4);
-  M.scores = alloc((uint32_t)MAX_THREADS * M.max_t * 4); M.logits = alloc(M.V * 4);
+  const int rep = M.nh / M.nkv, kblocks = (M.max_t + KBLOCK - 1) / KBLOCK;
+  M.att_scratch = alloc((uint32_t)MAX_THREADS * att_scratch_floats() * 4);
+  M.att_part = alloc((uint32_t)M.nkv * kblocks * att_stride() * 4);
+  M.logits = alloc(M.V * 4);
   M.cand_logits = alloc(M.V * 4); M.cand_ids = alloc(M.V * 4);
-  if (!M.x || !M.scratch || !M.h || !M.tmp || !M.qkv || !M.att || !M.gu || !M.act || !M.scores || !M.logits || !M.cand_logits || !M.cand_ids) return 0;
+  if (!M.x || !M.scratch || !M.h || !M.tmp || !M.qkv || !M.att || !M.gu || !M.act || !M.att_scratch || !M.att_part || !M.logits || !M.cand_logits || !M.cand_ids) return 0;
   for (int l = 0; l < M.L; l++) {
     M.layer[l].k = alloc(kv); M.layer[l].v = alloc(kv);   // untouched pages cost no RAM
     if (!M.layer[l].k || !M.layer[l].v) return 0;
@@ -458,70 +471,179 @@ static void rope(float *v, int pos) {
   }
 }
 
-/** out (hd floats) = softmax(q . K[0..T) * scale) . V[0..T) for one query head; s: T floats of scratch.
- * Keys go 4 at a time (4 dot products reduced together); the weighted sum of V keeps 8 vectors of
- * out in registers per pass (hd % 32 == 0). */
-static void attend(float *out, const float *q, const float *K, const float *V, int T, float *s) {
+// Attention, as the fast kernels do it (llama.cpp's flash-attention path, FlashDecoding):
+// - the `rep` query heads of a KV head are computed together, so each key and value row comes
+//   from memory once for all of them (SmolLM2-135M: 3 heads a row, 92 MB of cache a token at a
+//   2k context; before, each head read its group's rows again, partly from L2);
+// - keys go in blocks of KBLOCK with an online softmax (a running max and sum per head that the
+//   next block rescales), so no T-long score row is kept and a block's rows stay in L1 while
+//   every head uses them (64 keys x 64 dims x 4 B = 16 KB of keys and 16 KB of values);
+// - a decode step's work is (KV head, key block) pairs, merged afterwards in block order, so a
+//   long context spreads over all threads (before: 9 heads over 2 threads, 4.5 each at best).
+// The split depends only on the context length, never on the thread count, so threads change
+// no bit of the result (tests/test_kernel.py). Measured so far only on a 2-core machine loaded 4-10
+// deep by other jobs (tools/profile_kernel.py --contexts, build.py bench --contexts): no gain
+// beyond that noise yet; the KV cache stays float32 [nkv][max_t][hd] (exact, and the layout
+// kernel_bridge.mjs snapshots), f16 rows being the next thing to measure.
+
+// Scores of NG (1 or 2) query heads against keys 4 at a time: 4 x NG independent FMA chains per
+// loop, 4 + NG loads for 4 x NG FMAs (one head alone: 5 loads for 4 FMAs, load- and latency-bound).
+static inline __attribute__((always_inline))
+void qk_heads(const float *q, const float *K, int B, float *s, const int NG) {
   const int hd = M.hd;
-  const v128_t scale = wasm_f32x4_splat(1.0f / __builtin_sqrtf((float)hd));
-  v128_t vmx = wasm_f32x4_splat(-3.4e38f);
+  const v128_t scale = wasm_f32x4_splat(1.0f / __builtin_sqrtf((float)hd)), zero = wasm_f32x4_splat(0);
   int j = 0;
-  for (; j + 4 <= T; j += 4) {
+  for (; j + 4 <= B; j += 4) {
     const float *k0 = K + j * hd, *k1 = k0 + hd, *k2 = k1 + hd, *k3 = k2 + hd;
-    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+    v128_t a[2][4];
+    for (int g = 0; g < NG; g++) for (int u = 0; u < 4; u++) a[g][u] = zero;
     for (int i = 0; i < hd; i += 4) {
-      v128_t qv = wasm_v128_load(q + i);
-      a0 = fma4(qv, wasm_v128_load(k0 + i), a0); a1 = fma4(qv, wasm_v128_load(k1 + i), a1);
-      a2 = fma4(qv, wasm_v128_load(k2 + i), a2); a3 = fma4(qv, wasm_v128_load(k3 + i), a3);
+      v128_t x0 = wasm_v128_load(k0 + i), x1 = wasm_v128_load(k1 + i), x2 = wasm_v128_load(k2 + i), x3 = wasm_v128_load(k3 + i);
+      for (int g = 0; g < NG; g++) {
+        v128_t qv = wasm_v128_load(q + g * hd + i);
+        a[g][0] = fma4(qv, x0, a[g][0]); a[g][1] = fma4(qv, x1, a[g][1]);
+        a[g][2] = fma4(qv, x2, a[g][2]); a[g][3] = fma4(qv, x3, a[g][3]);
+      }
     }
-    // Four horizontal sums at once, each (l0 + l1) + (l2 + l3) as hsum() does.
-    v128_t s01 = wasm_f32x4_add(wasm_i32x4_shuffle(a0, a1, 0, 4, 2, 6), wasm_i32x4_shuffle(a0, a1, 1, 5, 3, 7));
-    v128_t s23 = wasm_f32x4_add(wasm_i32x4_shuffle(a2, a3, 0, 4, 2, 6), wasm_i32x4_shuffle(a2, a3, 1, 5, 3, 7));
-    v128_t sc = wasm_f32x4_mul(wasm_f32x4_add(wasm_i32x4_shuffle(s01, s23, 0, 1, 4, 5),
-                                              wasm_i32x4_shuffle(s01, s23, 2, 3, 6, 7)), scale);
-    wasm_v128_store(s + j, sc);
-    vmx = wasm_f32x4_max(vmx, sc);
+    for (int g = 0; g < NG; g++) {   // four horizontal sums at once, each (l0 + l1) + (l2 + l3) as hsum() does
+      v128_t s01 = wasm_f32x4_add(wasm_i32x4_shuffle(a[g][0], a[g][1], 0, 4, 2, 6), wasm_i32x4_shuffle(a[g][0], a[g][1], 1, 5, 3, 7));
+      v128_t s23 = wasm_f32x4_add(wasm_i32x4_shuffle(a[g][2], a[g][3], 0, 4, 2, 6), wasm_i32x4_shuffle(a[g][2], a[g][3], 1, 5, 3, 7));
+      wasm_v128_store(s + g * KBLOCK + j, wasm_f32x4_mul(wasm_f32x4_add(wasm_i32x4_shuffle(s01, s23, 0, 1, 4, 5),
+                                                                       wasm_i32x4_shuffle(s01, s23, 2, 3, 6, 7)), scale));
+    }
   }
-  float mx = wasm_f32x4_extract_lane(vmx, 0);
-  for (int l = 1; l < 4; l++) { float v = l == 1 ? wasm_f32x4_extract_lane(vmx, 1) : l == 2 ? wasm_f32x4_extract_lane(vmx, 2) : wasm_f32x4_extract_lane(vmx, 3); if (v > mx) mx = v; }
-  for (; j < T; j++) {
-    s[j] = dot(q, K + j * hd, hd) * wasm_f32x4_extract_lane(scale, 0);
-    if (s[j] > mx) mx = s[j];
-  }
-  vmx = wasm_f32x4_splat(mx);
-  v128_t acc = wasm_f32x4_splat(0);
-  for (j = 0; j + 4 <= T; j += 4) { v128_t e = exp4(wasm_f32x4_sub(wasm_v128_load(s + j), vmx)); wasm_v128_store(s + j, e); acc = wasm_f32x4_add(acc, e); }
-  float sum = hsum(acc);
-  for (; j < T; j++) { s[j] = exp1(s[j] - mx); sum += s[j]; }
-  const v128_t vsum = wasm_f32x4_splat(sum);
-  for (j = 0; j + 4 <= T; j += 4) wasm_v128_store(s + j, wasm_f32x4_div(wasm_v128_load(s + j), vsum));
-  for (; j < T; j++) s[j] = s[j] / sum;
-  for (int i0 = 0; i0 < hd; i0 += 32) {
-    v128_t o0 = wasm_f32x4_splat(0), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0, o6 = o0, o7 = o0;
+  for (; j < B; j++)
+    for (int g = 0; g < NG; g++) s[g * KBLOCK + j] = dot(q + g * hd, K + j * hd, hd) * wasm_f32x4_extract_lane(scale, 0);
+}
+
+// acc[g] = acc[g] * c[g] + sum_j p[g][j] V[j] for NG (1..3) heads, 16 output floats a pass: 4 x NG
+// accumulators, and per key 4 loads of V and NG splats for 4 x NG FMAs (one head: 1 load an FMA).
+static inline __attribute__((always_inline))
+void pv_heads(float *acc, const float *p, const float *V, int B, const float *c, const int NG) {
+  const int hd = M.hd;
+  for (int i0 = 0; i0 < hd; i0 += 16) {
+    v128_t o[3][4];
+    for (int g = 0; g < NG; g++) {
+      const v128_t vc = wasm_f32x4_splat(c[g]);
+      for (int u = 0; u < 4; u++) o[g][u] = wasm_f32x4_mul(wasm_v128_load(acc + g * hd + i0 + 4 * u), vc);
+    }
     const float *vj = V + i0;
-    for (j = 0; j < T; j++, vj += hd) {
-      v128_t p = wasm_f32x4_splat(s[j]);
-      o0 = fma4(p, wasm_v128_load(vj), o0);      o1 = fma4(p, wasm_v128_load(vj + 4), o1);
-      o2 = fma4(p, wasm_v128_load(vj + 8), o2);  o3 = fma4(p, wasm_v128_load(vj + 12), o3);
-      o4 = fma4(p, wasm_v128_load(vj + 16), o4); o5 = fma4(p, wasm_v128_load(vj + 20), o5);
-      o6 = fma4(p, wasm_v128_load(vj + 24), o6); o7 = fma4(p, wasm_v128_load(vj + 28), o7);
+    for (int j = 0; j < B; j++, vj += hd) {
+      v128_t x0 = wasm_v128_load(vj), x1 = wasm_v128_load(vj + 4), x2 = wasm_v128_load(vj + 8), x3 = wasm_v128_load(vj + 12);
+      for (int g = 0; g < NG; g++) {
+        v128_t pv = wasm_v128_load32_splat(p + g * KBLOCK + j);
+        o[g][0] = fma4(pv, x0, o[g][0]); o[g][1] = fma4(pv, x1, o[g][1]);
+        o[g][2] = fma4(pv, x2, o[g][2]); o[g][3] = fma4(pv, x3, o[g][3]);
+      }
     }
-    float *o = out + i0;
-    wasm_v128_store(o, o0); wasm_v128_store(o + 4, o1); wasm_v128_store(o + 8, o2); wasm_v128_store(o + 12, o3);
-    wasm_v128_store(o + 16, o4); wasm_v128_store(o + 20, o5); wasm_v128_store(o + 24, o6); wasm_v128_store(o + 28, o7);
+    for (int g = 0; g < NG; g++)
+      for (int u = 0; u < 4; u++) wasm_v128_store(acc + g * hd + i0 + 4 * u, o[g][u]);
   }
 }
 
-// The attention of one layer for a chunk: n tokens x nh query heads, split among the threads.
-static struct { const Layer *L; int n, start; } AT;
+/**
+ * Fold keys [j0, j1) (at most KBLOCK) into the running state of the rep query heads q[rep][hd]:
+ * acc[rep][hd] = sum of p * V, then mx[rep] (the largest score so far) and sum[rep] (the sum of
+ * p), with p = e^(score - mx). s: the thread's scratch (att_scratch_floats).
+ */
+static void attend_block(const float *q, const float *K, const float *V, int j0, int j1, float *acc, float *s) {
+  const int hd = M.hd, rep = M.nh / M.nkv, B = j1 - j0;
+  float *mx = acc + rep * hd, *sum = mx + rep, *c = s + rep * KBLOCK;
+  K += j0 * hd; V += j0 * hd;
+  int r = 0;
+  for (; r + 2 <= rep; r += 2) qk_heads(q + r * hd, K, B, s + r * KBLOCK, 2);
+  if (r < rep) qk_heads(q + r * hd, K, B, s + r * KBLOCK, 1);
+  for (r = 0; r < rep; r++) {           // the online softmax: new maximum, rescale factor, p
+    float *sr = s + r * KBLOCK;
+    int j;
+    v128_t vmx = wasm_f32x4_splat(mx[r]);
+    for (j = 0; j + 4 <= B; j += 4) vmx = wasm_f32x4_max(vmx, wasm_v128_load(sr + j));
+    float m = wasm_f32x4_extract_lane(vmx, 0);
+    for (int l = 1; l < 4; l++) { float v = l == 1 ? wasm_f32x4_extract_lane(vmx, 1) : l == 2 ? wasm_f32x4_extract_lane(vmx, 2) : wasm_f32x4_extract_lane(vmx, 3); if (v > m) m = v; }
+    for (; j < B; j++) if (sr[j] > m) m = sr[j];
+    c[r] = exp1(mx[r] - m);             // rescales the earlier blocks: 0 on the first (mx = -3.4e38)
+    vmx = wasm_f32x4_splat(m);
+    v128_t va = wasm_f32x4_splat(0);
+    for (j = 0; j + 4 <= B; j += 4) { v128_t e = exp4(wasm_f32x4_sub(wasm_v128_load(sr + j), vmx)); wasm_v128_store(sr + j, e); va = wasm_f32x4_add(va, e); }
+    float ps = hsum(va);
+    for (; j < B; j++) { sr[j] = exp1(sr[j] - m); ps += sr[j]; }
+    sum[r] = sum[r] * c[r] + ps;
+    mx[r] = m;
+  }
+  for (r = 0; r + 3 <= rep; r += 3) pv_heads(acc + r * hd, s + r * KBLOCK, V, B, c + r, 3);
+  if (rep - r == 2) pv_heads(acc + r * hd, s + r * KBLOCK, V, B, c + r, 2);
+  else if (rep - r == 1) pv_heads(acc + r * hd, s + r * KBLOCK, V, B, c + r, 1);
+}
 
+static void att_state_init(float *acc) {
+  const int rep = M.nh / M.nkv, n = rep * M.hd;
+  for (int i = 0; i < n; i++) acc[i] = 0;
+  for (int r = 0; r < rep; r++) { acc[n + r] = -3.4e38f; acc[n + rep + r] = 0; }
+}
+
+// The attention of one layer for a chunk of n tokens at positions start.., split among the threads.
+static struct { const Layer *L; int n, start, nblk; } AT;
+
+/** Prefill: items are (token, KV head); each folds all its causal keys, block after block. */
 static void attention_items(int lo, int hi, int thread) {
-  const int nh = M.nh, hd = M.hd, rep = M.nh / M.nkv, qkv_w = (M.nh + 2 * M.nkv) * M.hd;
-  float *s = M.scores + (uint32_t)thread * M.max_t;
+  const int nh = M.nh, nkv = M.nkv, hd = M.hd, rep = nh / nkv, qkv_w = (nh + 2 * nkv) * hd;
+  float *s = M.att_scratch + (uint32_t)thread * att_scratch_floats(), *acc = s + att_scratch_floats() - att_stride();
   for (int item = lo; item < hi; item++) {
-    const int t = item / nh, h = item % nh, g = h / rep;
-    attend(M.att + (t * nh + h) * hd, M.qkv + t * qkv_w + h * hd, AT.L->k + (uint32_t)g * M.max_t * hd,
-           AT.L->v + (uint32_t)g * M.max_t * hd, AT.start + t + 1, s);
+    const int t = item / nkv, g = item % nkv, T = AT.start + t + 1;
+    const float *K = AT.L->k + (uint32_t)g * M.max_t * hd, *V = AT.L->v + (uint32_t)g * M.max_t * hd;
+    att_state_init(acc);
+    for (int j0 = 0; j0 < T; j0 += KBLOCK) attend_block(M.qkv + t * qkv_w + g * rep * hd, K, V, j0, j0 + KBLOCK < T ? j0 + KBLOCK : T, acc, s);
+    float *out = M.att + (t * nh + g * rep) * hd;
+    for (int r = 0; r < rep; r++) {
+      const v128_t inv = wasm_f32x4_splat(1.0f / acc[rep * hd + rep + r]);
+      for (int i = 0; i < hd; i += 4) wasm_v128_store(out + r * hd + i, wasm_f32x4_mul(wasm_v128_load(acc + r * hd + i), inv));
+    }
+  }
+}
+
+/** Decode: items are (KV head, key block), each into its own state in M.att_part. */
+static void attention_block_items(int lo, int hi, int thread) {
+  const int nkv = M.nkv, hd = M.hd, rep = M.nh / nkv, T = AT.start + 1, nblk = AT.nblk;
+  float *s = M.att_scratch + (uint32_t)thread * att_scratch_floats();
+  for (int item = lo; item < hi; item++) {
+    const int g = item / nblk, b = item % nblk, j0 = b * KBLOCK;
+    float *acc = M.att_part + (uint32_t)item * att_stride();
+    att_state_init(acc);
+    attend_block(M.qkv + g * rep * hd, AT.L->k + (uint32_t)g * M.max_t * hd, AT.L->v + (uint32_t)g * M.max_t * hd,
+                 j0, j0 + KBLOCK < T ? j0 + KBLOCK : T, acc, s);
+  }
+}
+
+/** Decode: the blocks' states merged in block order, out = sum_b e^(mx_b - m) acc_b / sum_b e^(mx_b - m) sum_b. */
+static void attention_merge(void) {
+  const int nkv = M.nkv, hd = M.hd, rep = M.nh / nkv, nblk = AT.nblk, st = att_stride();
+  for (int g = 0; g < nkv; g++)
+    for (int r = 0; r < rep; r++) {
+      const float *first = M.att_part + (uint32_t)g * nblk * st;
+      float m = -3.4e38f, total = 0;
+      for (int b = 0; b < nblk; b++) { float v = first[b * st + rep * hd + r]; if (v > m) m = v; }
+      float *out = M.att + (g * rep + r) * hd;
+      for (int i = 0; i < hd; i += 4) wasm_v128_store(out + i, wasm_f32x4_splat(0));
+      for (int b = 0; b < nblk; b++) {
+        const float *a = first + b * st;
+        const float c = exp1(a[rep * hd + r] - m);
+        total += c * a[rep * hd + rep + r];
+        const v128_t vc = wasm_f32x4_splat(c);
+        for (int i = 0; i < hd; i += 4) wasm_v128_store(out + i, fma4(vc, wasm_v128_load(a + r * hd + i), wasm_v128_load(out + i)));
+      }
+      const v128_t inv = wasm_f32x4_splat(1.0f / total);
+      for (int i = 0; i < hd; i += 4) wasm_v128_store(out + i, wasm_f32x4_mul(wasm_v128_load(out + i), inv));
+    }
+}
+
+static void attention(const Layer *L, int n, int start) {
+  AT.L = L; AT.n = n; AT.start = start;
+  if (n == 1) {
+    AT.nblk = (start + 1 + KBLOCK - 1) / KBLOCK;
+    run_parallel(attention_block_items, M.nkv * AT.nblk, 1);
+    attention_merge();
+  } else {
+    run_parallel(attention_items, n * M.nkv, 1);   // one (token, KV head) at a time: causal rows differ in length
   }
 }
 
@@ -564,9 +686,8 @@ static int layers(const int32_t *ids, int n, int start, int last_only) {
       start += n - 1;
       n = 1;
     }
-    AT.L = L; AT.n = n; AT.start = start;
     PROF(0);
-    run_parallel(attention_items, n * nh, 1);   // one (token, head) at a time: causal rows differ in length
+    attention(L, n, start);
     PROF(2);
     matmul(&L->o, M.att, n, M.tmp);
     PROF(3);
