@@ -26,7 +26,7 @@ function abortError(signal) {
 
 const LOAD_OPTIONS = ['model', 'backend', 'kernel', 'threads', 'memory', 'adapter', 'signal', 'onProgress', 'profiling', 'ortOptions', 'python'];
 
-/** One model, loaded in a worker. Events: 'progress' (detail: the progress), 'crash'. */
+/** One model, loaded in a worker. Events: 'progress' (detail: the progress), 'crash', 'privacy'. */
 export class Engine extends EventTarget {
   #worker;
   #pending = new Map();     // id -> {resolve, reject, onDelta, kind}
@@ -35,6 +35,7 @@ export class Engine extends EventTarget {
   #onReady = null;
   #lastAnswer = null;
   #lastResult = null;
+  #privacy = { requests: [], violations: [] };
 
   /** Use intab.create(options). */
   constructor(options = {}) {
@@ -51,6 +52,10 @@ export class Engine extends EventTarget {
   }
 
   get state() { return this.#state; }
+
+  /** The worker's requests and CSP violations so far ({requests, violations}, web/privacy.mjs);
+   * the 'privacy' event brings each new batch. */
+  get privacy() { return { requests: [...this.#privacy.requests], violations: [...this.#privacy.violations] }; }
 
   /** Start the worker and load the model; resolves with this engine once it is ready. */
   async load() {
@@ -108,6 +113,11 @@ export class Engine extends EventTarget {
         this.#lastResult = msg.result;
         if (p.kind === 'chat') this.#lastAnswer = msg.result.text;
         p.resolve(msg.result);
+        break;
+      case 'privacy':
+        this.#privacy.requests.push(...msg.requests);
+        this.#privacy.violations.push(...msg.violations);
+        this.dispatchEvent(new CustomEvent('privacy', { detail: { requests: msg.requests, violations: msg.violations } }));
         break;
       case 'profiling':
         if (!p) break;

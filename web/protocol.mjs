@@ -47,6 +47,9 @@ export const FROM_WORKER = {
   reply: ['id', 'value'],
   error: ['id', 'error', 'fatal'],           // error: {name, message, hint, param}; fatal: the engine could not load
   profiling: ['id', 'events'],
+  // The worker's own requests and CSP violations as they happen (web/privacy.mjs): requests
+  // [{url, at, initiator}], violations [{url, directive, at}]; at: ms since the epoch.
+  privacy: ['requests', 'violations'],
 };
 
 export class ProtocolError extends Error {

@@ -10,6 +10,7 @@ import { toWire, fail } from './errors.mjs';
 import { expect, message } from './protocol.mjs';
 import { loadEngine } from './worker_load.mjs';
 import { unwrap } from './worker_python.mjs';
+import { watchRequests } from './privacy.mjs';
 
 let loading = null;       // promise of the engine, once 'load' was received
 let engine = null;        // {bridge, session, pyodide, ready}
@@ -18,6 +19,10 @@ const cancelled = new Set();   // ids aborted while still queued
 const snapshots = new Map();   // bridge mode: handle -> the bridge's snapshot
 let nextHandle = 1;
 const post = (type, fields, transfer) => self.postMessage(message(type, fields), transfer || []);
+
+// The page's privacy line counts this worker's requests too (web/privacy.mjs): they are not in
+// the page's own Resource Timing.
+watchRequests((batch) => post('privacy', batch));
 
 /** onnxruntime-web prints its profile (chrome-trace JSON events) through console.log: collect them. */
 const profileEvents = [];
