@@ -102,6 +102,7 @@ export class IntabChat extends HTMLElement {
   #lastSpeed = '';
   #autoloadTimer = 0;
   #crashed = null;         // shows the crash once the answer it broke has failed
+  #restarting = null;      // an own engine that crashed and is restarting (unloaded if dropped)
   #internals = null;
   engineOptions = {};
 
@@ -315,6 +316,9 @@ export class IntabChat extends HTMLElement {
     const engine = this.#engine;
     if (this.#turn) { this.#turn.abort.abort(); this.#turn = null; }
     if (engine && this.#own) Promise.resolve().then(() => engine.unload?.()).catch(() => {});
+    const restarting = this.#restarting;
+    this.#restarting = null;
+    if (restarting) Promise.resolve().then(() => restarting.unload?.()).catch(() => {});
     this.#engine = null;
     this.#own = false;
   }
@@ -328,9 +332,22 @@ export class IntabChat extends HTMLElement {
     engine.addEventListener?.('crash', (ev) => {
       if (token !== this.#loadToken || this.#engine !== engine) return;
       this.#engine = null;
+      this.#restarting = own ? engine : null;   // the client restarts it (its 'restart' event)
       this.#newReady();
       this.#crashed = () => this.#fatal(ev.detail, own, true);
       if (!this.#turn) this.#afterCrash();
+    }, { once: true });
+    // The client restarted it with a new worker: the same engine again, the conversation as it was
+    // (a turn the crash broke is back in the message box, marked as not sent).
+    engine.addEventListener?.('restart', (ev) => {
+      if (token !== this.#loadToken || this.#engine) return;
+      this.#restarting = null;
+      this.#crashed = null;
+      this.#clearError();
+      const why = describe(ev.detail?.cause);
+      this.#renderNotices([`The model stopped (${why.name}: ${why.message}) and was restarted; the conversation is kept.`]);
+      this.#newReady();
+      this.#useEngine(engine, own);
     }, { once: true });
     if (!this.#els) this.#build();
     this.#els.loading.hidden = true;

@@ -157,6 +157,19 @@ async function bridgeCall({ id, method, args = {} }) {
   }
 }
 
+// ---------------------------------------------------------------- lifeline
+/** Take the page's Web Lock `name` and hold it until this worker ends: the lock manager frees a
+ * context's locks when it goes, whatever ended it (an out-of-memory kill sends no message), and
+ * the page, waiting for the same lock, learns of it at once (web/client.mjs). Resolves once held. */
+let lifeline = null;
+function holdLifeline(name) {
+  if (!name || lifeline || !self.navigator?.locks) return Promise.resolve();
+  lifeline = new Promise((held) => {
+    self.navigator.locks.request(name, () => { held(); return new Promise(() => {}); }).catch(() => held());
+  });
+  return lifeline;
+}
+
 // ---------------------------------------------------------------- dispatch
 // 'generate' and 'reset' run one at a time, in arrival order; the rest answer at once.
 let queue = Promise.resolve();
@@ -177,7 +190,7 @@ self.onmessage = (ev) => {
     case 'load':
       // A load that failed may be sent again (a Retry): it starts over.
       if (!loading) {
-        loading = loadEngine(msg.options || {}, (p) => post('progress', { message: '', loaded: 0, total: 0, files: [], ...p }), captureProfile)
+        loading = holdLifeline(msg.lifeline).then(() => loadEngine(msg.options || {}, (p) => post('progress', { message: '', loaded: 0, total: 0, files: [], ...p }), captureProfile))
           .then((e) => { engine = e; post('ready', e.ready); return e; });
         loading.catch((err) => {
           loading = null;
