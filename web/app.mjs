@@ -9,6 +9,8 @@
 
 import './element.mjs';
 import { PrivacyLedger, watchRequests } from './privacy.mjs';
+import { forgetConversations } from './conversation_store.mjs';
+import { forgetModels } from './model_store.mjs';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -139,6 +141,27 @@ chat.addEventListener('intab-state', (ev) => {
 });
 chat.addEventListener('intab-ready', () => watchEngine(chat.engine));
 showPrivacy();
+
+// ------------------------------------------------------------------ forget everything
+// The conversation is kept in this browser (<intab-chat persist="demo">, IndexedDB) and the
+// model files in Cache Storage; this button deletes both. The model already loaded keeps
+// answering from memory; the next visit downloads it again.
+$('forget').addEventListener('click', async () => {
+  const done = $('forget-done');
+  done.textContent = 'Forgetting…';
+  try {
+    chat.clear();
+    // clear() stores the empty conversation from a microtask: let its write go first, so that
+    // the deletion comes after it and nothing is left.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    await forgetConversations();
+    const files = await forgetModels();
+    done.textContent = `Forgotten: the conversation and ${files} stored model file${files === 1 ? '' : 's'}. Nothing was ever sent anywhere.`;
+    document.body.dataset.forgotten = String(files);
+  } catch (e) {
+    done.textContent = `Could not forget everything: ${e.message}`;
+  }
+});
 
 // ------------------------------------------------------------------ hooks (tests, scripting)
 const intab = {
