@@ -18,7 +18,7 @@ from .backend import Backend
 from .candidates import Candidates
 from .config import GenerationConfig
 from .confidence import TokenConfidence, summarize, token_confidence
-from .errors import IntabError, ProcessorError, PromptTooLong, StopGeneration, TemplateError
+from .errors import IntabError, InvalidParameter, ProcessorError, PromptTooLong, StopGeneration, TemplateError
 from .kv_cache import KVCache
 from .sampling import apply_processors, candidates_needed, head_for, make_logits_processors, make_sampler
 from .stream import TextStream
@@ -214,17 +214,19 @@ class Engine:
         t0 = time.perf_counter()
         cfg = options if isinstance(options, GenerationConfig) else self.config(options)
         if not isinstance(prompt, str):
-            raise IntabError(f"prompt must be a string, got {type(prompt).__name__}.", "Pass the text to continue.",
-                             param="prompt")
-        return self._request(self.completion_ids(prompt), cfg, 0, t0)
+            raise InvalidParameter(f"prompt must be a string, got {type(prompt).__name__}.", "Pass the text to continue.",
+                                   param="prompt")
+        return self._request(self.completion_ids(prompt), cfg, 0, t0, param="prompt")
 
-    def _request(self, prompt: list[int], cfg: GenerationConfig, dropped: int, t0: float) -> "Request":
+    def _request(self, prompt: list[int], cfg: GenerationConfig, dropped: int, t0: float, param: str = "messages") -> "Request":
         limit = self.info.max_context
         if not prompt:
-            raise IntabError("the prompt is empty.", "Send at least one message.", param="messages")
+            # A kind of its own, not the bare IntabError: found by the fuzzer (tests/browser/fuzz).
+            raise InvalidParameter("the prompt is empty.", "Send at least one message." if param == "messages" else
+                                   "Pass some text to continue.", param=param)
         if len(prompt) >= limit:
             raise PromptTooLong(f"the prompt is {len(prompt)} tokens but the model's context holds {limit}.",
-                                param="messages")
+                                param=param)
         return Request(prompt, cfg, dropped, round(1000 * (time.perf_counter() - t0), 3))
 
     async def generate(self, messages: list[dict], options: dict | GenerationConfig | None = None,
