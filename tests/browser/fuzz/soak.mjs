@@ -57,7 +57,7 @@ export async function manyConversations(engine, { conversations = 50, turnsEach 
       const text = r.choices[0].message.content;
       if (sample.includes(c) && round === turnsEach - 1) samples.push({ conversation: c, messages: req, text });
       m.push({ role: 'assistant', content: text });
-      if (c % 10 === 9 || c === conversations - 1 || conversations <= 10) {
+      if (c % 10 === 9 || c === conversations - 1) {
         curve.push({ round: round + 1, conversation: c + 1, ...(await memory()), restored: r.intab?.restored_tokens ?? null,
           s: +((performance.now() - t0) / 1000).toFixed(1) });
       }
