@@ -5,6 +5,7 @@
     python3 build.py test    # the same build, plus Chromium, then the whole test suite
     python3 build.py build   # just build static/
     python3 build.py bench   # the build, then the benchmark with comparators (tools/bench/bench.py --help)
+    python3 build.py soak    # the build, then 200 turns, 50 conversations, memory by turn, the long fuzz (tools/soak/soak.py)
 
 Every step is idempotent: it keeps a stamp of its inputs and says "up to date" when they have
 not changed. Python packages go to .venv/, npm packages to node_modules/, downloads and model
@@ -413,16 +414,24 @@ def bench(bench_args: list[str]) -> int:
     return bench_main(bench_args)
 
 
+def soak(soak_args: list[str]) -> int:
+    """tools/soak/soak.py: 200 turns, 50 conversations, memory by turn, replays, the long fuzz."""
+    ensure_chromium()
+    sys.path.insert(0, str(ROOT / "tools" / "soak"))
+    from soak import main as soak_main
+    return soak_main(soak_args)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="Build, serve and test intab.")
-    ap.add_argument("command", choices=["build", "serve", "test", "bench"])
+    ap.add_argument("command", choices=["build", "serve", "test", "bench", "soak"])
     ap.add_argument("--port", type=int, default=8000)
     args, extra = ap.parse_known_args()   # test: anything else goes to pytest; bench: to tools/bench/bench.py
-    if extra and args.command not in ("test", "bench"):
+    if extra and args.command not in ("test", "bench", "soak"):
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
 
     if Path(sys.prefix).resolve() != VENV.resolve():
-        ensure_venv(with_test=args.command in ("test", "bench"))   # bench drives Chromium with Playwright
+        ensure_venv(with_test=args.command in ("test", "bench", "soak"))   # bench drives Chromium with Playwright
         os.execv(str(VENV / "bin" / "python"), [str(VENV / "bin" / "python"), str(ROOT / "build.py"), *sys.argv[1:]])
 
     build()
@@ -432,6 +441,8 @@ def main() -> int:
         return test(extra)
     elif args.command == "bench":
         return bench(extra)
+    elif args.command == "soak":
+        return soak(extra)
     return 0
 
 

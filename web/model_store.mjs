@@ -225,6 +225,19 @@ async function deleteStale(cache, modelId, files) {
   return deleted;
 }
 
+/** Delete every stored model file (all layouts of this store): "Forget everything" on the demo
+ * page. The engine already loaded keeps running from memory; the next load downloads again.
+ * Resolves with the number of files deleted. */
+export async function forgetModels() {
+  let n = 0;
+  for (const name of await caches.keys().catch(() => [])) {
+    if (!name.startsWith('intab-models-')) continue;
+    n += (await (await caches.open(name)).keys()).length;
+    await caches.delete(name);
+  }
+  return n;
+}
+
 // ------------------------------------------------------------------ the download
 /** Download (or read from the cache) every file of the manifest, in parallel, with streamed
  * progress; check size and sha256 while streaming. Verified files are kept in Cache Storage,

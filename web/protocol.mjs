@@ -13,6 +13,8 @@ export const TO_WORKER = {
   // Start the engine. options: {model, backend: 'auto'|'wasm'|'webgpu', kernel: 'auto'|'intab'|'ort',
   //   threads, memory: 'fast'|'low', adapter: 'hardware'|'any', python: true|false (false: the model
   //   runtime alone, for Python in the page's own Pyodide), profiling, ortOptions, base}
+  //   + lifeline: the name of a Web Lock the worker takes before anything else and holds while it
+  //   lives, so the page learns of its end however it came (an out-of-memory kill, close()).
   load: ['options'],
   // kind 'chat' (payload: messages [{role, content}]) or 'complete' (payload: prompt text);
   // options: GenerationConfig fields (py/intab/config.py). Answered by delta* then done, or error.
@@ -48,6 +50,9 @@ export const FROM_WORKER = {
   reply: ['id', 'value'],
   error: ['id', 'error', 'fatal'],           // error: {name, message, hint, param}; fatal: the engine could not load
   profiling: ['id', 'events'],
+  // The worker's own requests and CSP violations as they happen (web/privacy.mjs): requests
+  // [{url, at, initiator}], violations [{url, directive, at}]; at: ms since the epoch.
+  privacy: ['requests', 'violations'],
 };
 
 export class ProtocolError extends Error {

@@ -10,6 +10,7 @@ import { toWire, fail } from './errors.mjs';
 import { expect, message } from './protocol.mjs';
 import { loadEngine } from './worker_load.mjs';
 import { unwrap } from './worker_python.mjs';
+import { watchRequests } from './privacy.mjs';
 
 let loading = null;       // promise of the engine, once 'load' was received
 let engine = null;        // {bridge, session, pyodide, ready}
@@ -18,6 +19,10 @@ const cancelled = new Set();   // ids aborted while still queued
 const snapshots = new Map();   // bridge mode: handle -> the bridge's snapshot
 let nextHandle = 1;
 const post = (type, fields, transfer) => self.postMessage(message(type, fields), transfer || []);
+
+// The page's privacy line counts this worker's requests too (web/privacy.mjs): they are not in
+// the page's own Resource Timing.
+watchRequests((batch) => post('privacy', batch));
 
 /** onnxruntime-web prints its profile (chrome-trace JSON events) through console.log: collect them. */
 const profileEvents = [];
@@ -153,6 +158,19 @@ async function bridgeCall({ id, method, args = {} }) {
   }
 }
 
+// ---------------------------------------------------------------- lifeline
+/** Take the page's Web Lock `name` and hold it until this worker ends: the lock manager frees a
+ * context's locks when it goes, whatever ended it (an out-of-memory kill sends no message), and
+ * the page, waiting for the same lock, learns of it at once (web/client.mjs). Resolves once held. */
+let lifeline = null;
+function holdLifeline(name) {
+  if (!name || lifeline || !self.navigator?.locks) return Promise.resolve();
+  lifeline = new Promise((held) => {
+    self.navigator.locks.request(name, () => { held(); return new Promise(() => {}); }).catch(() => held());
+  });
+  return lifeline;
+}
+
 // ---------------------------------------------------------------- dispatch
 // 'generate' and 'reset' run one at a time, in arrival order; the rest answer at once.
 let queue = Promise.resolve();
@@ -173,7 +191,7 @@ self.onmessage = (ev) => {
     case 'load':
       // A load that failed may be sent again (a Retry): it starts over.
       if (!loading) {
-        loading = loadEngine(msg.options || {}, (p) => post('progress', { message: '', loaded: 0, total: 0, files: [], ...p }), captureProfile)
+        loading = holdLifeline(msg.lifeline).then(() => loadEngine(msg.options || {}, (p) => post('progress', { message: '', loaded: 0, total: 0, files: [], ...p }), captureProfile))
           .then((e) => { engine = e; post('ready', e.ready); return e; });
         loading.catch((err) => {
           loading = null;

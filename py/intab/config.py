@@ -10,6 +10,9 @@ MAX_TOP_LOGPROBS = 20   # OpenAI's limit; the head returns at least this many ca
 CONTEXT_OVERFLOW = ("error", "drop_oldest")
 
 
+GREEDY_BELOW = 1e-5   # temperatures below this are greedy (GenerationConfig.greedy)
+
+
 @dataclass(frozen=True)
 class GenerationConfig:
     max_tokens: int = 512
@@ -40,7 +43,10 @@ class GenerationConfig:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0
+        # Below 1e-5 the sampled distribution is the argmax already (a logit gap of 1e-4 is a
+        # ratio of e^10), and the scores s/T leave float range: temperature=2.7e-46 was an
+        # OverflowError in the sampler (found by the fuzzer, tests/browser/fuzz). So: greedy.
+        return self.temperature < GREEDY_BELOW
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> InvalidParameter:

@@ -209,10 +209,19 @@ class Engine:
         cfg = options if isinstance(options, GenerationConfig) else self.config(options)
         messages = list(messages)
         messages, template_extra = self._with_tools(messages, cfg, template_extra)
-        prompt = self.prompt_ids(messages, **template_extra)
         dropped = 0
+        text = self.apply_chat_template(messages, **template_extra)
         if cfg.context_overflow == "drop_oldest":
-            prompt, dropped = self._fit(messages, prompt, cfg, template_extra)
+            while self._surely_too_long(text) and (n := self._drop_oldest(messages)):
+                dropped += n
+                text = self.apply_chat_template(messages, **template_extra)
+        if self._surely_too_long(text):
+            raise PromptTooLong(f"the prompt is {len(text)} characters, more than the model's context of "
+                                f"{self.info.max_context} tokens can hold.", param="messages")
+        prompt = self.tokenizer.encode(text, add_special_tokens=False)
+        if cfg.context_overflow == "drop_oldest":
+            prompt, more = self._fit(messages, prompt, cfg, template_extra)
+            dropped += more
         return self._request(prompt, cfg, dropped, t0)
 
     def _with_tools(self, messages: list[dict], cfg: GenerationConfig, extra: dict) -> tuple[list[dict], dict]:
@@ -232,6 +241,27 @@ class Engine:
             self.constraint(cfg)
         return messages, {**extra, **variables}
 
+    def _surely_too_long(self, text: str) -> bool:
+        """Whether `text` cannot fit the context whatever its tokens, known without tokenizing it:
+        no token covers more than max_token_chars characters (x4: a normalizer may compose
+        characters). Tokenizing a 1 MB message takes ~10 s in CPython and minutes in Pyodide
+        before PromptTooLong; this takes none (found by the fuzzer, tests/browser/fuzz)."""
+        return len(text) > 4 * self.tokenizer.max_token_chars * self.info.max_context
+
+    @staticmethod
+    def _drop_oldest(messages: list[dict]) -> int:
+        """Leave out the oldest turn after a leading system message (and the answers that would now
+        open the conversation); the last message always stays. Returns how many were left out."""
+        head = 1 if messages and messages[0].get("role") == "system" else 0
+        if len(messages) - head <= 1:
+            return 0
+        del messages[head]
+        n = 1
+        while len(messages) - head > 1 and messages[head].get("role") not in ("user", None):
+            del messages[head]
+            n += 1
+        return n
+
     def prepare_completion(self, prompt: str, options: dict | GenerationConfig | None = None) -> "Request":
         """The same for a plain text to continue (no chat template): base models, raw prompts."""
         t0 = time.perf_counter()
@@ -240,17 +270,22 @@ class Engine:
             raise InvalidParameter("tools are for chat: a tool call needs the chat template.",
                                    "Use chat (engine.generate / chat.completions.create) with tools.", param="tools")
         if not isinstance(prompt, str):
-            raise IntabError(f"prompt must be a string, got {type(prompt).__name__}.", "Pass the text to continue.",
-                             param="prompt")
-        return self._request(self.completion_ids(prompt), cfg, 0, t0)
+            raise InvalidParameter(f"prompt must be a string, got {type(prompt).__name__}.", "Pass the text to continue.",
+                                   param="prompt")
+        if self._surely_too_long(prompt):
+            raise PromptTooLong(f"the prompt is {len(prompt)} characters, more than the model's context of "
+                                f"{self.info.max_context} tokens can hold.", param="prompt")
+        return self._request(self.completion_ids(prompt), cfg, 0, t0, param="prompt")
 
-    def _request(self, prompt: list[int], cfg: GenerationConfig, dropped: int, t0: float) -> "Request":
+    def _request(self, prompt: list[int], cfg: GenerationConfig, dropped: int, t0: float, param: str = "messages") -> "Request":
         limit = self.info.max_context
         if not prompt:
-            raise IntabError("the prompt is empty.", "Send at least one message.", param="messages")
+            # A kind of its own, not the bare IntabError: found by the fuzzer (tests/browser/fuzz).
+            raise InvalidParameter("the prompt is empty.", "Send at least one message." if param == "messages" else
+                                   "Pass some text to continue.", param=param)
         if len(prompt) >= limit:
             raise PromptTooLong(f"the prompt is {len(prompt)} tokens but the model's context holds {limit}.",
-                                param="messages")
+                                param=param)
         return Request(prompt, cfg, dropped, round(1000 * (time.perf_counter() - t0), 3))
 
     async def generate(self, messages: list[dict], options: dict | GenerationConfig | None = None,

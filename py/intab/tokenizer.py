@@ -325,6 +325,14 @@ class Tokenizer:
         self._added_by_norm: dict[str, AddedToken] = {}
         self._id_to_tok: list[str | None] | None = None
 
+    @property
+    def max_token_chars(self) -> int:
+        """The longest token's text, in characters (a byte-level token's characters are bytes,
+        so at least as many as the text characters it stands for): no token covers more."""
+        if getattr(self, "_max_token_chars", None) is None:
+            self._max_token_chars = max([len(t) for t in self._bpe.vocab] + [len(a.content) for a in self._added] + [1])
+        return self._max_token_chars
+
     @classmethod
     def from_json(cls, tokenizer_json: str | dict, config: dict | None = None) -> "Tokenizer":
         """Build from tokenizer.json (text or parsed) and tokenizer_config.json (parsed, optional)."""
