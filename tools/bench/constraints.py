@@ -4,7 +4,12 @@ Per schema (the Glaive function-call and GitHub sample of tests/schema_suites/js
 compile time (schema -> grammar -> automaton), then the per-token mask time (median, p99) while
 each valid instance is fed token by token, cold (first use of each state) and warm (the same
 answer again: the per-state cache); a tool call's constraint: compile, mask and decode tok/s with
-and without it on the real model (--no-model skips that). Pyodide in Chromium is not measured yet.
+and without it on the real model (--no-model skips that).
+
+With --browser the same measurement (MEASURE, one source for both runtimes) runs in Pyodide in
+headless Chromium, on the site's Pyodide and the intab wheel installed from the site, next to the
+CPython figures of the same run; then decode tok/s through the JS client with and without a
+response_format constraint, on intab's kernel in the same page.
 """
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ def q(xs, p):
 
 
 # The measurement, run by CPython (exec) and by Pyodide (runPythonAsync) alike: `tok_json`,
-# `tok_config` (texts) and `cases` ([schema, first valid instance]) are given; `result` is set.
+# `tok_config` (texts) and `cases` (JSON: [schema, first valid instance or null]) are given;
+# `result` is set (and `tok`, `idx` are left in the scope).
 MEASURE = """
 import json, statistics, time
 from intab.constrain import ConstraintCompiler, ConstraintError, ConstraintSpec, TokenIndex
@@ -47,6 +53,8 @@ for schema, valid in json.loads(cases):
         refused += 1
         continue
     compile_ms.append((time.perf_counter() - t) * 1e3)
+    if valid is None:
+        continue
     ids = tok.encode(json.dumps(valid, ensure_ascii=False), add_special_tokens=False)
     for times in (cold, warm):
         m = c.matcher()
@@ -101,6 +109,29 @@ PERSON = {"type": "object", "properties": {"name": {"type": "string", "maxLength
           "required": ["name", "age", "city"], "additionalProperties": False}
 
 
+MODEL_DIR = ROOT / ".cache" / "build" / "smollm2-135m-instruct"
+
+
+def bench_cases() -> list:
+    """[schema, its first valid instance or None] of the Glaive and easy/trivial GitHub schemas of
+    tests/schema_suites/jsonschemabench (the first 40)."""
+    files = sorted((ROOT / "tests" / "schema_suites" / "jsonschemabench").glob("*.json"))
+    files = [f for f in files if f.name.startswith(("Glaive", "Github_easy", "Github_trivial"))][:40]
+    cases = []
+    for f in files:
+        case = json.loads(f.read_text())
+        valid = [x["data"] for x in case["tests"] if x["valid"]]
+        cases.append([case["schema"], valid[0] if valid else None])
+    return cases
+
+
+def measure_here(tok_json: str, tok_config: str, cases_json: str) -> dict:
+    """MEASURE under this CPython; its scope (`result`, `tok`, `idx`)."""
+    scope = {"tok_json": tok_json, "tok_config": tok_config, "cases": cases_json}
+    exec(MEASURE, scope)
+    return scope
+
+
 def _report(label: str, r: dict) -> None:
     print(f"[{label}] token index (once per tokenizer): {r['index_ms']:.0f} ms")
     print(f"[{label}] schemas: {r['compiled']} compiled, {r['refused']} refused")
@@ -120,21 +151,12 @@ def browser(argv: list[str]) -> int:
 
     import build
     build.build()
-    d = ROOT / ".cache" / "build" / "smollm2-135m-instruct"
+    d = MODEL_DIR
     tok_json, tok_config = (d / "tokenizer.json").read_text(), (d / "tokenizer_config.json").read_text()
-    files = sorted((ROOT / "tests" / "schema_suites" / "jsonschemabench").glob("*.json"))
-    files = [f for f in files if f.name.startswith(("Glaive", "Github_easy", "Github_trivial"))][:40]
-    cases = []
-    for f in files:
-        case = json.loads(f.read_text())
-        valid = [x["data"] for x in case["tests"] if x["valid"]]
-        if valid:
-            cases.append([case["schema"], valid[0]])
+    cases = bench_cases()
     cases_json = json.dumps(cases)
     print(f"load average {os.getloadavg()[0]:.1f}; {len(cases)} schemas (GitHub/Glaive, JSONSchemaBench)")
-    scope = {"tok_json": tok_json, "tok_config": tok_config, "cases": cases_json}
-    exec(MEASURE, scope)
-    cpy = json.loads(scope["result"])
+    cpy = json.loads(measure_here(tok_json, tok_config, cases_json)["result"])
     _report("CPython", cpy)
     server = make_bench_server(build.STATIC, Counter())
     base = "http://127.0.0.1:%d" % server.server_address[1]
@@ -168,45 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(argv or [])
     if "--browser" in argv:
         return browser([a for a in argv if a != "--browser"])
-    from intab.constrain import ConstraintCompiler, ConstraintError, ConstraintSpec, TokenIndex
-    from intab.tokenizer import Tokenizer
-
-    d = ROOT / ".cache" / "build" / "smollm2-135m-instruct"
-    tok = Tokenizer.from_json((d / "tokenizer.json").read_text(), json.loads((d / "tokenizer_config.json").read_text()))
-    t = time.perf_counter()
-    idx = TokenIndex.for_tokenizer(tok, [2])
-    index_ms = (time.perf_counter() - t) * 1e3
-    files = sorted((ROOT / "tests" / "schema_suites" / "jsonschemabench").glob("*.json"))
-    files = [f for f in files if f.name.startswith(("Glaive", "Github_easy", "Github_trivial"))][:40]
-    compile_ms, cold, warm, refused = [], [], [], 0
-    for f in files:
-        case = json.loads(f.read_text())
-        valid = [x["data"] for x in case["tests"] if x["valid"]]
-        t = time.perf_counter()
-        try:
-            c = ConstraintCompiler(idx).compile(ConstraintSpec("json_schema", case["schema"]))
-        except ConstraintError:
-            refused += 1
-            continue
-        compile_ms.append((time.perf_counter() - t) * 1e3)
-        for v in valid[:1]:
-            ids = tok.encode(json.dumps(v, ensure_ascii=False), add_special_tokens=False)
-            for times in (cold, warm):
-                m = c.matcher()
-                for tid in ids:
-                    t = time.perf_counter()
-                    m.mask()
-                    times.append((time.perf_counter() - t) * 1e3)
-                    if not m.allows(tid):
-                        break
-                    m.accept(tid)
-    print(f"token index (once per tokenizer): {index_ms:.0f} ms")
-    print(f"schemas: {len(compile_ms)} compiled, {refused} refused")
-    print(f"compile: median {statistics.median(compile_ms):.1f} ms, p90 {q(compile_ms, .9):.1f}, max {max(compile_ms):.1f}")
-    for name, xs in (("mask, first use", cold), ("mask, cached", warm)):
-        print(f"{name}: {len(xs)} tokens, median {statistics.median(xs):.3f} ms, p99 {q(xs, .99):.2f} ms")
+    d = MODEL_DIR
+    scope = measure_here((d / "tokenizer.json").read_text(), (d / "tokenizer_config.json").read_text(),
+                         json.dumps(bench_cases()))
+    _report("CPython", json.loads(scope["result"]))
     if "--no-model" not in argv:
-        tool_calls(d, tok, idx)
+        tool_calls(d, scope["tok"], scope["idx"])
     return 0
 
 
