@@ -69,6 +69,16 @@ TARGETS = [
 ]
 
 
+def markdown_table(head: list[str], rows: list[list[str]]) -> None:
+    """A Markdown table, columns padded to their widest cell."""
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    print(line(head))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print(line(r))
+
+
 def say(msg: str) -> None:
     print(f"[bench] {msg}", flush=True)
 
@@ -623,12 +633,7 @@ def print_report(report: dict) -> None:
                 ratios = [f"{s['median'] / c['median']:.2f}x" if s and c and c["median"] else "-" for c in cs]
                 rows.append([f"{label} ({unit}{', higher better' if higher else ''})", fmt_stat(s, f),
                              fmt_stat(cs[0], f), fmt_stat(cs[1], f), *ratios])
-            widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-            line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-            print(line(head))
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-            for r in rows:
-                print(line(r))
+            markdown_table(head, rows)
             print(f"targets (issue 4, WASM 2 threads){'' if (backend, t) == ('wasm', 2) else ' - shown for reference'}:")
             for k, label, test, desc in TARGETS:
                 s = intab["summary"].get(k)

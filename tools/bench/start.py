@@ -26,7 +26,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench import BASE_ARGS, CHROMIUM, RESULTS, Counter, assemble_site, make_bench_server, say
+from bench import BASE_ARGS, CHROMIUM, RESULTS, Counter, assemble_site, make_bench_server, markdown_table, say
 
 READY = "() => ['ready', 'error'].includes(document.body.dataset.state)"
 # The page's view of one visit: its own clock, the worker's timeline moved onto it.
@@ -99,12 +99,7 @@ def print_table(visits: list[dict]) -> None:
             a, b = med([x[0] for x in s if x]), med([x[1] for x in s if x])
             row.append(f"{f(a)}-{f(b)} ({f(None if a is None or b is None else b - a)})")
         rows.append(row)
-    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    print(line(head))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(line(r))
+    markdown_table(head, rows)
     for k in kinds:
         r = [v["ready"] for v in visits if v["kind"] == k]
         print(f"{k}: ready {', '.join(f(x) for x in r)} ms")
