@@ -1,7 +1,7 @@
 """A site for the fuzzer and the soak: static/ (linked) plus fuzz/ (tests/browser/fuzz/*.mjs and
 fast-check from node_modules, its bare `pure-rand/...` imports rewritten to relative paths: the
-page's CSP allows no inline import map) and a blank page. Used by tests/browser/test_fuzz.py and
-`build.py soak`."""
+page's CSP allows no inline import map) and a blank page. Used by tests/browser/test_fuzz.py,
+test_soak.py and `build.py soak`."""
 from __future__ import annotations
 
 import os
@@ -35,3 +35,15 @@ def fuzz_site(static_root: Path, out: Path) -> Path:
         shutil.copy(m, site / m.name)
     (out / "blank.html").write_text("<!doctype html><meta charset=utf-8><title>intab fuzz</title><body></body>\n")
     return out
+
+
+def open_engine_page(page, url: str, **modules: str) -> None:
+    """Open the site's blank page with intab's module as window.intab, each fuzz/<file>.mjs of
+    `modules` as window.<name> (fuzzer="fuzz", soak="soak"), and an engine on WASM as
+    window.engine."""
+    page.goto(url + "blank.html")
+    page.evaluate("""async (modules) => {
+        window.intab = await import('/intab.mjs');
+        for (const [name, file] of modules) window[name] = await import(`/fuzz/${file}.mjs`);
+        window.engine = await window.intab.create({ backend: 'wasm' });
+    }""", list(modules.items()))

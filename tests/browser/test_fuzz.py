@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from fuzz_site import fuzz_site
+from fuzz_site import fuzz_site, open_engine_page
 
 RUNS = 60
 
@@ -18,12 +18,7 @@ def fuzz_page(browser, serve, static_root, tmp_path_factory):
     url = serve(fuzz_site(static_root, tmp_path_factory.mktemp("fuzz-site")))
     ctx = browser.new_context()
     page = ctx.new_page()
-    page.goto(url + "blank.html")
-    page.evaluate("""async () => {
-        window.intab = await import('/intab.mjs');
-        window.fuzzer = await import('/fuzz/fuzz.mjs');
-        window.engine = await window.intab.create({ backend: 'wasm' });
-    }""")
+    open_engine_page(page, url, fuzzer="fuzz")
     yield page
     ctx.close()
 

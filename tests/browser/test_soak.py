@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from fuzz_site import fuzz_site
+from fuzz_site import fuzz_site, open_engine_page
 
 # After warm-up (the first measure), memory may move by the engine's bounded caches: the KV
 # snapshots of other conversations are capped at 128 MB (py/intab/engine.py, kv_snapshot_bytes);
@@ -23,14 +23,17 @@ def soak_page(playwright, browser_type_launch_args, serve, static_root, tmp_path
     url = serve(fuzz_site(static_root, tmp_path_factory.mktemp("soak-site")))
     browser = playwright.chromium.launch(**{**browser_type_launch_args, "args": [*browser_type_launch_args["args"], EAGER_MEMORY]})
     page = browser.new_page()
-    page.goto(url + "blank.html")
-    page.evaluate("""async () => {
-        window.intab = await import('/intab.mjs');
-        window.soak = await import('/fuzz/soak.mjs');
-        window.engine = await window.intab.create({ backend: 'wasm' });
-    }""")
+    open_engine_page(page, url, soak="soak")
     yield page
     browser.close()
+
+
+def replayed_on_fresh(page, samples, max_tokens: int) -> list:
+    """The sampled greedy answers asked again of a fresh engine: those that differ."""
+    return page.evaluate("""async ([samples, n]) => {
+        const fresh = await intab.create({ backend: 'wasm' });
+        try { return await soak.replay(fresh, samples, n); } finally { fresh.unload(); }
+    }""", [samples, max_tokens])
 
 
 def growth(curve) -> int:
@@ -44,10 +47,7 @@ def test_one_conversation_memory_stays_bounded_answers_as_fresh(soak_page):
     print("one conversation:", [(p["turn"], round(p["bytes"] / 2**20, 1), p["prompt_tokens"], p["dropped"]) for p in curve])
     assert curve[0]["source"] == "measureUserAgentSpecificMemory"
     assert growth(curve) < GROWTH_ONE, curve
-    bad = soak_page.evaluate("""async (samples) => {
-        const fresh = await intab.create({ backend: 'wasm' });
-        try { return await soak.replay(fresh, samples, 16); } finally { fresh.unload(); }
-    }""", r["samples"])
+    bad = replayed_on_fresh(soak_page, r["samples"], 16)
     assert bad == [], bad
 
 
@@ -56,8 +56,5 @@ def test_many_conversations_memory_bounded_answers_as_fresh(soak_page):
     curve = r["curve"]
     print("6 conversations:", [(p["round"], p["conversation"], round(p["bytes"] / 2**20, 1), p["restored"]) for p in curve])
     assert growth(curve) < GROWTH_MANY, curve
-    bad = soak_page.evaluate("""async (samples) => {
-        const fresh = await intab.create({ backend: 'wasm' });
-        try { return await soak.replay(fresh, samples, 8); } finally { fresh.unload(); }
-    }""", r["samples"])
+    bad = replayed_on_fresh(soak_page, r["samples"], 8)
     assert bad == [], bad

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "web"))
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
-from fuzz_site import fuzz_site  # noqa: E402
+from fuzz_site import fuzz_site, open_engine_page  # noqa: E402
 from serve import IntabHandler, make_server  # noqa: E402
 
 CHROMIUM = os.environ.get("INTAB_CHROMIUM", "/usr/lib/chromium/chromium")
@@ -58,13 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             page = browser.new_page()
             page.set_default_timeout(0)
-            page.goto(url + "blank.html")
-            page.evaluate("""async () => {
-                window.intab = await import('/intab.mjs');
-                window.soak = await import('/fuzz/soak.mjs');
-                window.fuzzer = await import('/fuzz/fuzz.mjs');
-                window.engine = await window.intab.create({ backend: 'wasm' });
-            }""")
+            open_engine_page(page, url, soak="soak", fuzzer="fuzz")
             every = max(1, a.turns // 20)
             sample = sorted({0, a.turns // 4, a.turns // 2, a.turns - 1})
             one = page.evaluate("(o) => soak.longConversation(engine, o)",
