@@ -21,7 +21,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from .errors import UnsupportedSchema
 from .ir import (EMPTY, NOTHING, Chars, Expr, Grammar, Intervals, Ref, Repeat, alt, chars_of, lit, negate,
@@ -732,7 +732,7 @@ def _small(e: Expr, budget: list | None = None) -> bool:
     return True
 
 
-def _exclude_keys(names: set[str], rule=lambda e: e) -> Expr:
+def _exclude_keys(names: set[str], rule: Callable[[Expr], Expr]) -> Expr:
     """The body (between the quotes) of any JSON string other than the given keys.
 
     `rule` names the any-string tail, which every node of the keys' trie ends in: inlined, the 13
