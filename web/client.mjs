@@ -24,8 +24,24 @@ function abortError(signal) {
   return new DOMException(typeof reason === 'string' ? reason : 'The request was aborted.', 'AbortError');
 }
 
-const LOAD_OPTIONS = ['model', 'backend', 'kernel', 'threads', 'memory', 'adapter', 'signal', 'onProgress', 'profiling', 'ortOptions', 'python', 'snapshot', 'restartOnCrash'];
+const LOAD_OPTIONS = ['model', 'keep', 'backend', 'kernel', 'threads', 'memory', 'adapter', 'signal', 'onProgress', 'profiling', 'ortOptions', 'python', 'snapshot', 'restartOnCrash'];
 const MAX_RESTARTS = 2;
+
+/** create()'s `model` as the worker takes it: a model id of models/index.json or 'kept:<name>'
+ * as is; a GGUF as a Blob (a File is one; an ArrayBuffer or typed array is wrapped, a copy) or an
+ * absolute URL (a string ending in .gguf, or with a '/', resolved against the page). */
+function modelOption(model) {
+  if (model === undefined || model === null || (typeof Blob !== 'undefined' && model instanceof Blob)) return model;
+  if (model instanceof ArrayBuffer || ArrayBuffer.isView(model)) return new Blob([model]);
+  if (model instanceof URL) return model.href;
+  if (typeof model === 'string') {
+    const path = model.split(/[?#]/)[0];
+    if (model.startsWith('kept:') || !(path.endsWith('.gguf') || model.includes('/'))) return model;
+    return new URL(model, globalThis.document?.baseURI ?? globalThis.location?.href).href;
+  }
+  throw new IntabError(`model must be a model id, a .gguf File, Blob, ArrayBuffer or URL; got ${Object.prototype.toString.call(model)}`,
+    { name: 'InvalidParameter', param: 'model', hint: 'See docs/api.md, "Your own GGUF".' });
+}
 
 /** One model, loaded in a worker. Events: 'progress' (detail: the progress), 'crash' (detail: the
  * EngineCrashed error), 'restart' (detail: {cause, info}: a new worker took over), 'privacy'. */
@@ -48,7 +64,10 @@ export class Engine extends EventTarget {
         throw new IntabError(`unknown option '${k}'`, { name: 'InvalidParameter', param: k, hint: `intab.create takes ${LOAD_OPTIONS.join(', ')}.` });
       }
     }
-    this.options = options;
+    if (options.keep !== undefined && typeof options.keep !== 'boolean' && !(typeof options.keep === 'string' && options.keep)) {
+      throw new IntabError('keep must be true, false or a name to keep the model under', { name: 'InvalidParameter', param: 'keep', hint: 'See docs/api.md, "Your own GGUF".' });
+    }
+    this.options = { ...options, ...('model' in options ? { model: modelOption(options.model) } : {}) };
     this.info = null;
     this.chat = { completions: { create: (req) => chatCompletion(this, req) } };
     this.completions = { create: (req) => textCompletion(this, req) };

@@ -15,7 +15,11 @@ import { downloadModel, fetchChecked, url } from './model_store.mjs';
 import { lazyWeights } from './weights.mjs';
 import { ortBundle, planBackend, wasmPlan } from './worker_plan.mjs';
 import { createTimeline } from './timeline.mjs';
-import { bootPython, createSession, lateBridge } from './worker_python.mjs';
+import { bootPython, createSession, ggufDescriber, lateBridge } from './worker_python.mjs';
+import { ggufSource, openGguf } from './gguf_model.mjs';
+
+// A GGUF opened in the tab (web/gguf_model.mjs) has no model.onnx: intab's kernel runs it, on WASM.
+const GGUF_REASON = "a GGUF opened in the tab runs on intab's WASM kernel (WebGPU runs prebuilt models, which carry model.onnx)";
 
 export const TEXT_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json', 'generation_config.json'];
 
@@ -55,7 +59,11 @@ function kernelMisfit(compiled, manifest, config) {
  * fields)}. progress(p) gets the progress messages' fields.
  */
 export async function loadEngine(options, progress, captureProfile) {
-  const { model, python = true, memory = 'fast', profiling = false, ortOptions = {}, snapshot = true } = options;
+  const { model, python = true, memory = 'fast', profiling = false, ortOptions = {}, snapshot = true, keep = false } = options;
+  const gguf = ggufSource(model);
+  if (gguf && (options.kernel === 'ort' || profiling)) {
+    throw fail('BackendError', `${options.kernel === 'ort' ? "kernel='ort'" : 'profiling'} cannot run a GGUF opened in the tab: ${GGUF_REASON}`, { hint: "Leave kernel at 'auto' (or 'intab').", param: 'kernel' });
+  }
   if (profiling) captureProfile();
   const t0 = performance.now();
   const timings = {};
@@ -63,8 +71,10 @@ export async function loadEngine(options, progress, captureProfile) {
   tl.set('worker', 0, t0);   // the worker's modules evaluated, the load message received
   progress({ phase: 'boot', message: python ? 'Starting Python…' : 'Starting the model runtime…' });
 
-  const boot = python ? bootPython(timings, t0, tl, { snapshot }) : null;
-  let plan = await tl.span('plan', planBackend(options));
+  // A GGUF needs Python for its header even when the page runs the engine's Python itself.
+  const boot = python || gguf ? bootPython(timings, t0, tl, { snapshot }) : null;
+  let plan = await tl.span('plan', planBackend(gguf ? { ...options, backend: 'wasm', kernel: 'intab' } : options));
+  if (gguf) plan = { ...plan, wanted: options.backend || 'auto', backendReason: GGUF_REASON };
 
   // The kernel where it may be used; onnxruntime-web where it may be used. Both start now.
   const kernelOn = (p) => p.backend === 'wasm' && p.kernelWanted !== 'ort' && !p.profiling;
@@ -74,19 +84,26 @@ export async function loadEngine(options, progress, captureProfile) {
   const ortFor = (p) => (orts[p.backend] ??= importOrt(p.backend, p.threads));
   if (!kernelOn(plan)) ortFor(plan).catch(() => {});
 
-  const index = await tl.span('model.index', async () => (await fetchChecked('models/index.json', 'the model list')).json());
-  const ids = Array.isArray(index) ? index : (index.models || []).map((m) => (typeof m === 'string' ? m : m.id));
-  const modelId = model || ids[0];
-  if (!modelId) throw fail('LoadError', 'models/index.json lists no model');
-  if (!ids.includes(modelId)) {
-    throw fail('LoadError', `unknown model '${modelId}'`, { hint: `models/index.json lists ${ids.join(', ')}.`, param: 'model' });
-  }
-  let compiled = await kernelPromise;
-  const kernelFits = (m) => kernelOn(plan) && !kernelMisfit(compiled, m, null);
+  let modelId, dl, compiled;
   const tDl = performance.now();
-  tl.start('model.manifest');
-  const dl = await downloadModel(modelId, progress, { skip: (m) => (kernelFits(m) ? ['model.onnx'] : []) });
-  tl.end('model.manifest');
+  if (gguf) {
+    dl = await tl.span('model.gguf', openGguf(gguf, { describe: ggufDescriber(boot, tl), progress, keep }));
+    modelId = dl.manifest.model_id;
+    compiled = await kernelPromise;
+  } else {
+    const index = await tl.span('model.index', async () => (await fetchChecked('models/index.json', 'the model list')).json());
+    const ids = Array.isArray(index) ? index : (index.models || []).map((m) => (typeof m === 'string' ? m : m.id));
+    modelId = model || ids[0];
+    if (!modelId) throw fail('LoadError', 'models/index.json lists no model');
+    if (!ids.includes(modelId)) {
+      throw fail('LoadError', `unknown model '${modelId}'`, { hint: `models/index.json lists ${ids.join(', ')}.`, param: 'model' });
+    }
+    compiled = await kernelPromise;
+    const kernelFits = (m) => kernelOn(plan) && !kernelMisfit(compiled, m, null);
+    tl.start('model.manifest');
+    dl = await downloadModel(modelId, progress, { skip: (m) => (kernelFits(m) ? ['model.onnx'] : []) });
+    tl.end('model.manifest');
+  }
   const manifest = dl.manifest;
   const packed = manifest.weights || null;
   for (const name of [...TEXT_FILES, ...(packed ? [packed.transport] : [])]) {
@@ -110,9 +127,9 @@ export async function loadEngine(options, progress, captureProfile) {
       timings.downloadMs = Math.round(performance.now() - tDl);
       progress({ phase: 'init', message: 'Starting the model on WASM (intab kernel)…' });
       const tS = performance.now();
-      const b = await tl.span('kernel.bridge', () => createKernelBridge({ wasm: compiled.module, weights: src, layout: packed, config, threads: p.threads, shared: sharedMemory() }));
+      const b = await tl.span('kernel.bridge', () => createKernelBridge({ wasm: compiled.module, weights: src, layout: packed, config, threads: p.threads, shared: sharedMemory(), maxContext: dl.maxContext }));
       timings.sessionMs = Math.round(performance.now() - tS);
-      [kernel, kernelReason] = ['intab', p.kernelWanted === 'intab' ? 'requested' : 'packed weights and relaxed-SIMD'];
+      [kernel, kernelReason] = ['intab', gguf ? GGUF_REASON : p.kernelWanted === 'intab' ? 'requested' : 'packed weights and relaxed-SIMD'];
       return b;
     }
     kernel = 'ort';
@@ -172,6 +189,8 @@ export async function loadEngine(options, progress, captureProfile) {
       id: modelId, version: manifest.version, numCandidates: manifest.num_candidates, config,
       contextWindow: bridge.maxContext || config.max_position_embeddings, vocabSize: config.vocab_size,
       chatTemplate: defaults ? defaults.chat_template : !!JSON.parse(files['tokenizer_config.json']).chat_template,
+      // A GGUF opened in the tab: {kind: 'blob' | 'url' | 'kept', name, kept (the name it is kept under, or null)}
+      source: gguf ? { kind: gguf.kind, name: gguf.name, kept: gguf.kind === 'kept' ? gguf.name : dl.kept } : null,
     },
     generationConfig, defaults, loadMs: Math.round(performance.now() - t0), timings, timeline: tl.toJSON(), fromCache,
     ...(python ? {} : { files }),

@@ -76,17 +76,40 @@ export function unwrap(answer) {
   throw new IntabError('the engine gave no answer', { name: 'InternalError' });
 }
 
+/** Pyodide with the intab bundle unpacked (once per boot). */
+export function pythonReady(boot, tl) {
+  boot.ready ??= (async () => {
+    const pyodide = await boot.pyodide;
+    const bundle = await boot.bundle;
+    tl.start('python.unpack');
+    const sitePackages = pyodide.runPython("import sys\nnext(p for p in sys.path if p.endswith('site-packages'))");
+    pyodide.unpackArchive(bundle, 'zip', { extractDir: sitePackages });
+    const scope = pyodide.toPy({ BUNDLE_SHA: await boot.bundleSha, SITE: sitePackages });
+    pyodide.runPython(KEEP_OR_FORGET, { globals: scope });
+    scope.destroy();
+    tl.end('python.unpack');
+    return pyodide;
+  })();
+  return boot.ready;
+}
+
+/** describe(head, size, name, stack, architectures) for web/gguf_model.mjs: a GGUF's header ->
+ * the model folder, by py/intab/gguf_model.py (the answer parsed: {ok, value} or {ok: false, error, needed}). */
+export function ggufDescriber(boot, tl) {
+  return async (head, size, name, stack, architectures) => {
+    const pyodide = await pythonReady(boot, tl);
+    const mod = pyodide.pyimport('intab.gguf_model');
+    try {
+      return JSON.parse(mod.describe_json(head, size, name, stack, architectures));
+    } finally {
+      mod.destroy();
+    }
+  };
+}
+
 /** The engine session over `bridge` (which may still be on its way: see lateBridge). */
 export async function createSession(boot, bridge, files, timings, tl) {
-  const pyodide = await boot.pyodide;
-  const bundle = await boot.bundle;
-  tl.start('python.unpack');
-  const sitePackages = pyodide.runPython("import sys\nnext(p for p in sys.path if p.endswith('site-packages'))");
-  pyodide.unpackArchive(bundle, 'zip', { extractDir: sitePackages });
-  const scope = pyodide.toPy({ BUNDLE_SHA: await boot.bundleSha, SITE: sitePackages });
-  pyodide.runPython(KEEP_OR_FORGET, { globals: scope });
-  scope.destroy();
-  tl.end('python.unpack');
+  const pyodide = await pythonReady(boot, tl);
   const tP = performance.now();
   tl.start('python.import');
   const glue = pyodide.pyimport('intab.pyodide_glue');

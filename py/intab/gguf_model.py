@@ -150,7 +150,7 @@ def describe_json(buf, file_size: int, name: str, stack, architectures) -> str:
     """`describe` for the worker: a JSON text {ok, value} or {ok: false, error, needed}. One text,
     not a PyProxy tree: the tokenizer alone is ~100,000 strings."""
     try:
-        value = describe(buf.to_py() if hasattr(buf, "to_py") else buf, int(file_size), name=str(name),
+        value = describe(buf.to_bytes() if hasattr(buf, "to_bytes") else buf, int(file_size), name=str(name),
                          stack=list(stack), architectures=list(architectures) if architectures else None)
         return json.dumps({"ok": True, "value": value}, ensure_ascii=False)
     except Truncated as t:

@@ -1,0 +1,98 @@
+"""Your own GGUF, opened in the tab (issue 13.5), in Chromium on SmolLM2-135M-Instruct's real GGUF
+(the build's source, .cache/sources/): through intab.create({model: blob}), a same-origin URL and
+the demo page's file input; the reference's greedy tokens; kept on the device across a reload and
+forgotten; a garbage file, a truncated one and an unsupported architecture each give their typed
+error and leave the page usable. Nothing leaves the tab: no request off the origin."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app_driver import chat, new_chat, open_app, set_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES = ("capital", "code_python")
+
+
+@pytest.fixture(scope="module")
+def smollm_gguf(built_model_dir) -> Path:
+    from models.recipes import DEFAULT
+    from models.source import fetch_gguf
+    return fetch_gguf(DEFAULT, ROOT / ".cache")
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, smollm_gguf) -> dict[str, Path]:
+    """A garbage file, the real GGUF cut inside its tensor data, and a tiny 'mamba' GGUF."""
+    import gguf
+
+    d = tmp_path_factory.mktemp("bad-gguf")
+    (d / "garbage.gguf").write_bytes(b"PK\x03\x04 this is a zip, not a model" + bytes(4000))
+    with open(smollm_gguf, "rb") as f:
+        (d / "truncated.gguf").write_bytes(f.read(20 << 20))
+    w = gguf.GGUFWriter(str(d / "mamba.gguf"), "mamba")
+    w.add_block_count(1)
+    w.add_tensor("token_embd.weight", np.zeros((4, 32), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return {p.stem: p for p in d.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def gguf_site(static_root, tmp_path_factory, smollm_gguf, bad_files) -> Path:
+    """static/ (linked) plus the GGUF at /files/ (a same-origin URL) and a blank page."""
+    site = tmp_path_factory.mktemp("gguf-site")
+    for p in Path(static_root).iterdir():
+        os.symlink(p.resolve(), site / p.name)
+    (site / "files").mkdir()
+    os.symlink(smollm_gguf, site / "files" / smollm_gguf.name)
+    (site / "blank.html").write_text("<!doctype html><meta charset=utf-8><title>gguf</title><body></body>\n")
+    return site
+
+
+@pytest.fixture(scope="module")
+def gguf_url(serve, gguf_site) -> str:
+    return serve(gguf_site)
+
+
+GREEDY = """async ([source, cases, keep]) => {
+    const intab = await import('/intab.mjs');
+    let model = source;
+    if (source === 'blob') model = await (await fetch('/files/SmolLM2-135M-Instruct.Q4_1.gguf')).blob();
+    const phases = new Set();
+    const engine = await intab.create({ model, keep, backend: 'auto', onProgress: (p) => phases.add(p.phase + ':' + (p.message || '').split(' ')[0]) });
+    const out = {};
+    for (const [name, messages, n] of cases) out[name] = (await engine.generate('chat', messages, { temperature: 0, max_tokens: n })).token_ids;
+    const info = engine.info;
+    await engine.unload();
+    return { out, phases: [...phases], backend: info.backend, backendReason: info.backendReason, kernel: info.kernel,
+             kernelReason: info.kernelReason, model: info.model, kept: await intab.keptModels() };
+}"""
+
+
+def golden_cases(golden, n=24):
+    by = {c["name"]: c for c in golden["cases"]}
+    return [[name, by[name]["messages"], n] for name in CASES], {name: by[name]["output_ids"][:n] for name in CASES}
+
+
+def test_blob_and_url_give_the_reference_tokens(browser, gguf_url, golden):
+    cases, want = golden_cases(golden)
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.goto(gguf_url + "blank.html")
+        got = page.evaluate(GREEDY, ["blob", cases, False])
+        assert got["out"] == want
+        assert got["kernel"] == "intab" and got["backend"] == "wasm" and "GGUF" in got["backendReason"]
+        assert got["model"]["source"] == {"kind": "blob", "name": "model.gguf", "kept": None}
+        assert got["kept"] == [] and any(p.startswith("download:Reading") for p in got["phases"])
+        got = page.evaluate(GREEDY, ["/files/SmolLM2-135M-Instruct.Q4_1.gguf", cases[:1], False])
+        assert got["out"] == {"capital": want["capital"]}
+        assert got["model"]["source"]["kind"] == "url" and got["model"]["id"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    finally:
+        ctx.close()
