@@ -11,6 +11,7 @@ import './element.mjs';
 import { PrivacyLedger, watchRequests } from './privacy.mjs';
 import { forgetConversations } from './conversation_store.mjs';
 import { forgetModels } from './model_store.mjs';
+import { forgetAllKept, forgetKept, keptModels } from './kept_models.mjs';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -145,6 +146,83 @@ chat.addEventListener('intab-state', (ev) => {
 chat.addEventListener('intab-ready', () => watchEngine(chat.engine));
 showPrivacy();
 
+// ------------------------------------------------------------------ your own GGUF
+// A file (picker or drop zone), an address, or a model kept on this device: the element loads it
+// again with engineOptions.model (client.mjs takes a File, a URL or 'kept:<name>'). The tab reads
+// the file itself (web/gguf_model.mjs); nothing is uploaded.
+const gguf = { message: $('gguf-message'), keep: $('gguf-keep'), file: $('gguf-file'), drop: $('gguf-drop'), url: $('gguf-url'), opening: null };
+
+function ggufSay(text, kind = 'info', hint = '') {
+  gguf.message.dataset.kind = kind;
+  gguf.message.replaceChildren(document.createTextNode(text), ...(hint ? [document.createElement('br'), Object.assign(document.createElement('small'), { textContent: hint })] : []));
+}
+
+function openModel(model, label, keep = gguf.keep.checked) {
+  gguf.opening = label;
+  ggufSay(`Opening ${label}${keep ? ' (it will be kept on this device)' : ''}…`);
+  chat.removeAttribute('model');
+  chat.engineOptions = { ...chat.engineOptions, model, keep };
+  chat.reload();
+}
+
+gguf.file.addEventListener('change', () => {
+  const f = gguf.file.files[0];
+  if (f) openModel(f, f.name);
+  gguf.file.value = '';   // the same file again is a new choice
+});
+gguf.drop.addEventListener('click', () => gguf.file.click());
+gguf.drop.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); gguf.file.click(); }
+});
+gguf.drop.addEventListener('dragover', (ev) => { ev.preventDefault(); gguf.drop.dataset.over = 'true'; });
+gguf.drop.addEventListener('dragleave', () => { gguf.drop.dataset.over = 'false'; });
+gguf.drop.addEventListener('drop', (ev) => {
+  ev.preventDefault();
+  gguf.drop.dataset.over = 'false';
+  const f = ev.dataTransfer?.files?.[0];
+  if (f) openModel(f, f.name);
+});
+const openUrl = () => {
+  const v = gguf.url.value.trim();
+  if (!v) { ggufSay('Type the address of a .gguf file first.', 'error'); return; }
+  openModel(new URL(v, location.href).href, v);
+};
+$('gguf-open-url').addEventListener('click', openUrl);
+gguf.url.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') { ev.preventDefault(); openUrl(); } });
+
+async function showKept() {
+  const list = await keptModels().catch(() => []);
+  $('kept').hidden = list.length === 0;
+  $('kept-list').replaceChildren(...list.map((m) => {
+    const open = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Open', className: 'secondary' });
+    open.setAttribute('aria-label', `Open ${m.name}`);
+    open.addEventListener('click', () => openModel(`kept:${m.name}`, m.name, false));
+    const remove = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Remove', className: 'secondary' });
+    remove.setAttribute('aria-label', `Remove ${m.name}`);
+    remove.addEventListener('click', async () => { await forgetKept(m.name); ggufSay(`${m.name} was removed from this device.`); showKept(); });
+    const li = document.createElement('li');
+    li.dataset.name = m.name;
+    li.append(Object.assign(document.createElement('span'), { textContent: m.name }),
+      Object.assign(document.createElement('span'), { className: 'meta', textContent: `${m.architecture}, ${(m.size / 1e6).toFixed(0)} MB` }), open, remove);
+    return li;
+  }));
+}
+showKept();
+chat.addEventListener('intab-ready', (ev) => {
+  const src = ev.detail.info?.model?.source;
+  if (src) {
+    ggufSay(`Running ${src.name} on intab's WASM kernel (read in this tab)${src.kept ? `; kept on this device as “${src.kept}”` : ''}.`);
+    showKept();
+  }
+  gguf.opening = null;
+});
+chat.addEventListener('intab-error', (ev) => {
+  if (!gguf.opening || !ev.detail.fatal) return;
+  ggufSay(`${gguf.opening} could not be opened — ${ev.detail.name}: ${ev.detail.message}`, 'error', ev.detail.hint || '');
+  gguf.message.dataset.error = ev.detail.name;
+  gguf.opening = null;
+});
+
 // ------------------------------------------------------------------ forget everything
 // The conversation is kept in this browser (<intab-chat persist="demo">, IndexedDB) and the
 // model files in Cache Storage; this button deletes both. The model already loaded keeps
@@ -158,7 +236,8 @@ $('forget').addEventListener('click', async () => {
     // the deletion comes after it and nothing is left.
     await new Promise((resolve) => setTimeout(resolve, 0));
     await forgetConversations();
-    const files = await forgetModels();
+    const files = await forgetModels() + await forgetAllKept();
+    showKept();
     done.textContent = `Forgotten: the conversation and ${files} stored model file${files === 1 ? '' : 's'}. Nothing was ever sent anywhere.`;
     document.body.dataset.forgotten = String(files);
   } catch (e) {
@@ -202,7 +281,7 @@ async function prepareOffline(info) {
   const work = (async () => {
     const list = await (await fetch(new URL('./offline.json', import.meta.url))).json();
     const ort = list.ort[info.ortBundle] || [];
-    const urls = [...list.files, ...ort, `models/${info.model.id}/manifest.json`];
+    const urls = [...list.files, ...ort, ...(info.model.source ? [] : [`models/${info.model.id}/manifest.json`])];   // a GGUF opened in the tab has none
     const keep = [...list.files, ...Object.values(list.ort).flat()];
     const reg = await navigator.serviceWorker.ready;
     const answer = new Promise((resolve) => {

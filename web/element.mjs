@@ -336,6 +336,15 @@ export class IntabChat extends HTMLElement {
     }
   }
 
+  /** Load the engine again from the attributes and engineOptions (e.g. a GGUF File just put in
+   * engineOptions.model); the conversation stays. */
+  reload() {
+    clearTimeout(this.#autoloadTimer);
+    this.#clearError();
+    this.#renderNotices([]);
+    this.#reload();
+  }
+
   #reload() {
     if (this.#turn) this.clear();
     this.#dropEngine();

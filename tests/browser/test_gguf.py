@@ -96,3 +96,81 @@ def test_blob_and_url_give_the_reference_tokens(browser, gguf_url, golden):
         assert got["model"]["source"]["kind"] == "url" and got["model"]["id"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     finally:
         ctx.close()
+
+
+MESSAGE = "() => document.getElementById('gguf-message')"
+
+
+def wait_opened(page, timeout_ms=240_000) -> dict:
+    """After a file, address or kept model was chosen: the page's line about it ({kind, error, text})."""
+    page.wait_for_function(f"""() => {{ const m = ({MESSAGE})();
+        return (m.dataset.kind === 'error' || m.textContent.startsWith('Running'))
+            && ['ready', 'error'].includes(document.body.dataset.state); }}""", timeout=timeout_ms)
+    return page.evaluate(f"() => {{ const m = ({MESSAGE})(); return {{ kind: m.dataset.kind, error: m.dataset.error || '', text: m.textContent }}; }}")
+
+
+def drop_file(page, path: str) -> None:
+    """A file dropped on the drop zone, as a drag from the desktop delivers it."""
+    page.evaluate("""async (path) => {
+        const blob = await (await fetch(path)).blob();
+        const dt = new DataTransfer();
+        dt.items.add(new File([blob], path.split('/').pop()));
+        document.getElementById('gguf-drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }""", path)
+
+
+def greedy_in_page(page, case, n=24) -> list[int]:
+    new_chat(page)
+    set_settings(page, temperature=0, max_tokens=n, top_p=1, top_k=0, seed="")
+    return chat(page, case["messages"][-1]["content"]).token_ids
+
+
+def test_the_page_opens_keeps_and_forgets_a_gguf(browser, gguf_url, gguf_site, bad_files, smollm_gguf, golden):
+    """File input, drop zone and address field; typed errors that leave the page usable; the kept
+    model listed after a reload and opened from the list; Forget everything removes it."""
+    for p in bad_files.values():
+        os.symlink(p, gguf_site / "files" / p.name)
+    case = next(c for c in golden["cases"] if c["name"] == "capital")
+    ctx = browser.new_context()
+    try:
+        page = open_app(ctx, gguf_url + "index.html?backend=wasm")
+        page.click("#settings summary")
+        # Errors first, each typed and named: the page stays usable (the real file opens after them).
+        page.set_input_files("#gguf-file", str(bad_files["garbage"]))
+        got = wait_opened(page)
+        assert got["kind"] == "error" and got["error"] == "NotGGUF" and "garbage.gguf" in got["text"], got
+        page.fill("#gguf-url", "/files/mamba.gguf")
+        page.click("#gguf-open-url")
+        got = wait_opened(page)
+        assert got["error"] == "UnsupportedArchitecture" and "'mamba'" in got["text"] and "llama" in got["text"], got
+        drop_file(page, "/files/truncated.gguf")
+        got = wait_opened(page)
+        assert got["error"] == "TruncatedFile" and "truncated.gguf is truncated" in got["text"], got
+
+        page.check("#gguf-keep")
+        page.set_input_files("#gguf-file", str(smollm_gguf))
+        got = wait_opened(page)
+        assert got["kind"] == "info" and "kept on this device" in got["text"], got
+        info = page.evaluate("() => document.querySelector('intab-chat').info")
+        assert info["kernel"] == "intab" and info["model"]["source"]["kept"] == smollm_gguf.name
+        assert greedy_in_page(page, case) == case["output_ids"][:24]
+
+        page.reload()
+        page.wait_for_function("() => document.body.dataset.state === 'ready'", timeout=240_000)
+        page.click("#settings summary")
+        page.wait_for_selector(f"#kept-list li[data-name='{smollm_gguf.name}']")
+        page.click(f"#kept-list button[aria-label='Open {smollm_gguf.name}']")
+        got = wait_opened(page)
+        assert got["kind"] == "info", got
+        info = page.evaluate("() => document.querySelector('intab-chat').info")
+        assert info["model"]["source"]["kind"] == "kept" and info["model"]["id"] == f"kept:{smollm_gguf.name}"
+        assert greedy_in_page(page, case) == case["output_ids"][:24]
+
+        privacy = page.evaluate("() => window.intab.privacy()")
+        assert privacy["offOrigin"] == 0 and privacy["violations"] == 0, privacy
+        page.click("#forget")
+        page.wait_for_function("() => document.body.dataset.forgotten !== undefined")
+        assert page.evaluate("async () => (await import('/intab.mjs')).keptModels()") == []
+        assert page.is_hidden("#kept")
+    finally:
+        ctx.close()
