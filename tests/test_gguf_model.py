@@ -126,3 +126,54 @@ def test_unsupported_architecture_names_it(tmp_path):
         describe(data, len(data), architectures=["llama"])
     assert e.value.message.endswith("is a 'mamba' model; the tab runs llama") and "llama" in e.value.hint
     assert struct.unpack("<I", data[4:8])[0] == 3
+
+
+def kernel_verdicts(tmp_path: Path, cases: list[tuple[dict, dict]]) -> list[dict]:
+    """web/gguf_model.mjs checkKernel under Node for each (manifest, config): {context} or {error}."""
+    import shutil
+    import subprocess
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    script = tmp_path / "fit.mjs"
+    script.write_text(
+        f"import {{ checkKernel }} from {json.dumps((ROOT / 'web' / 'gguf_model.mjs').as_uri())};\n"
+        "import { readFileSync } from 'node:fs';\n"
+        "const out = JSON.parse(readFileSync(process.argv[2])).map(([m, c]) => {\n"
+        "  try { return { context: checkKernel(m, c, 'm.gguf') }; }\n"
+        "  catch (e) { return { error: e.name, message: e.message, hint: e.hint, param: e.param }; } });\n"
+        "console.log(JSON.stringify(out));\n")
+    run = subprocess.run(["node", str(script), str(tmp_path / "cases.json")], capture_output=True, text=True, check=True)
+    return json.loads(run.stdout)
+
+
+def test_the_kernel_table_decides(tmp_path, built_model_dir):
+    """What intab's kernel runs (web/capabilities.mjs KERNEL) decides, with a typed error naming the
+    tensor and kind, or the sizes against the kernel's memory; the context shrinks to what fits."""
+    from models.recipes import DEFAULT
+    from models.source import fetch_gguf
+
+    def folder(path: Path):
+        data = path.read_bytes()
+        d = describe(data[:HEAD_BYTES], len(data), name=path.name)
+        return d["manifest"], json.loads(d["files"]["config.json"])
+
+    smol = folder(fetch_gguf(DEFAULT, ROOT / ".cache"))
+    build_model(TINY["tiny-kinds"], ROOT / ".cache", say=lambda *_: None)
+    kinds = folder(gguf_path("tiny-kinds", ROOT / ".cache"))
+    big = json.loads(json.dumps(smol))
+    big[0]["weights"]["src_bytes"] = 3 << 30
+    long = json.loads(json.dumps(smol))
+    long[0]["weights"]["src_bytes"] = 1500 << 20
+    long[1]["max_position_embeddings"] = 131072
+    ok, odd, too_big, capped = kernel_verdicts(tmp_path, [smol, kinds, big, long])
+    assert ok == {"context": 8192}
+    assert odd["error"] == "UnsupportedBlockKind" and odd["param"] == "model"
+    import re
+    m = re.fullmatch(r"tensor (\S+) of m\.gguf is (\w+), a block kind intab's kernel does not compute", odd["message"])
+    assert m and m[1].endswith(".weight") and m[2] not in odd["hint"] and "Q4_1, Q8_0, F32" in odd["hint"], odd
+    assert too_big["error"] == "ModelTooLarge" and "3.00 GiB of weights" in too_big["message"]
+    assert "kernel memory of 2.00 GiB" in too_big["message"] and "4 GiB" in too_big["hint"]
+    # 1.5 GiB of weights leave ~0.5 GiB: SmolLM2's 45 KiB of KV cache a token, ~11,000 tokens, not 131,072
+    assert 8192 < capped["context"] < 12288 and capped["context"] % 256 == 0, capped
