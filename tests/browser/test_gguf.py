@@ -174,3 +174,52 @@ def test_the_page_opens_keeps_and_forgets_a_gguf(browser, gguf_url, gguf_site, b
         assert page.is_hidden("#kept")
     finally:
         ctx.close()
+
+
+def test_api_keeps_by_name_and_types_its_errors(browser, gguf_url, gguf_site, golden):
+    """create({model: arrayBuffer, keep: 'mine'}), then 'kept:mine' with no file; forgetKept; a block
+    kind the kernel does not compute (a synthetic GGUF with K-quants) and bad values are typed errors."""
+    from models.synthetic import TINY, build_model, gguf_path
+
+    build_model(TINY["tiny-kinds"], ROOT / ".cache", say=lambda *_: None)
+    link = gguf_site / "files" / "tiny-kinds.gguf"
+    if not link.exists():
+        os.symlink(gguf_path("tiny-kinds", ROOT / ".cache"), link)
+    cases, want = golden_cases(golden)
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.goto(gguf_url + "blank.html")
+        got = page.evaluate("""async ([cases]) => {
+            const intab = await import('/intab.mjs');
+            const typed = async (options) => {
+                try { await intab.create(options); return null; }
+                catch (e) { return { name: e.name, message: e.message, hint: e.hint, param: e.param, typed: e instanceof intab.IntabError }; }
+            };
+            const kinds = await typed({ model: '/files/tiny-kinds.gguf' });
+            const badKeep = await typed({ model: '/files/tiny-kinds.gguf', keep: 3 });
+            const badModel = await typed({ model: 42 });
+            const buf = await (await fetch('/files/SmolLM2-135M-Instruct.Q4_1.gguf')).arrayBuffer();
+            const first = await intab.create({ model: buf, keep: 'mine' });
+            await first.unload();
+            const kept = await intab.keptModels();
+            const again = await intab.create({ model: 'kept:mine' });
+            const [name, messages, n] = cases[0];
+            const ids = (await again.generate('chat', messages, { temperature: 0, max_tokens: n })).token_ids;
+            const info = again.info;
+            await again.unload();
+            const removed = await intab.forgetKept('mine');
+            const gone = await typed({ model: 'kept:mine' });
+            return { kinds, badKeep, badModel, kept, ids, source: info.model.source, removed, after: await intab.keptModels(), gone };
+        }""", [cases])
+        assert got["kinds"]["name"] == "UnsupportedBlockKind" and got["kinds"]["typed"] and got["kinds"]["param"] == "model"
+        assert "tiny-kinds.gguf is " in got["kinds"]["message"] and "Q4_1, Q8_0, F32" in got["kinds"]["hint"]
+        assert got["badKeep"]["name"] == "InvalidParameter" and got["badKeep"]["param"] == "keep"
+        assert got["badModel"]["name"] == "InvalidParameter" and got["badModel"]["param"] == "model"
+        [k] = got["kept"]
+        assert k["id"] == "kept:mine" and k["architecture"] == "llama" and k["size"] > 96e6 and k["kinds"] == ["F32", "Q4_1", "Q8_0"]
+        assert got["ids"] == want["capital"] and got["source"] == {"kind": "kept", "name": "mine", "kept": "mine"}
+        assert got["removed"] == 6 and got["after"] == []
+        assert got["gone"]["name"] == "LoadError" and "no model named 'mine'" in got["gone"]["message"]
+    finally:
+        ctx.close()
