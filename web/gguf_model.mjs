@@ -81,10 +81,12 @@ export function contextFit(config, layout, name) {
   const maxPos = config.max_position_embeddings || 2048;
   const least = Math.min(512, maxPos);
   const fit = Math.floor(room / perToken / 256) * 256;
-  if (fit < least) {
+  // kernelMisfit's rule too: weights beyond 3/4 of the memory leave too little for the KV cache.
+  const cap = Math.min(KERNEL.memoryBytes * 0.75, KERNEL.memoryBytes - fixed - least * perToken);
+  if (fit < least || layout.src_bytes > cap) {
     throw new ModelFileError('ModelTooLarge',
-      `${name} is too big for the tab: ${size(layout.src_bytes)} of weights + ${size(fixed)} of activations + ${size(least * perToken)} of KV cache for ${least} tokens exceed intab's kernel memory of ${size(KERNEL.memoryBytes)}`,
-      `The kernel runs in ${size(KERNEL.memoryBytes)} of WebAssembly memory (wasm32 addresses 4 GiB at most): choose a smaller model or a smaller quantization (weights up to about ${size(KERNEL.memoryBytes - fixed - least * perToken)}).`);
+      `${name} is too big for the tab: ${size(layout.src_bytes)} of weights, with ${size(fixed)} of activations and ${size(least * perToken)} of KV cache for ${least} tokens, exceed what intab's kernel memory of ${size(KERNEL.memoryBytes)} holds (weights up to ${size(cap)})`,
+      `The kernel runs in ${size(KERNEL.memoryBytes)} of WebAssembly memory (wasm32 addresses 4 GiB at most): choose a smaller model or a smaller quantization.`);
   }
   return Math.min(maxPos, fit);
 }

@@ -10,7 +10,7 @@ export const VERSION = 2;
 
 /** page -> worker */
 export const TO_WORKER = {
-  // Start the engine. options: {model, backend: 'auto'|'wasm'|'webgpu', kernel: 'auto'|'intab'|'ort',
+  // Start the engine. options: {model (an id, 'kept:<name>', a GGUF Blob or URL), keep, backend: 'auto'|'wasm'|'webgpu', kernel: 'auto'|'intab'|'ort',
   //   threads, memory: 'fast'|'low', adapter: 'hardware'|'any', python: true|false (false: the model
   //   runtime alone, for Python in the page's own Pyodide), profiling, ortOptions, base}
   //   + lifeline: the name of a Web Lock the worker takes before anything else and holds while it
@@ -38,7 +38,7 @@ export const FROM_WORKER = {
   progress: ['phase', 'message'],
   // backend, backendReason, fallback, kernel, kernelReason, threads, crossOriginIsolated,
   // adapterInfo, shaderF16, model {id, version, numCandidates, config, contextWindow, vocabSize,
-  // chatTemplate}, generationConfig, defaults, loadMs, timings, timeline {origin, spans: {phase:
+  // chatTemplate, source (a GGUF opened in the tab: {kind, name, kept}, else null)}, generationConfig, defaults, loadMs, timings, timeline {origin, spans: {phase:
   // [start, end] ms on the worker clock}} (web/timeline.mjs), fromCache, ortBundle, memory,
   // files (python: false: the model's JSON texts)
   ready: ['backend', 'kernel', 'threads', 'model'],

@@ -46,6 +46,11 @@ def docs_site(static_root, tmp_path_factory):
     intab_dir.mkdir()
     for p in Path(static_root).iterdir():
         os.symlink(p.resolve(), intab_dir / p.name)
+    # api.md's own-gguf example opens SmolLM2's GGUF (the build's source) from beside the page.
+    from models.recipes import DEFAULT
+    from models.source import fetch_gguf
+    gguf = fetch_gguf(DEFAULT, DOCS.parent / ".cache")
+    os.symlink(gguf, intab_dir / gguf.name)
     server = make_server(root, "127.0.0.1", 0, handler_class=DocsHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield root, f"http://127.0.0.1:{server.server_address[1]}/"
