@@ -8,7 +8,7 @@
 // naming what it cannot (web/capabilities.mjs is the table read, nothing is hard-coded here).
 //
 //   ggufSource(options.model)           -> {kind: 'blob'|'url'|'kept', name, blob?, href?} or null (a model id)
-//   openGguf(source, {describe, progress, keep}) -> {manifest, files, done, maxContext} (model_store's shape)
+//   openGguf(source, {describe, progress, keep, tl}) -> {manifest, files, done, maxContext, kept} (model_store's shape)
 //
 // A GGUF runs on the kernel only: onnxruntime-web needs model.onnx, which the tab cannot build.
 
@@ -177,7 +177,8 @@ async function header(blob, name, describe) {
  * intab.gguf_model.describe_json and resolves with its parsed answer. keep: false, true, or a
  * name to keep it under.
  */
-export async function openGguf(source, { describe, progress, keep = false }) {
+export async function openGguf(source, { describe, progress, keep = false, tl = null }) {
+  const span = (name, p) => (tl ? tl.span(name, p) : p);
   if (source.kind === 'kept') {
     const dl = await openKept(source.name, progress);
     const config = JSON.parse(new TextDecoder().decode(await dl.files['config.json']));
@@ -185,10 +186,10 @@ export async function openGguf(source, { describe, progress, keep = false }) {
   }
   const blob = source.kind === 'url' ? await fetchBlob(source, progress) : source.blob;
   progress({ phase: 'download', message: `Reading the header of ${source.name}…`, loaded: 0, total: blob.size, files: [] });
-  const { manifest, files: texts } = await header(blob, source.name, describe);
+  const { manifest, files: texts } = await span('gguf.header', header(blob, source.name, describe));
   const config = JSON.parse(texts['config.json']);
   const maxContext = checkKernel(manifest, config, source.name);
-  const weights = await assemble(blob, manifest.weights, source.name, progress);
+  const weights = await span('gguf.weights', assemble(blob, manifest.weights, source.name, progress));
   const stored = { ...manifest, weights: { ...manifest.weights, tensors: manifest.weights.tensors.map(({ from, ...t }) => t) } };
   const enc = new TextEncoder();
   const files = Object.fromEntries(TEXT_FILES.map((n) => [n, Promise.resolve(enc.encode(texts[n]).buffer)]));

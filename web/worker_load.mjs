@@ -87,7 +87,7 @@ export async function loadEngine(options, progress, captureProfile) {
   let modelId, dl, compiled;
   const tDl = performance.now();
   if (gguf) {
-    dl = await tl.span('model.gguf', openGguf(gguf, { describe: ggufDescriber(boot, tl), progress, keep }));
+    dl = await tl.span('model.gguf', openGguf(gguf, { describe: ggufDescriber(boot, tl), progress, keep, tl }));
     modelId = dl.manifest.model_id;
     compiled = await kernelPromise;
   } else {

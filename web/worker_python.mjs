@@ -98,11 +98,13 @@ export function pythonReady(boot, tl) {
 export function ggufDescriber(boot, tl) {
   return async (head, size, name, stack, architectures) => {
     const pyodide = await pythonReady(boot, tl);
+    tl.start('gguf.python');   // the import, the header read, config/tokenizer/layout built
     const mod = pyodide.pyimport('intab.gguf_model');
     try {
       return JSON.parse(mod.describe_json(head, size, name, stack, architectures));
     } finally {
       mod.destroy();
+      tl.end('gguf.python');
     }
   };
 }

@@ -70,8 +70,10 @@ GREEDY = """async ([source, cases, keep]) => {
     for (const [name, messages, n] of cases) out[name] = (await engine.generate('chat', messages, { temperature: 0, max_tokens: n })).token_ids;
     const info = engine.info;
     await engine.unload();
+    const span = (k) => info.timeline.spans[k] ? Math.round(info.timeline.spans[k][1] - info.timeline.spans[k][0]) : null;
     return { out, phases: [...phases], backend: info.backend, backendReason: info.backendReason, kernel: info.kernel,
-             kernelReason: info.kernelReason, model: info.model, kept: await intab.keptModels() };
+             kernelReason: info.kernelReason, model: info.model, kept: await intab.keptModels(),
+             ms: { load: info.loadMs, gguf: span('model.gguf'), header: span('gguf.header'), python: span('gguf.python'), weights: span('gguf.weights'), pyodide: span('pyodide.boot'), bridge: span('kernel.bridge') } };
 }"""
 
 
@@ -87,7 +89,9 @@ def test_blob_and_url_give_the_reference_tokens(browser, gguf_url, golden):
         page = ctx.new_page()
         page.goto(gguf_url + "blank.html")
         got = page.evaluate(GREEDY, ["blob", cases, False])
-        assert got["out"] == want
+        prebuilt = page.evaluate(GREEDY, [None, cases[:1], False])
+        print(f"\n  load, ms: prebuilt (cached) {prebuilt['ms']}; GGUF blob {got['ms']}")
+        assert got["out"] == want and prebuilt["out"] == {"capital": want["capital"]}
         assert got["kernel"] == "intab" and got["backend"] == "wasm" and "GGUF" in got["backendReason"]
         assert got["model"]["source"] == {"kind": "blob", "name": "model.gguf", "kept": None}
         assert got["kept"] == [] and any(p.startswith("download:Reading") for p in got["phases"])
