@@ -17,7 +17,7 @@ import { KERNEL, kernelMisfit } from './capabilities.mjs';
 import { KEPT_PREFIX, keepModel, openKept } from './kept_models.mjs';
 
 export const TEXT_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json', 'generation_config.json'];
-const HEAD_BYTES = 8 << 20;   // intab.gguf_model.HEAD_BYTES: SmolLM2's header is 1.7 MB, Gemma 3's 6.6 MB
+const HEAD_BYTES = 8 << 20;   // intab.gguf_model.HEAD_BYTES: SmolLM2's header is 1.7 MB, Gemma 3 270M's 6.5 MB
 const MiB = 2 ** 20;
 const size = (b) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / MiB).toFixed(0)} MiB`);
 
@@ -46,7 +46,7 @@ async function fetchBlob(src, progress) {
   try {
     res = await fetch(src.href, { cache: 'no-store' });
   } catch (e) {
-    throw new IntabError(`could not fetch ${src.href}: ${e.message}`, { name: 'LoadError', hint: 'Check the address and the connection (a server of another origin must allow CORS).', param: 'model' });
+    throw new IntabError(`could not fetch ${src.href}: ${e.message}`, { name: 'LoadError', hint: "Check the address and the connection. Another origin's file must be allowed by this page's Content-Security-Policy (connect-src; the demo allows only its own origin) and by that server's CORS; or download it and open the file.", param: 'model' });
   }
   if (!res.ok) throw new IntabError(`could not fetch ${src.href}: HTTP ${res.status}`, { name: 'LoadError', hint: 'Check the address.', param: 'model' });
   const total = +res.headers.get('Content-Length') || 0;
