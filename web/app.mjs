@@ -182,6 +182,10 @@ gguf.drop.addEventListener('drop', (ev) => {
   const f = ev.dataTransfer?.files?.[0];
   if (f) openModel(f, f.name);
 });
+// A file dropped beside the zone would make the browser navigate to it, leaving the chat.
+for (const type of ['dragover', 'drop']) {
+  window.addEventListener(type, (ev) => { if (ev.dataTransfer?.types?.includes('Files')) ev.preventDefault(); });
+}
 const openUrl = () => {
   const v = gguf.url.value.trim();
   if (!v) { ggufSay('Type the address of a .gguf file first.', 'error'); return; }

@@ -219,9 +219,15 @@ def test_api_keeps_by_name_and_types_its_errors(browser, gguf_url, gguf_site, go
             const ids = (await again.generate('chat', messages, { temperature: 0, max_tokens: n })).token_ids;
             const info = again.info;
             await again.unload();
+            // The runtime alone (Python in the page's own Pyodide): the folder's texts come with it.
+            const bridge = await intab.openBridge({ model: '/files/SmolLM2-135M-Instruct.Q4_1.gguf' });
+            const bridgeFiles = Object.keys(bridge.files).sort();
+            const step = await bridge.forward([1, 9690], 0, 4);
+            bridge.release();
             const removed = await intab.forgetKept('mine');
             const gone = await typed({ model: 'kept:mine' });
-            return { kinds, badKeep, badModel, kept, ids, source: info.model.source, removed, after: await intab.keptModels(), gone };
+            return { kinds, badKeep, badModel, kept, ids, source: info.model.source, removed, after: await intab.keptModels(), gone,
+                     bridgeFiles, kvLength: step.kvLength, candidates: step.ids.length };
         }""", [cases])
         assert got["kinds"]["name"] == "UnsupportedBlockKind" and got["kinds"]["typed"] and got["kinds"]["param"] == "model"
         assert "tiny-kinds.gguf is " in got["kinds"]["message"] and "Q4_1, Q8_0, F32" in got["kinds"]["hint"]
@@ -232,5 +238,7 @@ def test_api_keeps_by_name_and_types_its_errors(browser, gguf_url, gguf_site, go
         assert got["ids"] == want["capital"] and got["source"] == {"kind": "kept", "name": "mine", "kept": "mine"}
         assert got["removed"] == 6 and got["after"] == []
         assert got["gone"]["name"] == "LoadError" and "no model named 'mine'" in got["gone"]["message"]
+        assert got["bridgeFiles"] == ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
+        assert got["kvLength"] == 2 and got["candidates"] == 4
     finally:
         ctx.close()
