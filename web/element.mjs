@@ -674,7 +674,9 @@ export class IntabChat extends HTMLElement {
       const frac = f.total ? f.loaded / f.total : 1;
       li.children[1].value = frac;
       let text;
-      if (f.done) text = f.cached ? `${size(f.total)} · stored copy, checked` : `${size(f.total)} · downloaded, checked`;
+      if (f.done && f.source === 'file') text = `${size(f.total)} · read in this tab`;   // a GGUF opened in the tab
+      else if (f.done) text = f.cached ? `${size(f.total)} · stored copy, checked` : `${size(f.total)} · downloaded, checked`;
+      else if (f.source === 'file') text = `reading the file · ${(100 * frac).toFixed(0)}%`;
       else if (f.source === 'cache') text = `checking the stored copy · ${(100 * frac).toFixed(0)}%`;
       else if (f.source === 'network') text = `${size(f.loaded)} of ${size(f.total)} · ${(100 * frac).toFixed(0)}%${f.eta != null ? ` · ${timeLeft(f.eta)}` : ''}`;
       else text = 'waiting';
