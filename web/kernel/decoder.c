@@ -39,20 +39,33 @@ EXPORT(prof_take) double prof_take(int i) { double v = prof[i]; prof[i] = 0; ret
 typedef struct { const uint8_t *q; const float *s; int rows, cols, kind; } Mat;   // kind 0: Q4_1, 1: Q8_0
 enum { Q4_1 = 0, Q8_0 = 1 };
 
+// One decoder layer. The llama block uses attn_norm, qkv (or q, k, v), o, ffn_norm, gate_up (or
+// gate, up) and down; the other families add what their Recipe says (py/intab/arch): biases on q,
+// k, v (qwen2), an RMSNorm per head of q and k before rope (qwen3, gemma3), RMSNorms on the
+// attention and MLP outputs before the residual add (gemma3). A null vector is a step not taken.
 typedef struct {
   const float *attn_norm, *ffn_norm;
+  const float *q_bias, *k_bias, *v_bias, *q_norm, *k_norm, *post_attn_norm, *post_ffn_norm;
   Mat qkv, o, gate_up, down;
+  Mat q, k_, v_, gate, up;  // when the file's q/k/v (gate/up) differ in kind, one Mat each (qkv.rows == 0)
+  const float *rope_cos, *rope_sin;   // this layer's tables [max_t][hd/2] (gemma3: local or global base)
+  int window;             // keys a query sees, its own included (gemma3's sliding layers); 0: all
   float *k, *v;           // KV cache [nkv][max_t][hd], keys after rotary
 } Layer;
+
+enum { ACT_SILU = 0, ACT_GELU_TANH = 1 };
 
 static struct {
   int H, I, nh, nkv, hd, L, V, max_t, chunk;
   float eps;
-  Mat embed;              // [V, H], also the output layer (tied)
+  Mat embed;              // [V, H], also the output layer when lm_head is absent (tied)
+  Mat lm_head;            // [V, H] an untied output layer (rows 0: none)
   const float *final_norm;
-  const float *rope_cos, *rope_sin;   // [max_t][hd/2]
+  int act;                // ACT_SILU or ACT_GELU_TANH (gemma3)
+  float embed_scale;      // gemma3: embeddings times sqrt(hidden), rounded to float32 as the graph; 0: none
+  float query_scale;      // the factor on q.k (head_dim^-0.5, gemma3 query_pre_attn_scalar^-0.5)
   Layer layer[MAX_LAYERS];
-  float *x, *h, *qkv, *att, *gu, *act, *tmp, *logits;
+  float *x, *h, *qkv, *att, *gu, *act_buf, *tmp, *part, *logits;   // part: one of separate q/k/v, gate/up
   float *att_scratch, *att_part;   // attention: per-thread scores and state; decode's per-block states
   float *scratch; int max_cols;     // MAX_THREADS panels of PANEL x max_cols floats
   float *cand_logits; int32_t *cand_ids; float lse, lse_max;
@@ -100,6 +113,37 @@ static float f16_to_f32(uint16_t h) {
 
 EXPORT(set_config) void set_config(int H, int I, int nh, int nkv, int hd, int L, int V, int max_t, float eps, int chunk) {
   M.H = H; M.I = I; M.nh = nh; M.nkv = nkv; M.hd = hd; M.L = L; M.V = V; M.max_t = max_t; M.eps = eps; M.chunk = chunk;
+  M.act = ACT_SILU; M.embed_scale = 0; M.query_scale = 1.0f / __builtin_sqrtf((float)hd);
+}
+
+/** What the family adds model-wide (after set_config): the MLP's activation, the embedding scale
+ * (0: none) and the query scale, each as float32 as models/graph.py has them. */
+EXPORT(set_arch) void set_arch(int act, float embed_scale, float query_scale) {
+  M.act = act; M.embed_scale = embed_scale; M.query_scale = query_scale;
+}
+
+/** Layer `layer`'s rotary tables ([max_t][hd/2] cos and sin) and key window (0: every earlier key). */
+EXPORT(set_layer) void set_layer(int layer, const float *cos, const float *sin, int window) {
+  Layer *l = &M.layer[layer];
+  l->rope_cos = cos; l->rope_sin = sin; l->window = window;
+}
+
+/** Matrix slots: 0 qkv, 1 o, 2 gate_up, 3 down, 4 embed, 5 lm_head, 6 q, 7 k, 8 v, 9 gate, 10 up. */
+static void place_mat(int layer, int slot, Mat m) {
+  Layer *l = &M.layer[layer];
+  switch (slot) {
+    case 0: l->qkv = m; break;
+    case 1: l->o = m; break;
+    case 2: l->gate_up = m; break;
+    case 3: l->down = m; break;
+    case 4: M.embed = m; break;
+    case 5: M.lm_head = m; break;
+    case 6: l->q = m; break;
+    case 7: l->k_ = m; break;
+    case 8: l->v_ = m; break;
+    case 9: l->gate = m; break;
+    case 10: l->up = m; break;
+  }
 }
 
 /**
@@ -125,28 +169,35 @@ EXPORT(set_mat) int set_mat(int layer, int slot, int kind, uint8_t *p, int rows,
     else wasm_v128_store(dst, a);
   }
   Mat m = { p, s, rows, cols, kind };
-  if (slot == 4) M.embed = m;
-  else {
-    Layer *l = &M.layer[layer];
-    if (slot == 0) l->qkv = m; else if (slot == 1) l->o = m; else if (slot == 2) l->gate_up = m; else l->down = m;
-  }
+  place_mat(layer, slot, m);
   return 1;
 }
 
+/** Vector `slot` of `layer` (float32, in the module's memory): 0 attn_norm, 1 ffn_norm,
+ * 2 final_norm (model-wide), 3..5 q/k/v biases, 6 q_norm, 7 k_norm, 8 post_attn_norm, 9 post_ffn_norm. */
 EXPORT(set_vec) void set_vec(int layer, int slot, const float *p) {
-  if (slot == 2) M.final_norm = p;
-  else if (slot == 0) M.layer[layer].attn_norm = p;
-  else M.layer[layer].ffn_norm = p;
+  Layer *l = &M.layer[layer];
+  switch (slot) {
+    case 0: l->attn_norm = p; break;
+    case 1: l->ffn_norm = p; break;
+    case 2: M.final_norm = p; break;
+    case 3: l->q_bias = p; break;
+    case 4: l->k_bias = p; break;
+    case 5: l->v_bias = p; break;
+    case 6: l->q_norm = p; break;
+    case 7: l->k_norm = p; break;
+    case 8: l->post_attn_norm = p; break;
+    case 9: l->post_ffn_norm = p; break;
+  }
 }
-
-EXPORT(set_rope) void set_rope(const float *cos, const float *sin) { M.rope_cos = cos; M.rope_sin = sin; }
 
 /** Activations and the KV cache; call once, after set_config. Returns 0 when out of memory. */
 EXPORT(init_runtime) int init_runtime(void) {
   int C = M.chunk, qkv = (M.nh + 2 * M.nkv) * M.hd;
   uint32_t kv = (uint32_t)M.nkv * M.max_t * M.hd * 4;
   M.x = alloc(C * M.H * 4); M.h = alloc(C * M.H * 4); M.tmp = alloc(C * M.H * 4);
-  M.qkv = alloc(C * qkv * 4); M.att = alloc(C * M.nh * M.hd * 4); M.gu = alloc(C * 2 * M.I * 4); M.act = alloc(C * M.I * 4);
+  M.qkv = alloc(C * qkv * 4); M.att = alloc(C * M.nh * M.hd * 4); M.gu = alloc(C * 2 * M.I * 4); M.act_buf = alloc(C * M.I * 4);
+  M.part = alloc(C * (M.I > M.nh * M.hd ? M.I : M.nh * M.hd) * 4);
   M.max_cols = M.H > M.I ? M.H : M.I;
   if (M.nh * M.hd > M.max_cols) M.max_cols = M.nh * M.hd;
   M.scratch = alloc((uint32_t)MAX_THREADS * PANEL * M.max_cols * 4);
@@ -155,7 +206,7 @@ EXPORT(init_runtime) int init_runtime(void) {
   M.att_part = alloc((uint32_t)M.nkv * kblocks * att_stride() * 4);
   M.logits = alloc(M.V * 4);
   M.cand_logits = alloc(M.V * 4); M.cand_ids = alloc(M.V * 4);
-  if (!M.x || !M.scratch || !M.h || !M.tmp || !M.qkv || !M.att || !M.gu || !M.act || !M.att_scratch || !M.att_part || !M.logits || !M.cand_logits || !M.cand_ids) return 0;
+  if (!M.x || !M.scratch || !M.h || !M.tmp || !M.qkv || !M.att || !M.gu || !M.act_buf || !M.part || !M.att_scratch || !M.att_part || !M.logits || !M.cand_logits || !M.cand_ids) return 0;
   for (int l = 0; l < M.L; l++) {
     M.layer[l].k = alloc(kv); M.layer[l].v = alloc(kv);   // untouched pages cost no RAM
     if (!M.layer[l].k || !M.layer[l].v) return 0;
@@ -458,10 +509,10 @@ static void matmul(const Mat *m, const float *X, int n, float *Y) {
 
 // ------------------------------------------------------------------ the decoder
 
-/** Rotary embedding (rotate_half) of one head vector at position pos. */
-static void rope(float *v, int pos) {
+/** Rotary embedding (rotate_half) of one head vector at position pos, with a layer's tables. */
+static void rope(float *v, int pos, const Layer *L) {
   const int half = M.hd / 2;
-  const float *c = M.rope_cos + pos * half, *s = M.rope_sin + pos * half;
+  const float *c = L->rope_cos + pos * half, *s = L->rope_sin + pos * half;
   for (int i = 0; i < half; i += 4) {
     v128_t x1 = wasm_v128_load(v + i), x2 = wasm_v128_load(v + half + i);
     v128_t vc = wasm_v128_load(c + i), vs = wasm_v128_load(s + i);
@@ -491,7 +542,7 @@ static void rope(float *v, int pos) {
 static inline __attribute__((always_inline))
 void qk_heads(const float *q, const float *K, int B, float *s, const int NG) {
   const int hd = M.hd;
-  const v128_t scale = wasm_f32x4_splat(1.0f / __builtin_sqrtf((float)hd)), zero = wasm_f32x4_splat(0);
+  const v128_t scale = wasm_f32x4_splat(M.query_scale), zero = wasm_f32x4_splat(0);
   int j = 0;
   for (; j + 4 <= B; j += 4) {
     const float *k0 = K + j * hd, *k1 = k0 + hd, *k2 = k1 + hd, *k3 = k2 + hd;
@@ -582,7 +633,11 @@ static void att_state_init(float *acc) {
 }
 
 // The attention of one layer for a chunk of n tokens at positions start.., split among the threads.
-static struct { const Layer *L; int n, start, nblk; } AT;
+static struct { const Layer *L; int n, start, nblk, lo; } AT;
+
+/** The first key a query at position pos sees: 0, or in a sliding layer the window's first
+ * (transformers' mask: pos - key < window). */
+static inline int first_key(const Layer *L, int pos) { return L->window && pos + 1 > L->window ? pos + 1 - L->window : 0; }
 
 /** Prefill: items are (token, KV head); each folds all its causal keys, block after block. */
 static void attention_items(int lo, int hi, int thread) {
@@ -592,7 +647,7 @@ static void attention_items(int lo, int hi, int thread) {
     const int t = item / nkv, g = item % nkv, T = AT.start + t + 1;
     const float *K = AT.L->k + (uint32_t)g * M.max_t * hd, *V = AT.L->v + (uint32_t)g * M.max_t * hd;
     att_state_init(acc);
-    for (int j0 = 0; j0 < T; j0 += KBLOCK) attend_block(M.qkv + t * qkv_w + g * rep * hd, K, V, j0, j0 + KBLOCK < T ? j0 + KBLOCK : T, acc, s);
+    for (int j0 = first_key(AT.L, T - 1); j0 < T; j0 += KBLOCK) attend_block(M.qkv + t * qkv_w + g * rep * hd, K, V, j0, j0 + KBLOCK < T ? j0 + KBLOCK : T, acc, s);
     float *out = M.att + (t * nh + g * rep) * hd;
     for (int r = 0; r < rep; r++) {
       const v128_t inv = wasm_f32x4_splat(1.0f / acc[rep * hd + rep + r]);
@@ -606,7 +661,7 @@ static void attention_block_items(int lo, int hi, int thread) {
   const int nkv = M.nkv, hd = M.hd, rep = M.nh / nkv, T = AT.start + 1, nblk = AT.nblk;
   float *s = M.att_scratch + (uint32_t)thread * att_scratch_floats();
   for (int item = lo; item < hi; item++) {
-    const int g = item / nblk, b = item % nblk, j0 = b * KBLOCK;
+    const int g = item / nblk, b = item % nblk, j0 = AT.lo + b * KBLOCK;
     float *acc = M.att_part + (uint32_t)item * att_stride();
     att_state_init(acc);
     attend_block(M.qkv + g * rep * hd, AT.L->k + (uint32_t)g * M.max_t * hd, AT.L->v + (uint32_t)g * M.max_t * hd,
@@ -639,7 +694,8 @@ static void attention_merge(void) {
 static void attention(const Layer *L, int n, int start) {
   AT.L = L; AT.n = n; AT.start = start;
   if (n == 1) {
-    AT.nblk = (start + 1 + KBLOCK - 1) / KBLOCK;
+    AT.lo = first_key(L, start);
+    AT.nblk = (start + 1 - AT.lo + KBLOCK - 1) / KBLOCK;
     run_parallel(attention_block_items, M.nkv * AT.nblk, 1);
     attention_merge();
   } else {
@@ -647,9 +703,34 @@ static void attention(const Layer *L, int n, int start) {
   }
 }
 
+/** Y[t][off..off+rows) = m x X[t] for n tokens, into rows of `width` floats (separate q/k/v or
+ * gate/up placed where their stacked tensor would have put them). */
+static void matmul_into(const Mat *m, const float *X, int n, float *Y, int width, int off) {
+  matmul(m, X, n, M.part);
+  const int rows = m->rows;
+  for (int t = 0; t < n; t++)
+    for (int i = 0; i < rows; i += 4) wasm_v128_store(Y + t * width + off + i, wasm_v128_load(M.part + t * rows + i));
+}
+
+static inline void add_vec(float *y, const float *b, int n) {
+  for (int i = 0; i < n; i += 4) wasm_v128_store(y + i, wasm_f32x4_add(wasm_v128_load(y + i), wasm_v128_load(b + i)));
+}
+
+/** gemma3's gelu_pytorch_tanh, as models/graph.py writes it: 0.5x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
+ * tanh(y) = 1 - 2 / (e^(2y) + 1) (e^(2y) is +inf or 0 at the ends: tanh is then exactly +-1). */
+static inline v128_t gelu_tanh4(v128_t x) {
+  const v128_t one = wasm_f32x4_splat(1.0f), two = wasm_f32x4_splat(2.0f);
+  v128_t x3 = wasm_f32x4_mul(wasm_f32x4_mul(x, x), x);
+  v128_t inner = wasm_f32x4_mul(wasm_f32x4_splat(0.7978845608028654f), wasm_f32x4_add(x, wasm_f32x4_mul(wasm_f32x4_splat(0.044715f), x3)));
+  v128_t th = wasm_f32x4_sub(one, wasm_f32x4_div(two, wasm_f32x4_add(exp4(wasm_f32x4_mul(two, inner)), one)));
+  return wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(0.5f), x), wasm_f32x4_add(one, th));
+}
+
 /** One chunk of n tokens at positions start..start+n-1 through every layer; returns the row of
  * M.x that holds the last token's output. last_only: only that output is wanted (the head's
- * chunk), so the last layer, once its keys and values are cached, runs the rest for one token. */
+ * chunk), so the last layer, once its keys and values are cached, runs the rest for one token.
+ * The steps beyond the llama block (biases, QK-norm, post-norms, GeGLU, windows) are taken where
+ * the layer has them, in models/graph.py's order. */
 static int layers(const int32_t *ids, int n, int start, int last_only) {
   const int H = M.H, hd = M.hd, nh = M.nh, nkv = M.nkv, I = M.I;
   const int qkv_w = (nh + 2 * nkv) * hd;
@@ -662,19 +743,35 @@ static int layers(const int32_t *ids, int n, int start, int last_only) {
       wasm_v128_store(o, w0); wasm_v128_store(o + 4, w1); wasm_v128_store(o + 8, w2); wasm_v128_store(o + 12, w3);
       wasm_v128_store(o + 16, w4); wasm_v128_store(o + 20, w5); wasm_v128_store(o + 24, w6); wasm_v128_store(o + 28, w7);
     }
+  if (M.embed_scale != 0) {                    // gemma3: times sqrt(hidden) (the graph's float32 constant)
+    const v128_t sc = wasm_f32x4_splat(M.embed_scale);
+    for (int i = 0; i < n * H; i += 4) wasm_v128_store(M.x + i, wasm_f32x4_mul(wasm_v128_load(M.x + i), sc));
+  }
   for (int l = 0; l < M.L; l++) {
     Layer *L = &M.layer[l];
     for (int t = 0; t < n; t++) rmsnorm(M.h + t * H, M.x + t * H, L->attn_norm, H);
     PROF(0);
-    matmul(&L->qkv, M.h, n, M.qkv);
+    if (L->qkv.rows) matmul(&L->qkv, M.h, n, M.qkv);
+    else {
+      matmul_into(&L->q, M.h, n, M.qkv, qkv_w, 0);
+      matmul_into(&L->k_, M.h, n, M.qkv, qkv_w, nh * hd);
+      matmul_into(&L->v_, M.h, n, M.qkv, qkv_w, (nh + nkv) * hd);
+    }
     PROF(1);
     for (int t = 0; t < n; t++) {
       float *row = M.qkv + t * qkv_w;
       const int pos = start + t;
-      for (int h = 0; h < nh; h++) rope(row + h * hd, pos);
+      if (L->q_bias) {                         // qwen2
+        add_vec(row, L->q_bias, nh * hd); add_vec(row + nh * hd, L->k_bias, nkv * hd); add_vec(row + (nh + nkv) * hd, L->v_bias, nkv * hd);
+      }
+      for (int h = 0; h < nh; h++) {
+        if (L->q_norm) rmsnorm(row + h * hd, row + h * hd, L->q_norm, hd);   // qwen3, gemma3: per head, before rope
+        rope(row + h * hd, pos, L);
+      }
       for (int g = 0; g < nkv; g++) {
         float *k = row + (nh + g) * hd, *v = row + (nh + nkv + g) * hd;
-        rope(k, pos);
+        if (L->k_norm) rmsnorm(k, k, L->k_norm, hd);
+        rope(k, pos, L);
         float *kc = L->k + ((uint32_t)g * M.max_t + pos) * hd, *vc = L->v + ((uint32_t)g * M.max_t + pos) * hd;
         for (int i = 0; i < hd; i += 4) { wasm_v128_store(kc + i, wasm_v128_load(k + i)); wasm_v128_store(vc + i, wasm_v128_load(v + i)); }
       }
@@ -691,22 +788,30 @@ static int layers(const int32_t *ids, int n, int start, int last_only) {
     PROF(2);
     matmul(&L->o, M.att, n, M.tmp);
     PROF(3);
+    if (L->post_attn_norm) for (int t = 0; t < n; t++) rmsnorm(M.tmp + t * H, M.tmp + t * H, L->post_attn_norm, H);   // gemma3
     for (int i = 0; i < n * H; i += 4) wasm_v128_store(M.x + i, wasm_f32x4_add(wasm_v128_load(M.x + i), wasm_v128_load(M.tmp + i)));
     for (int t = 0; t < n; t++) rmsnorm(M.h + t * H, M.x + t * H, L->ffn_norm, H);
     PROF(0);
-    matmul(&L->gate_up, M.h, n, M.gu);
+    if (L->gate_up.rows) matmul(&L->gate_up, M.h, n, M.gu);
+    else { matmul_into(&L->gate, M.h, n, M.gu, 2 * I, 0); matmul_into(&L->up, M.h, n, M.gu, 2 * I, I); }
     PROF(4);
-    for (int t = 0; t < n; t++) {             // act = gate * sigmoid(gate) * up, into the gate half
+    for (int t = 0; t < n; t++) {             // act = silu(gate) * up (gemma3: gelu_tanh(gate) * up), from the gate half
       float *g = M.gu + t * 2 * I, *u = g + I;
+      if (M.act == ACT_GELU_TANH) {
+        for (int i = 0; i < I; i += 4)
+          wasm_v128_store(M.act_buf + t * I + i, wasm_f32x4_mul(gelu_tanh4(wasm_v128_load(g + i)), wasm_v128_load(u + i)));
+        continue;
+      }
       for (int i = 0; i < I; i += 4) {
         v128_t gv = wasm_v128_load(g + i);
         v128_t sig = wasm_f32x4_div(wasm_f32x4_splat(1.0f), wasm_f32x4_add(wasm_f32x4_splat(1.0f), exp4(wasm_f32x4_neg(gv))));
-        wasm_v128_store(M.act + t * I + i, wasm_f32x4_mul(wasm_f32x4_mul(gv, sig), wasm_v128_load(u + i)));
+        wasm_v128_store(M.act_buf + t * I + i, wasm_f32x4_mul(wasm_f32x4_mul(gv, sig), wasm_v128_load(u + i)));
       }
     }
     PROF(5);
-    matmul(&L->down, M.act, n, M.tmp);
+    matmul(&L->down, M.act_buf, n, M.tmp);
     PROF(6);
+    if (L->post_ffn_norm) for (int t = 0; t < n; t++) rmsnorm(M.tmp + t * H, M.tmp + t * H, L->post_ffn_norm, H);   // gemma3
     for (int i = 0; i < n * H; i += 4) wasm_v128_store(M.x + i, wasm_f32x4_add(wasm_v128_load(M.x + i), wasm_v128_load(M.tmp + i)));
   }
   return n - 1;
@@ -777,6 +882,7 @@ static void head(const float *x, int K) {
   const int V = M.V;
   float *io = HD.io, *lg = M.logits;
   const int has_mask = io[IN_HAS_MASK] != 0 && HD.mask;
+  const Mat *out = M.lm_head.rows ? &M.lm_head : &M.embed;   // untied or tied output layer
   rmsnorm(M.h, x, M.final_norm, M.H);
   PROF_START;
   int n_allowed = V;
@@ -791,12 +897,12 @@ static void head(const float *x, int K) {
       if (!allowed(i)) { lg[i++] = NEG; continue; }
       int j = i + 1;
       while (j < V && allowed(j)) j++;
-      matmul_rows(&M.embed, M.h, 1, lg + 0, i, j, 0);
+      matmul_rows(out, M.h, 1, lg + 0, i, j, 0);
       i = j;
     }
     io[OUT_RAW_MAX] = 0; io[OUT_RAW_SUM] = __builtin_nanf("");
   } else {
-    matmul(&M.embed, M.h, 1, lg);
+    matmul(out, M.h, 1, lg);
     float mx = -3.4e38f;
     for (int i = 0; i < V; i++) if (lg[i] > mx) mx = lg[i];
     v128_t vmx = wasm_f32x4_splat(mx), acc = wasm_f32x4_splat(0);
