@@ -7,10 +7,11 @@
 //   roleTable(manifest.weights, config)     // the layout's tensors by role, per layer (the kernel
 //                                           // bridge maps by it; models/graph.py writes the roles)
 //
-// The rules are today's kernel (web/kernel/decoder.c, web/kernel_bridge.mjs): the llama block only,
-// Q4_1 / Q8_0 blocks and F32 vectors, q/k/v and gate/up each stacked in one tensor, a tied output
-// layer, sizes in whole 32-value blocks, at most 64 layers. As the kernel learns more, this table
-// changes, not the worker. Roles (docs/contracts.md §2): `embed`, `final_norm`, `lm_head`,
+// The rules are today's kernel (web/kernel/decoder.c, web/kernel_bridge.mjs): the llama, qwen2,
+// qwen3 and gemma3 blocks (every part of LAYER_PARTS, q/k/v and gate/up stacked or not), tied or
+// untied output layers, rope from rope_theta with Llama 3's factors (rope_freqs) or linear / llama3
+// rope_scaling, the blocks of KERNEL.kinds, sizes in whole 32-value blocks, at most 64 layers. As
+// the kernel learns more, this table changes, not the worker. Roles (docs/contracts.md §2): `embed`, `final_norm`, `lm_head`,
 // `rope_freqs`, and per layer i `l{i}_<part>` with the parts of LAYER_PARTS.
 
 /** Per-layer roles models/graph.py can write (py/intab/arch's LayerParts, fused or not). */
@@ -25,9 +26,11 @@ export const BLOCK_KINDS = ['F32', 'F16', 'BF16', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1'
 
 /** What intab's WASM kernel runs today. */
 export const KERNEL = {
-  architectures: ['llama'],
+  architectures: ['llama', 'qwen2', 'qwen3', 'gemma3'],
   kinds: ['Q4_1', 'Q8_0', 'F32'],
-  layerParts: ['attn_norm', 'qkv', 'o', 'ffn_norm', 'gate_up', 'down'],   // every one, in every layer
+  layerParts: LAYER_PARTS,   // each where the layer has it (pairs whole: q_norm/k_norm, both post-norms, all q/k/v biases)
+  ropeScaling: ['linear', 'llama3'],
+  activations: ['silu', 'gelu_pytorch_tanh'],
   maxLayers: 64,          // decoder.c's MAX_LAYERS
   block: 32,              // hidden, intermediate and head sizes in whole blocks
   memoryBytes: 2 ** 31,   // the module is linked with --max-memory=2 GiB
@@ -74,19 +77,23 @@ export function kernelMisfit(manifest, config) {
   const table = roleTable(layout, config || {});
   if (table.unknown.length) return `the kernel does not know tensor ${table.unknown[0].name} (role '${table.unknown[0].role}')`;
   if (table.missing.length) return `the weights layout lacks ${table.missing.slice(0, 3).join(', ')}${table.missing.length > 3 ? '…' : ''}`;
-  if (table.lm_head) return 'the kernel computes only a tied output layer, and this model has its own (lm_head)';
-  if (table.rope_freqs || (config && config.rope_scaling)) return 'the kernel has no rope scaling (Llama 3 rope frequencies)';
   for (const [i, l] of table.layers.entries()) {
-    const extra = Object.keys(l).find((p) => !KERNEL.layerParts.includes(p));
-    if (extra) {
-      const fused = { q: 'qkv', k: 'qkv', v: 'qkv', gate: 'gate_up', up: 'gate_up' }[extra];
-      return fused ? `the kernel needs l${i}_${fused} in one tensor of one kind (this model has l${i}_${extra})`
-        : `the kernel does not compute l${i}_${extra}`;
+    const extra = Object.keys(l || {}).find((p) => !KERNEL.layerParts.includes(p));
+    if (extra) return `the kernel does not compute l${i}_${extra}`;
+    const has = (p) => p in (l || {});
+    for (const group of [['q', 'k', 'v'], ['gate', 'up'], ['q_bias', 'k_bias', 'v_bias'], ['q_norm', 'k_norm'], ['post_attn_norm', 'post_ffn_norm']]) {
+      const some = group.filter(has);
+      if (some.length && some.length < group.length) return `the kernel needs all of ${group.map((p) => `l${i}_${p}`).join(', ')} (this model has ${some.map((p) => `l${i}_${p}`).join(', ')})`;
     }
   }
   // Without config.json (the download's skip rule runs on the manifest alone) the shape checks wait.
   if (!config) return '';
   const c = config;
+  const scaling = c.rope_scaling && (c.rope_scaling.rope_type ?? c.rope_scaling.type ?? 'default');
+  if (scaling && scaling !== 'default' && !KERNEL.ropeScaling.includes(scaling)) return `the kernel has no rope scaling of type '${scaling}'`;
+  const act = c.hidden_activation ?? c.hidden_act ?? 'silu';
+  if (!KERNEL.activations.includes(act)) return `the kernel has no activation '${act}'`;
+  if (c.final_logit_softcapping || c.attn_logit_softcapping) return 'the kernel does not cap logits (final_logit_softcapping, attn_logit_softcapping)';
   const H = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers, nh = c.num_attention_heads;
   const nkv = c.num_key_value_heads ?? nh, hd = c.head_dim ?? (H / nh), V = c.vocab_size;
   if (![H, I, L, nh, nkv, hd, V].every(Number.isInteger) || nh % nkv) return 'config.json does not describe whole attention heads and KV groups';

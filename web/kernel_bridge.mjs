@@ -183,7 +183,8 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
   if (table.rope_freqs) {
     const t = table.rope_freqs;
     if (t.kind !== 'F32') fail(t, 'the kernel needs float32 for');
-    factors = new Float32Array(src.slice(t.src, t.src + (hd / 2) * 4).buffer);
+    // A copy (Node's Buffer.slice is a view into a shared pool, whose .buffer starts elsewhere).
+    factors = new Float32Array(new Uint8Array(src.subarray(t.src, t.src + (hd / 2) * 4)).buffer);
   }
   const tables = {};
   for (const type of new Set(recipe.types)) {
