@@ -1,4 +1,5 @@
-// intab's own WASM kernel for llama-style decoders whose weights are GGUF Q4_1 / Q8_0 blocks.
+// intab's own WASM kernel for the decoders of py/intab/arch (llama incl. Llama 3's rope factors,
+// qwen2, qwen3, gemma3; tied or untied output) whose weights are GGUF Q4_1 / Q8_0 blocks.
 //
 // Why it exists: onnxruntime-web's WASM build computes on float32 weights (538 MB read per token
 // for SmolLM2-135M) and its 4-bit kernel is slower still. This kernel reads the blocks themselves
@@ -10,7 +11,9 @@
 // Freestanding C, compiled by `zig cc` to wasm32 with SIMD128 and relaxed-SIMD (for the FMA) and,
 // for threads, shared memory + atomics. No libc: a bump allocator, our own expf. The JS side
 // (web/kernel_bridge.mjs) places weights.bin in this module's memory, describes each tensor with
-// set_mat / set_vec, and calls forward(). Threads: other workers instantiate the same module on
+// set_mat / set_vec, the family's constants with set_arch and each layer's rope tables and key
+// window with set_layer (the tables are computed there, so Llama 3's factors and gemma3's two rope
+// bases cost the kernel nothing), and calls forward(). Threads: other workers instantiate the same module on
 // the same memory and park in worker_loop(); forward() hands them work items (16-row groups of
 // each product, (token, head) pairs of attention) through run_parallel().
 
