@@ -12,9 +12,14 @@
 import { bridgeCore } from './bridge.mjs';
 import { moduleWorker } from './module_worker.mjs';
 
-const SLOTS = { qkv: 0, o: 1, gate_up: 2, down: 3 };
+const SLOTS = { qkv: 0, o: 1, gate_up: 2, down: 3, embed: 4, lm_head: 5 };
+// A layer role -> [its matrix's slot, its part]; PART_COUNT: how many parts make the matrix.
+const PARTS = { qkv: ['qkv', 0], q: ['qkv', 0], k: ['qkv', 1], v: ['qkv', 2], o: ['o', 0], gate_up: ['gate_up', 0],
+  gate: ['gate_up', 0], up: ['gate_up', 1], down: ['down', 0] };
+const PART_COUNT = { qkv: 1, q: 3, k: 3, v: 3, o: 1, gate_up: 1, gate: 2, up: 2, down: 1 };
 const NORMS = { attn_norm: 0, ffn_norm: 1 };
-const KINDS = { Q4_1: 0, Q8_0: 1 };
+// GGUF block kinds as ggml_type ids, what set_mat takes (decoder.c converts each into its layouts).
+const KINDS = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 };
 const PAGE = 65536;
 const MAX_PAGES = 32768;       // 2 GiB: the module is linked with --max-memory=2147483648
 const MAX_THREADS = 8;         // decoder.c's MAX_THREADS
@@ -89,16 +94,23 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
   // weights.bin goes into the module's memory as is; set_mat then rewrites each matrix in place.
   const base = need(kern.alloc(layout.src_bytes), 'the weights');
   new Uint8Array(mem(), base, layout.src_bytes).set(src.subarray(0, layout.src_bytes));
-  const seen = new Set();
+  // Matrices by slot: a role names a whole matrix (qkv, gate_up) or one of its row-stacked parts
+  // (q, k, v; gate, up: a Q4_K_M file gives them different kinds); set_mat takes parts in order.
+  const seen = new Set(), parts = new Map();
   for (const t of layout.tensors) {
     const role = t.role || '';
     let m;
-    if (role === 'embed') {
-      need(kern.set_mat(0, 4, KINDS[t.kind], base + t.src, t.rows, t.cols), role);
+    if (role === 'embed' || role === 'lm_head') {
+      parts.set(role, [[0, t]]);
     } else if (role === 'final_norm') {
       kern.set_vec(0, 2, base + t.src);
-    } else if ((m = /^l(\d+)_(qkv|o|gate_up|down)$/.exec(role)) && t.kind in KINDS) {
-      need(kern.set_mat(+m[1], SLOTS[m[2]], KINDS[t.kind], base + t.src, t.rows, t.cols), role);
+    } else if ((m = /^l(\d+)_(qkv|o|gate_up|down|q|k|v|gate|up)$/.exec(role)) && t.kind in KINDS) {
+      const [slot, part] = PARTS[m[2]];
+      const key = `l${m[1]}_${slot}`;
+      if (!parts.has(key)) parts.set(key, []);
+      parts.get(key).push([part, t]);
+      if (parts.get(key).length === PART_COUNT[m[2]]) seen.add(key);
+      continue;
     } else if ((m = /^l(\d+)_(attn_norm|ffn_norm)$/.exec(role)) && t.kind === 'F32') {
       kern.set_vec(+m[1], NORMS[m[2]], base + t.src);
     } else {
@@ -106,8 +118,16 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
     }
     seen.add(role);
   }
+  for (const [key, list] of parts) {
+    const [, layer, slot] = /^(?:l(\d+)_)?(.*)$/.exec(key);
+    list.sort((a, b) => a[0] - b[0]);
+    for (const [part, t] of list) {
+      if (!(t.kind in KINDS)) throw new KernelError(`the kernel cannot compute ${t.kind} blocks (${t.role})`);
+      need(kern.set_mat(+(layer ?? 0), SLOTS[slot], KINDS[t.kind], base + t.src, t.rows, t.cols, part), t.role);
+    }
+  }
   const missing = ['embed', 'final_norm'];
-  for (let i = 0; i < L; i++) for (const r of [...Object.keys(SLOTS), ...Object.keys(NORMS)]) missing.push(`l${i}_${r}`);
+  for (let i = 0; i < L; i++) for (const r of [...Object.keys(SLOTS).filter((s) => SLOTS[s] < 4), ...Object.keys(NORMS)]) missing.push(`l${i}_${r}`);
   const lacking = missing.filter((r) => !seen.has(r));
   if (lacking.length) throw new KernelError(`weights layout lacks ${lacking.slice(0, 4).join(', ')}${lacking.length > 4 ? '…' : ''} (an old manifest: rebuild the model)`);
 
