@@ -1,6 +1,6 @@
 """web/capabilities.mjs, the one table that says what intab's WASM kernel and onnxruntime-web can
-run: the real manifests (SmolLM2: the kernel; Gemma 3: the kernel once it computes all its block
-kinds, onnxruntime either way), and each rule on a manifest changed in one place."""
+run: the real manifests (SmolLM2 and the every-kind synthetic model: the kernel; Gemma 3: the
+kernel where its memory fits, onnxruntime either way), and each rule on a manifest changed in one place."""
 from __future__ import annotations
 
 import copy
@@ -71,7 +71,7 @@ def test_each_kernel_rule_names_what_it_lacks(built_model_dir, tmp_path):
     cases = [
         changed(lambda m: [t.pop("role") for t in m["weights"]["tensors"]]),
         changed(lambda m: m.update(architecture="mamba")),
-        changed(lambda m: tensor(m, "l5_down").update(kind="Q4_K")),
+        changed(lambda m: tensor(m, "l5_down").update(kind="IQ2_XXS")),
         changed(lambda m: m["weights"]["tensors"].append(dict(tensor(m, "embed"), role="lm_head", name="lm_head"))),
         changed(split_qkv),
         changed(lambda m: m["weights"]["tensors"].append(dict(tensor(m, "l0_attn_norm"), role="l0_q_norm"))),   # no k_norm
@@ -84,13 +84,16 @@ def test_each_kernel_rule_names_what_it_lacks(built_model_dir, tmp_path):
         changed(edit_config=lambda c: c.update(rope_scaling={"rope_type": "linear", "factor": 2.0})),
         changed(edit_config=lambda c: c.update(hidden_act="relu")),
         changed(edit_config=lambda c: c.update(final_logit_softcapping=30.0)),
+        changed(lambda m: split_qkv(m) or m["weights"]["tensors"].remove(tensor(m, "l3_v"))),
+        changed(lambda m: m["weights"]["tensors"].append(dict(tensor(m, "l2_gate_up"), role="l2_up", name="l2_up"))),
+        changed(edit_config=lambda c: c.update(max_position_embeddings=65536)),
     ]
     got = [v["kernel"] for v in verdicts(tmp_path, cases)]
     assert got[0] == "the model has no packed weights layout with roles"   # the worker's wording, kept
     assert got[1] == "the kernel runs llama, qwen2, qwen3, gemma3 models, not mamba"
-    assert got[2] == "the kernel cannot compute Q4_K blocks (l5_down)"
-    assert got[3] == ""                      # an untied output layer
-    assert got[4] == ""                      # q, k and v in three tensors
+    assert got[2] == "the kernel cannot compute IQ2_XXS blocks (l5_down)"
+    assert got[3] == ""   # an untied output layer
+    assert got[4] == ""   # q, k and v of different kinds: three parts of one matrix
     assert got[5] == "the kernel needs all of l0_q_norm, l0_k_norm (this model has l0_q_norm)"
     assert got[6] == "the weights layout lacks l7_o"
     assert "does not know tensor" in got[7] and "l0_mystery" in got[7]
@@ -100,6 +103,16 @@ def test_each_kernel_rule_names_what_it_lacks(built_model_dir, tmp_path):
     assert got[11] == "" and got[12] == ""
     assert got[13] == "the kernel has no activation 'relu'"
     assert got[14].startswith("the kernel does not cap logits")
+    assert got[15] == "the kernel needs l3_qkv as one tensor or as l3_q, l3_k, l3_v (this model has l3_q, l3_k)"
+    assert got[16] == "the kernel needs l2_gate_up as one tensor or as l2_gate, l2_up (this model has l2_gate_up, l2_up)"
+    assert got[17].startswith("the kernel's 2 GiB of memory cannot hold the converted weights (") and "KV cache for 65536 tokens (2880 MiB)" in got[17]
+
+
+def test_every_block_kind_runs_on_the_kernel(tmp_path):
+    """tiny-kinds (models/synthetic.py): every kind, q/k/v and gate/up split by kind, untied."""
+    from models.synthetic import TINY, build_model
+    [v] = verdicts(tmp_path, [folder(build_model(TINY["tiny-kinds"], tmp_path / "cache", say=lambda *_: None))])
+    assert v["kernel"] == "" and v["layers"] == 4
 
 
 def test_onnxruntime_rules(built_model_dir, tmp_path):

@@ -16,12 +16,16 @@ import { bridgeCore } from './bridge.mjs';
 import { roleTable } from './capabilities.mjs';
 import { moduleWorker } from './module_worker.mjs';
 
-// decoder.c's slots (set_mat, set_vec) for each role of a layer (capabilities.mjs's LAYER_PARTS).
-const MAT_SLOTS = { qkv: 0, o: 1, gate_up: 2, down: 3, q: 6, k: 7, v: 8, gate: 9, up: 10 };
+// decoder.c's slots for each role of a layer (capabilities.mjs's LAYER_PARTS): a matrix role is
+// [set_mat slot, part] (q, k, v or gate, up of different kinds are row-stacked parts of one matrix);
+// a vector role is a set_vec slot.
+const MAT_SLOTS = { qkv: [0, 0], q: [0, 0], k: [0, 1], v: [0, 2], o: [1, 0], gate_up: [2, 0], gate: [2, 0], up: [2, 1],
+                    down: [3, 0] };
 const VEC_SLOTS = { attn_norm: 0, ffn_norm: 1, q_bias: 3, k_bias: 4, v_bias: 5, q_norm: 6, k_norm: 7,
                     post_attn_norm: 8, post_ffn_norm: 9 };
 const ACT = { silu: 0, gelu_pytorch_tanh: 1 };   // decoder.c's ACT_*
-const KINDS = { Q4_1: 0, Q8_0: 1 };
+// GGUF block kinds as ggml_type ids, what set_mat takes (decoder.c converts each into its layouts).
+const KINDS = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 };
 const PAGE = 65536;
 const MAX_PAGES = 32768;       // 2 GiB: the module is linked with --max-memory=2147483648
 const MAX_THREADS = 8;         // decoder.c's MAX_THREADS
@@ -150,29 +154,30 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
   if (table.missing.length) {
     throw new KernelError(`weights layout lacks ${table.missing.slice(0, 4).join(', ')}${table.missing.length > 4 ? '…' : ''} (an old manifest: rebuild the model)`);
   }
-  const mat = (layer, slot, t) => {
+  const mat = (layer, [slot, part], t) => {
     if (!(t.kind in KINDS)) fail(t, 'the kernel cannot compute the blocks of');
-    need(kern.set_mat(layer, slot, KINDS[t.kind], base + t.src, t.rows, t.cols), t.role);
+    need(kern.set_mat(layer, slot, KINDS[t.kind], base + t.src, t.rows, t.cols, part), t.role);
   };
   const vec = (layer, slot, t, offset = 0) => {
     if (t.kind !== 'F32') fail(t, 'the kernel needs float32 for');
     kern.set_vec(layer, slot, base + t.src + offset * 4);
   };
-  mat(0, 4, table.embed);
-  if (table.lm_head) mat(0, 5, table.lm_head);
+  mat(0, [4, 0], table.embed);
+  if (table.lm_head) mat(0, [5, 0], table.lm_head);
   vec(0, 2, table.final_norm);
   for (let i = 0; i < L; i++) {
     const parts = table.layers[i];
+    const has = (p) => p in parts;
+    const half = (a, b) => [a, b].filter(has).length === 1;
+    if (has('qkv') ? ['q', 'k', 'v'].some(has) : !['q', 'k', 'v'].every(has)) throw new KernelError(`weights layout: layer ${i} needs l${i}_qkv or all of l${i}_q, l${i}_k, l${i}_v`);
+    if (has('gate_up') ? ['gate', 'up'].some(has) : !['gate', 'up'].every(has)) throw new KernelError(`weights layout: layer ${i} needs l${i}_gate_up or both l${i}_gate, l${i}_up`);
+    for (const part of Object.keys(MAT_SLOTS)) if (has(part)) mat(i, MAT_SLOTS[part], parts[part]);   // parts in row order
     for (const [part, t] of Object.entries(parts)) {
-      if (part in MAT_SLOTS) mat(i, MAT_SLOTS[part], t);
-      else if (part in VEC_SLOTS) vec(i, VEC_SLOTS[part], t);
+      if (part in MAT_SLOTS) continue;
+      if (part in VEC_SLOTS) vec(i, VEC_SLOTS[part], t);
       else if (part === 'qkv_bias') { vec(i, 3, t); vec(i, 4, t, nh * hd); vec(i, 5, t, (nh + nkv) * hd); }
       else fail(t);
     }
-    const has = (p) => p in parts;
-    const half = (a, b) => [a, b].filter(has).length === 1;
-    if (!has('qkv') && !['q', 'k', 'v'].every(has)) throw new KernelError(`weights layout: layer ${i} has neither l${i}_qkv nor all of q, k, v`);
-    if (!has('gate_up') && !['gate', 'up'].every(has)) throw new KernelError(`weights layout: layer ${i} has neither l${i}_gate_up nor both gate and up`);
     if (!has('qkv_bias') && (['q_bias', 'k_bias', 'v_bias'].some(has) && !['q_bias', 'k_bias', 'v_bias'].every(has))) {
       throw new KernelError(`weights layout: layer ${i} has some of the q, k, v biases, not all`);
     }

@@ -39,8 +39,24 @@ EXPORT(prof_take) double prof_take(int i) { double v = prof[i]; prof[i] = 0; ret
 #define PROF(i)
 #endif
 
-typedef struct { const uint8_t *q; const float *s; int rows, cols, kind; } Mat;   // kind 0: Q4_1, 1: Q8_0
-enum { Q4_1 = 0, Q8_0 = 1 };
+// GGUF block kinds (ggml_type ids: web/kernel_bridge.mjs KINDS passes them as they are).
+enum { G_F32 = 0, G_F16 = 1, G_Q4_0 = 2, G_Q4_1 = 3, G_Q5_0 = 6, G_Q5_1 = 7, G_Q8_0 = 8, G_Q4_K = 12, G_Q5_K = 13,
+       G_Q6_K = 14, G_BF16 = 30 };
+// The layouts the product loops compute, every one in blocks of 32 values (w = q*d + m, one
+// rounding: every q*d below is exact in float32, so the value is gguf-py's bit for bit):
+//   L_Q4:  16 bytes of nibbles (values 0..15 low, 16..31 high) + float (d, m)    Q4_0 (m = -8d), Q4_1, Q4_K
+//   L_Q8:  32 int8 + float d                                                    Q8_0, Q5_0 (q - 16)
+//   L_Q8M: 32 int8 + float (d, m)                                               Q5_1, Q5_K
+//   L_Q8S: 32 int8 + float (d0, d1), one scale per 16 values                    Q6_K (q - 32)
+//   L_F32: 32 floats                                                            F32, F16, BF16
+// K-quants' sub-block scales are folded in at load: d*sc and dmin*mn are f16 x 6-bit (8-bit for
+// Q6_K) integers, exact in float32, which is how gguf-py computes them too.
+enum { L_Q4 = 0, L_Q8 = 1, L_Q8M = 2, L_Q8S = 3, L_F32 = 4 };
+typedef struct { const uint8_t *q; const float *s; int rows, kind; } Blocks;   // kind: an L_* layout
+// A matrix is up to 3 row-stacked parts, each in its own layout: q, k and v (or gate and up) of a
+// Q4_K_M file differ in kind, and each part keeps its own fast loop.
+#define MAX_PARTS 3
+typedef struct { Blocks part[MAX_PARTS]; int nparts, rows, cols; } Mat;
 
 // One decoder layer. The llama block uses attn_norm, qkv (or q, k, v), o, ffn_norm, gate_up (or
 // gate, up) and down; the other families add what their Recipe says (py/intab/arch): biases on q,
@@ -49,8 +65,7 @@ enum { Q4_1 = 0, Q8_0 = 1 };
 typedef struct {
   const float *attn_norm, *ffn_norm;
   const float *q_bias, *k_bias, *v_bias, *q_norm, *k_norm, *post_attn_norm, *post_ffn_norm;
-  Mat qkv, o, gate_up, down;
-  Mat q, k_, v_, gate, up;  // when the file's q/k/v (gate/up) differ in kind, one Mat each (qkv.rows == 0)
+  Mat qkv, o, gate_up, down;   // q/k/v (gate/up) of different kinds are parts of one Mat
   const float *rope_cos, *rope_sin;   // this layer's tables [max_t][hd/2] (gemma3: local or global base)
   int window;             // keys a query sees, its own included (gemma3's sliding layers); 0: all
   float *k, *v;           // KV cache [nkv][max_t][hd], keys after rotary
@@ -61,14 +76,14 @@ enum { ACT_SILU = 0, ACT_GELU_TANH = 1 };
 static struct {
   int H, I, nh, nkv, hd, L, V, max_t, chunk;
   float eps;
-  Mat embed;              // [V, H], also the output layer when lm_head is absent (tied)
-  Mat lm_head;            // [V, H] an untied output layer (rows 0: none)
+  Mat embed;              // [V, H], also the output layer when tied
+  Mat lm_head;            // [V, H] of an untied output layer (rows 0: tied)
   const float *final_norm;
   int act;                // ACT_SILU or ACT_GELU_TANH (gemma3)
   float embed_scale;      // gemma3: embeddings times sqrt(hidden), rounded to float32 as the graph; 0: none
   float query_scale;      // the factor on q.k (head_dim^-0.5, gemma3 query_pre_attn_scalar^-0.5)
   Layer layer[MAX_LAYERS];
-  float *x, *h, *qkv, *att, *gu, *act_buf, *tmp, *part, *logits;   // part: one of separate q/k/v, gate/up
+  float *x, *h, *qkv, *att, *gu, *act_buf, *tmp, *logits;
   float *att_scratch, *att_part;   // attention: per-thread scores and state; decode's per-block states
   float *scratch; int max_cols;     // MAX_THREADS panels of PANEL x max_cols floats
   float *cand_logits; int32_t *cand_ids; float lse, lse_max;
@@ -131,48 +146,142 @@ EXPORT(set_layer) void set_layer(int layer, const float *cos, const float *sin, 
   l->rope_cos = cos; l->rope_sin = sin; l->window = window;
 }
 
-/** Matrix slots: 0 qkv, 1 o, 2 gate_up, 3 down, 4 embed, 5 lm_head, 6 q, 7 k, 8 v, 9 gate, 10 up. */
-static void place_mat(int layer, int slot, Mat m) {
-  Layer *l = &M.layer[layer];
-  switch (slot) {
-    case 0: l->qkv = m; break;
-    case 1: l->o = m; break;
-    case 2: l->gate_up = m; break;
-    case 3: l->down = m; break;
-    case 4: M.embed = m; break;
-    case 5: M.lm_head = m; break;
-    case 6: l->q = m; break;
-    case 7: l->k_ = m; break;
-    case 8: l->v_ = m; break;
-    case 9: l->gate = m; break;
-    case 10: l->up = m; break;
-  }
+static float bf16_to_f32(uint16_t h) { union { uint32_t u; float f; } c = { (uint32_t)h << 16 }; return c.f; }
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+// One super-block of a K-quant, copied out before its bytes are rewritten in place.
+static uint8_t kq_tmp[256];
+
+/** Q4_K / Q5_K's 6-bit sub-block scale and min j of the 12 packed bytes (gguf-py get_scale_min). */
+static inline void k_scale_min(const uint8_t *sc, int j, int *s, int *m) {
+  if (j < 4) { *s = sc[j] & 63; *m = sc[j + 4] & 63; }
+  else { *s = (sc[j + 4] & 0x0f) | ((sc[j - 4] >> 6) << 4); *m = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4); }
 }
 
 /**
- * Adopt the blocks at `p` (rows x cols, GGUF layout) as matrix `slot` of `layer` (slot 4 = the
- * embedding). Rewritten in place: the quants are compacted to 16 (Q4_1) or 32 (Q8_0) bytes a block
- * and the fp16 scales move, as float32, to a new array, so the inner loop loads aligned runs of
- * quants and never converts fp16. Returns 0 when out of memory.
+ * Convert the GGUF blocks at `p` (rows x cols of `kind`) into one of the L_* layouts, in place
+ * where the result is no larger (Q4_0, Q4_1, Q4_K, Q8_0, F32), else into new memory (the source
+ * bytes then stay unused). Reads run ahead of writes in place. Returns 0 when out of memory or
+ * the kind or shape is not one the kernel knows.
  */
-EXPORT(set_mat) int set_mat(int layer, int slot, int kind, uint8_t *p, int rows, int cols) {
-  int nblocks = rows * (cols / 32);
-  int per = kind == Q4_1 ? 20 : 34, qbytes = kind == Q4_1 ? 16 : 32, nsc = kind == Q4_1 ? 2 : 1;
-  float *s = alloc((uint32_t)nblocks * nsc * 4);
-  if (!s) return 0;
-  for (int b = 0; b < nblocks; b++) {
-    const uint8_t *src = p + (uint32_t)b * per;
-    s[b * nsc] = f16_to_f32(src[0] | src[1] << 8);
-    if (kind == Q4_1) s[b * nsc + 1] = f16_to_f32(src[2] | src[3] << 8);
-    // Reads run ahead of writes (b*qbytes <= b*per), so compaction in place is safe.
-    const uint8_t *qs = src + (per - qbytes);
-    uint8_t *dst = p + (uint32_t)b * qbytes;
-    v128_t a = wasm_v128_load(qs);
-    if (kind == Q8_0) { v128_t c = wasm_v128_load(qs + 16); wasm_v128_store(dst, a); wasm_v128_store(dst + 16, c); }
-    else wasm_v128_store(dst, a);
+static int convert(Blocks *out, int kind, uint8_t *p, int rows, int cols) {
+  if (cols % 32) return 0;
+  const uint32_t nb = (uint32_t)rows * (cols / 32);   // blocks of 32
+  float *s = 0;
+  uint8_t *q = p;
+  int layout;
+  if (kind == G_Q4_1 || kind == G_Q4_0) {
+    const int per = kind == G_Q4_1 ? 20 : 18;
+    if (!(s = alloc(nb * 8))) return 0;
+    for (uint32_t b = 0; b < nb; b++) {
+      const uint8_t *src = p + b * per;
+      const float d = f16_to_f32(rd16(src));
+      s[2 * b] = d;
+      s[2 * b + 1] = kind == G_Q4_1 ? f16_to_f32(rd16(src + 2)) : -8.0f * d;   // d*q - 8d = d*(q-8), exact
+      wasm_v128_store(p + b * 16, wasm_v128_load(src + per - 16));
+    }
+    layout = L_Q4;
+  } else if (kind == G_Q8_0) {
+    if (!(s = alloc(nb * 4))) return 0;
+    for (uint32_t b = 0; b < nb; b++) {
+      const uint8_t *src = p + b * 34;
+      s[b] = f16_to_f32(rd16(src));
+      v128_t a = wasm_v128_load(src + 2), c = wasm_v128_load(src + 18);
+      wasm_v128_store(p + b * 32, a); wasm_v128_store(p + b * 32 + 16, c);
+    }
+    layout = L_Q8;
+  } else if (kind == G_Q5_0 || kind == G_Q5_1) {
+    const int per = kind == G_Q5_1 ? 24 : 22, nsc = kind == G_Q5_1 ? 2 : 1;
+    if (!(s = alloc(nb * 4 * nsc)) || !(q = alloc(nb * 32))) return 0;
+    for (uint32_t b = 0; b < nb; b++) {
+      const uint8_t *src = p + b * per;
+      s[nsc * b] = f16_to_f32(rd16(src));
+      if (nsc == 2) s[2 * b + 1] = f16_to_f32(rd16(src + 2));
+      const uint8_t *h = src + 2 * nsc, *qs = h + 4;
+      const uint32_t qh = h[0] | h[1] << 8 | h[2] << 16 | (uint32_t)h[3] << 24;
+      int8_t *o = (int8_t *)q + b * 32;
+      for (int i = 0; i < 16; i++) {
+        const int lo = (qs[i] & 15) | ((qh >> i) & 1) << 4, hi = (qs[i] >> 4) | ((qh >> (i + 16)) & 1) << 4;
+        o[i] = (int8_t)(nsc == 2 ? lo : lo - 16); o[i + 16] = (int8_t)(nsc == 2 ? hi : hi - 16);
+      }
+    }
+    layout = nsc == 2 ? L_Q8M : L_Q8;
+  } else if (kind == G_Q4_K || kind == G_Q5_K) {
+    if (cols % 256) return 0;
+    const uint32_t nsb = nb / 8;
+    const int five = kind == G_Q5_K, per = five ? 176 : 144;
+    if (!(s = alloc(nb * 8))) return 0;
+    if (five && !(q = alloc(nb * 32))) return 0;
+    for (uint32_t k = 0; k < nsb; k++) {
+      for (int i = 0; i < per; i++) kq_tmp[i] = p[k * per + i];   // the in-place writes (Q4_K) overlap it
+      const float d = f16_to_f32(rd16(kq_tmp)), dmin = f16_to_f32(rd16(kq_tmp + 2));
+      const uint8_t *sc = kq_tmp + 4, *qh = kq_tmp + 16, *qs = kq_tmp + (five ? 48 : 16);
+      for (int j = 0; j < 8; j++) {
+        int a, m;
+        k_scale_min(sc, j, &a, &m);
+        const uint32_t b = k * 8 + j;
+        s[2 * b] = d * (float)a;
+        s[2 * b + 1] = -(dmin * (float)m);
+        const uint8_t *src = qs + (j / 2) * 32;   // sub-block j: nibbles (j odd: high) of 32 bytes
+        const int sh = (j & 1) * 4;
+        if (five) {
+          int8_t *o = (int8_t *)q + b * 32;
+          for (int i = 0; i < 32; i++) o[i] = (int8_t)(((src[i] >> sh) & 15) | ((qh[i] >> j) & 1) << 4);
+        } else {
+          uint8_t *o = p + b * 16;
+          for (int i = 0; i < 16; i++) o[i] = (uint8_t)(((src[i] >> sh) & 15) | ((src[i + 16] >> sh) & 15) << 4);
+        }
+      }
+    }
+    layout = five ? L_Q8M : L_Q4;
+  } else if (kind == G_Q6_K) {
+    if (cols % 256) return 0;
+    const uint32_t nsb = nb / 8;
+    if (!(s = alloc(nb * 8)) || !(q = alloc(nb * 32))) return 0;
+    for (uint32_t k = 0; k < nsb; k++) {
+      const uint8_t *src = p + k * 210, *ql = src, *qh = src + 128;
+      const int8_t *sc = (const int8_t *)(src + 192);
+      const float d = f16_to_f32(rd16(src + 208));
+      for (int j = 0; j < 16; j++) s[k * 16 + j] = d * (float)sc[j];
+      int8_t *o = (int8_t *)q + k * 256;
+      for (int v = 0; v < 256; v++) {
+        const int h = v / 128, r = v % 128;
+        const int lo = (ql[64 * h + r % 64] >> (4 * (r / 64))) & 15, hi = (qh[32 * h + r % 32] >> (2 * (r / 32))) & 3;
+        o[v] = (int8_t)((lo | hi << 4) - 32);
+      }
+    }
+    layout = L_Q8S;
+  } else if (kind == G_F32) {
+    layout = L_F32;
+  } else if (kind == G_F16 || kind == G_BF16) {
+    const uint32_t n = nb * 32;
+    float *f = alloc(n * 4);
+    if (!f) return 0;
+    for (uint32_t i = 0; i < n; i++) f[i] = kind == G_F16 ? f16_to_f32(rd16(p + 2 * i)) : bf16_to_f32(rd16(p + 2 * i));
+    q = (uint8_t *)f;
+    layout = L_F32;
+  } else {
+    return 0;
   }
-  Mat m = { p, s, rows, cols, kind };
-  place_mat(layer, slot, m);
+  *out = (Blocks){ q, s, rows, layout };
+  return 1;
+}
+
+/**
+ * Adopt the blocks at `p` (rows x cols of GGUF `kind`, a ggml_type id) as part `part` of matrix
+ * `slot` of `layer` (slot 0 qkv, 1 o, 2 gate_up, 3 down, 4 the embedding, 5 lm_head). Parts stack
+ * rows in order (part 0 starts the matrix anew): q, k, v or gate, up when their kinds differ.
+ * Returns 0 when out of memory or when the kind, shape or part is not one the kernel computes.
+ */
+EXPORT(set_mat) int set_mat(int layer, int slot, int kind, uint8_t *p, int rows, int cols, int part) {
+  if (layer < 0 || layer >= MAX_LAYERS || slot < 0 || slot > 5 || part < 0 || part >= MAX_PARTS) return 0;
+  Mat *m = slot == 4 ? &M.embed : slot == 5 ? &M.lm_head : slot == 0 ? &M.layer[layer].qkv
+         : slot == 1 ? &M.layer[layer].o : slot == 2 ? &M.layer[layer].gate_up : &M.layer[layer].down;
+  if (part == 0) { m->nparts = 0; m->rows = 0; m->cols = cols; }
+  if (part != m->nparts || cols != m->cols || (part && slot >= 4)) return 0;
+  if (!convert(&m->part[part], kind, p, rows, cols)) return 0;
+  m->nparts++;
+  m->rows += rows;
   return 1;
 }
 
@@ -200,7 +309,6 @@ EXPORT(init_runtime) int init_runtime(void) {
   uint32_t kv = (uint32_t)M.nkv * M.max_t * M.hd * 4;
   M.x = alloc(C * M.H * 4); M.h = alloc(C * M.H * 4); M.tmp = alloc(C * M.H * 4);
   M.qkv = alloc(C * qkv * 4); M.att = alloc(C * M.nh * M.hd * 4); M.gu = alloc(C * 2 * M.I * 4); M.act_buf = alloc(C * M.I * 4);
-  M.part = alloc(C * (M.I > M.nh * M.hd ? M.I : M.nh * M.hd) * 4);
   M.max_cols = M.H > M.I ? M.H : M.I;
   if (M.nh * M.hd > M.max_cols) M.max_cols = M.nh * M.hd;
   M.scratch = alloc((uint32_t)MAX_THREADS * PANEL * M.max_cols * 4);
@@ -209,7 +317,7 @@ EXPORT(init_runtime) int init_runtime(void) {
   M.att_part = alloc((uint32_t)M.nkv * kblocks * att_stride() * 4);
   M.logits = alloc(M.V * 4);
   M.cand_logits = alloc(M.V * 4); M.cand_ids = alloc(M.V * 4);
-  if (!M.x || !M.scratch || !M.h || !M.tmp || !M.qkv || !M.att || !M.gu || !M.act_buf || !M.part || !M.att_scratch || !M.att_part || !M.logits || !M.cand_logits || !M.cand_ids) return 0;
+  if (!M.x || !M.scratch || !M.h || !M.tmp || !M.qkv || !M.att || !M.gu || !M.act_buf || !M.att_scratch || !M.att_part || !M.logits || !M.cand_logits || !M.cand_ids) return 0;
   for (int l = 0; l < M.L; l++) {
     M.layer[l].k = alloc(kv); M.layer[l].v = alloc(kv);   // untouched pages cost no RAM
     if (!M.layer[l].k || !M.layer[l].v) return 0;
@@ -305,44 +413,58 @@ static float dot(const float *a, const float *b, int n) {
     w##7 = fma4(wasm_f32x4_convert_i32x4(wasm_u32x4_extend_high_u16x8(e_)), vd, vm);               \
   } while (0)
 
-// Q8_0: d*q for 32 signed bytes.
-#define Q8_WIDEN(p, vd, w)  /* defines w0..w7 */                                                                         \
+// L_Q8 / L_Q8M / L_Q8S: q*d (+ m) for 32 signed bytes; vd for values 0..15, vd1 for 16..31.
+#define Q8_WIDEN(p, vd, vd1, vm, MIN, w)  /* defines w0..w7 */                                       \
   do {                                                                                             \
     v128_t r0_ = wasm_v128_load(p), r1_ = wasm_v128_load((p) + 16);                                \
     v128_t a_ = wasm_i16x8_extend_low_i8x16(r0_), b_ = wasm_i16x8_extend_high_i8x16(r0_);          \
     v128_t c_ = wasm_i16x8_extend_low_i8x16(r1_), e_ = wasm_i16x8_extend_high_i8x16(r1_);          \
-    w##0 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(a_)), vd);          \
-    w##1 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(a_)), vd);         \
-    w##2 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(b_)), vd);          \
-    w##3 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(b_)), vd);         \
-    w##4 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(c_)), vd);          \
-    w##5 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(c_)), vd);         \
-    w##6 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(e_)), vd);          \
-    w##7 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(e_)), vd);         \
+    w##0 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(a_)), vd, vm, MIN);         \
+    w##1 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(a_)), vd, vm, MIN);        \
+    w##2 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(b_)), vd, vm, MIN);         \
+    w##3 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(b_)), vd, vm, MIN);        \
+    w##4 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(c_)), vd1, vm, MIN);        \
+    w##5 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(c_)), vd1, vm, MIN);       \
+    w##6 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(e_)), vd1, vm, MIN);        \
+    w##7 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(e_)), vd1, vm, MIN);       \
   } while (0)
+#define Q8_MUL(x, vd, vm, MIN) ((MIN) ? fma4(x, vd, vm) : wasm_f32x4_mul(x, vd))
 
-// Declares w0..w7: the 32 dequantized weights of block b of row r.
-// KIND is a constant where it matters (matmul_rows_kind), so the branch folds away.
+// Declares w0..w7: the 32 dequantized weights of block b of row r of Blocks m.
+// KIND is a constant where it matters (matmul_rows_kind), so the branches fold away.
 #define WIDEN(m, r, b, nb) WIDEN_K(m, r, b, nb, (m)->kind)
 #define WIDEN_K(m, r, b, nb, KIND)                                                                 \
   v128_t w0, w1, w2, w3, w4, w5, w6, w7;                                                           \
   do {                                                                                             \
     uint32_t i_ = (uint32_t)(r) * (nb) + (b);                                                      \
-    if ((KIND) == Q4_1) {                                                                       \
+    if ((KIND) == L_Q4) {                                                                          \
       v128_t raw_ = wasm_v128_load((m)->q + i_ * 16);                                              \
       Q4_WIDEN(raw_, wasm_f32x4_splat((m)->s[2 * i_]), wasm_f32x4_splat((m)->s[2 * i_ + 1]), w);   \
+    } else if ((KIND) == L_Q8) {                                                                   \
+      const v128_t d_ = wasm_f32x4_splat((m)->s[i_]);                                              \
+      Q8_WIDEN((m)->q + i_ * 32, d_, d_, d_, 0, w);                                                \
+    } else if ((KIND) == L_Q8M) {                                                                  \
+      const v128_t d_ = wasm_f32x4_splat((m)->s[2 * i_]);                                          \
+      Q8_WIDEN((m)->q + i_ * 32, d_, d_, wasm_f32x4_splat((m)->s[2 * i_ + 1]), 1, w);              \
+    } else if ((KIND) == L_Q8S) {                                                                  \
+      const v128_t d_ = wasm_f32x4_splat((m)->s[2 * i_]);                                          \
+      Q8_WIDEN((m)->q + i_ * 32, d_, wasm_f32x4_splat((m)->s[2 * i_ + 1]), d_, 0, w);              \
     } else {                                                                                       \
-      Q8_WIDEN((m)->q + i_ * 32, wasm_f32x4_splat((m)->s[i_]), w);                                 \
+      const float *f_ = (const float *)(m)->q + i_ * 32;                                           \
+      w0 = wasm_v128_load(f_); w1 = wasm_v128_load(f_ + 4); w2 = wasm_v128_load(f_ + 8);           \
+      w3 = wasm_v128_load(f_ + 12); w4 = wasm_v128_load(f_ + 16); w5 = wasm_v128_load(f_ + 20);    \
+      w6 = wasm_v128_load(f_ + 24); w7 = wasm_v128_load(f_ + 28);                                  \
     }                                                                                              \
   } while (0)
 
-/** Y[t][r] = sum_c W[r][c] * X[t][c] for rows r0..r1 and n tokens (X: n x cols, Y: n x rows).
+/** Y[t][r] = sum_c W[r][c] * X[t][c] for rows r0..r1 of one part and n tokens (X: n x cols, Y: n
+ * rows of ys floats, this part's row 0 at Y[0]).
  * Prefill (n >= TILE): PANEL rows at a time are dequantized into `scratch` (PANEL x cols floats,
  * in L1/L2) and multiplied with every token by a 2-row x 4-token register tile, so each block is
  * widened once per chunk instead of once per token. Decode (n < TILE): widen and multiply at once. */
 static inline __attribute__((always_inline))
-void matmul_rows_kind(const Mat *m, const float *X, int n, float *Y, int r0, int r1, float *scratch, const int kind) {
-  const int cols = m->cols, rows = m->rows, nb = cols / 32;
+void matmul_rows_kind(const Blocks *m, int cols, const float *X, int n, float *Y, int ys, int r0, int r1, float *scratch, const int kind) {
+  const int rows = ys, nb = cols / 32;
   int t0 = 0;
   if (n >= TILE) {
     for (int p0 = r0; p0 < r1; p0 += PANEL) {
@@ -400,18 +522,52 @@ void matmul_rows_kind(const Mat *m, const float *X, int n, float *Y, int r0, int
   }
 }
 
-// One copy of the loops per block kind: V8 keeps the hot loop's vectors in registers only when
+// One copy of the loops per layout: V8 keeps the hot loop's vectors in registers only when
 // it is small and branch-free (measured: a shared kind branch cost ~30% of a decode step).
-static void __attribute__((noinline)) matmul_rows_q4(const Mat *m, const float *X, int n, float *Y, int r0, int r1, float *sc) {
-  matmul_rows_kind(m, X, n, Y, r0, r1, sc, Q4_1);
-}
-static void __attribute__((noinline)) matmul_rows_q8(const Mat *m, const float *X, int n, float *Y, int r0, int r1, float *sc) {
-  matmul_rows_kind(m, X, n, Y, r0, r1, sc, Q8_0);
-}
-/** Rows r0..r1 of a product, on thread `thread` (which picks its scratch panel). */
+#define ROWS_FN(name, KIND)                                                                                    \
+  static void __attribute__((noinline)) name(const Blocks *m, int cols, const float *X, int n, float *Y, int ys, \
+                                             int r0, int r1, float *sc) {                                     \
+    matmul_rows_kind(m, cols, X, n, Y, ys, r0, r1, sc, KIND);                                                  \
+  }
+ROWS_FN(matmul_rows_q4, L_Q4)
+ROWS_FN(matmul_rows_q8, L_Q8)
+ROWS_FN(matmul_rows_q8m, L_Q8M)
+ROWS_FN(matmul_rows_q8s, L_Q8S)
+ROWS_FN(matmul_rows_f32, L_F32)
+
+/** Rows r0..r1 of a product, on thread `thread` (which picks its scratch panel), part by part. */
 static void matmul_rows(const Mat *m, const float *X, int n, float *Y, int r0, int r1, int thread) {
   float *sc = M.scratch + (uint32_t)thread * PANEL * M.max_cols;
-  if (m->kind == Q4_1) matmul_rows_q4(m, X, n, Y, r0, r1, sc); else matmul_rows_q8(m, X, n, Y, r0, r1, sc);
+  int base = 0;
+  for (int k = 0; k < m->nparts && base < r1; base += m->part[k++].rows) {
+    const Blocks *p = &m->part[k];
+    const int lo = r0 > base ? r0 - base : 0, hi = r1 - base < p->rows ? r1 - base : p->rows;
+    if (lo >= hi) continue;
+    float *y = Y + base;
+    switch (p->kind) {
+      case L_Q4: matmul_rows_q4(p, m->cols, X, n, y, m->rows, lo, hi, sc); break;
+      case L_Q8: matmul_rows_q8(p, m->cols, X, n, y, m->rows, lo, hi, sc); break;
+      case L_Q8M: matmul_rows_q8m(p, m->cols, X, n, y, m->rows, lo, hi, sc); break;
+      case L_Q8S: matmul_rows_q8s(p, m->cols, X, n, y, m->rows, lo, hi, sc); break;
+      default: matmul_rows_f32(p, m->cols, X, n, y, m->rows, lo, hi, sc);
+    }
+  }
+}
+
+/** For tests/test_kernel_kinds.py: the GGUF blocks at p (rewritten, as set_mat does) as rows x
+ * cols float32 at out, widened by the same macro as the products and the embedding lookup. */
+EXPORT(dequantize) int dequantize(int kind, uint8_t *p, int rows, int cols, float *out) {
+  Blocks m;
+  if (!convert(&m, kind, p, rows, cols)) return 0;
+  const int nb = cols / 32;
+  for (int r = 0; r < rows; r++)
+    for (int b = 0; b < nb; b++) {
+      WIDEN(&m, r, b, nb);
+      float *o = out + (uint32_t)r * cols + b * 32;
+      wasm_v128_store(o, w0); wasm_v128_store(o + 4, w1); wasm_v128_store(o + 8, w2); wasm_v128_store(o + 12, w3);
+      wasm_v128_store(o + 16, w4); wasm_v128_store(o + 20, w5); wasm_v128_store(o + 24, w6); wasm_v128_store(o + 28, w7);
+    }
+  return 1;
 }
 
 // ------------------------------------------------------------------ threads
@@ -706,15 +862,6 @@ static void attention(const Layer *L, int n, int start) {
   }
 }
 
-/** Y[t][off..off+rows) = m x X[t] for n tokens, into rows of `width` floats (separate q/k/v or
- * gate/up placed where their stacked tensor would have put them). */
-static void matmul_into(const Mat *m, const float *X, int n, float *Y, int width, int off) {
-  matmul(m, X, n, M.part);
-  const int rows = m->rows;
-  for (int t = 0; t < n; t++)
-    for (int i = 0; i < rows; i += 4) wasm_v128_store(Y + t * width + off + i, wasm_v128_load(M.part + t * rows + i));
-}
-
 static inline void add_vec(float *y, const float *b, int n) {
   for (int i = 0; i < n; i += 4) wasm_v128_store(y + i, wasm_f32x4_add(wasm_v128_load(y + i), wasm_v128_load(b + i)));
 }
@@ -741,7 +888,7 @@ static int layers(const int32_t *ids, int n, int start, int last_only) {
   PROF_START;
   for (int t = 0; t < n; t++)                  // embedding rows, d*q exactly as the graph's Gather
     for (int b = 0; b < nbE; b++) {
-      WIDEN(&M.embed, ids[t], b, nbE);
+      WIDEN(&M.embed.part[0], ids[t], b, nbE);
       float *o = M.x + t * H + b * 32;
       wasm_v128_store(o, w0); wasm_v128_store(o + 4, w1); wasm_v128_store(o + 8, w2); wasm_v128_store(o + 12, w3);
       wasm_v128_store(o + 16, w4); wasm_v128_store(o + 20, w5); wasm_v128_store(o + 24, w6); wasm_v128_store(o + 28, w7);
@@ -754,12 +901,7 @@ static int layers(const int32_t *ids, int n, int start, int last_only) {
     Layer *L = &M.layer[l];
     for (int t = 0; t < n; t++) rmsnorm(M.h + t * H, M.x + t * H, L->attn_norm, H);
     PROF(0);
-    if (L->qkv.rows) matmul(&L->qkv, M.h, n, M.qkv);
-    else {
-      matmul_into(&L->q, M.h, n, M.qkv, qkv_w, 0);
-      matmul_into(&L->k_, M.h, n, M.qkv, qkv_w, nh * hd);
-      matmul_into(&L->v_, M.h, n, M.qkv, qkv_w, (nh + nkv) * hd);
-    }
+    matmul(&L->qkv, M.h, n, M.qkv);
     PROF(1);
     for (int t = 0; t < n; t++) {
       float *row = M.qkv + t * qkv_w;
@@ -795,8 +937,7 @@ static int layers(const int32_t *ids, int n, int start, int last_only) {
     for (int i = 0; i < n * H; i += 4) wasm_v128_store(M.x + i, wasm_f32x4_add(wasm_v128_load(M.x + i), wasm_v128_load(M.tmp + i)));
     for (int t = 0; t < n; t++) rmsnorm(M.h + t * H, M.x + t * H, L->ffn_norm, H);
     PROF(0);
-    if (L->gate_up.rows) matmul(&L->gate_up, M.h, n, M.gu);
-    else { matmul_into(&L->gate, M.h, n, M.gu, 2 * I, 0); matmul_into(&L->up, M.h, n, M.gu, 2 * I, I); }
+    matmul(&L->gate_up, M.h, n, M.gu);
     PROF(4);
     for (int t = 0; t < n; t++) {             // act = silu(gate) * up (gemma3: gelu_tanh(gate) * up), from the gate half
       float *g = M.gu + t * 2 * I, *u = g + I;
@@ -885,7 +1026,7 @@ static void head(const float *x, int K) {
   const int V = M.V;
   float *io = HD.io, *lg = M.logits;
   const int has_mask = io[IN_HAS_MASK] != 0 && HD.mask;
-  const Mat *out = M.lm_head.rows ? &M.lm_head : &M.embed;   // untied or tied output layer
+  const Mat *out = M.lm_head.rows ? &M.lm_head : &M.embed;   // untied, or the embedding (tied)
   rmsnorm(M.h, x, M.final_norm, M.H);
   PROF_START;
   int n_allowed = V;
@@ -900,7 +1041,7 @@ static void head(const float *x, int K) {
       if (!allowed(i)) { lg[i++] = NEG; continue; }
       int j = i + 1;
       while (j < V && allowed(j)) j++;
-      matmul_rows(out, M.h, 1, lg + 0, i, j, 0);
+      matmul_rows(out, M.h, 1, lg, i, j, 0);
       i = j;
     }
     io[OUT_RAW_MAX] = 0; io[OUT_RAW_SUM] = __builtin_nanf("");
