@@ -1,6 +1,6 @@
 // The bridge (docs/contracts.md §3) over intab's own WASM kernel (web/kernel/decoder.c) instead of
 // onnxruntime-web: the same forward/truncate/release, computed straight from weights.bin's
-// Q4_1 / Q8_0 blocks. No onnxruntime, no float32 copy of the weights, no graph to optimize.
+// GGUF blocks (every kind). No onnxruntime, no float32 copy of the weights, no graph to optimize.
 // Tensors go to the kernel's slots by role (capabilities.mjs's roleTable); what the family adds
 // (activation, embedding and query scales, per-layer rope tables and windows) comes from
 // config.json through kernelRecipe, as py/intab/arch's recipes read it.

@@ -1,5 +1,5 @@
 // intab's own WASM kernel for the decoders of py/intab/arch (llama incl. Llama 3's rope factors,
-// qwen2, qwen3, gemma3; tied or untied output) whose weights are GGUF Q4_1 / Q8_0 blocks.
+// qwen2, qwen3, gemma3; tied or untied output) whose weights are GGUF blocks of any kind.
 //
 // Why it exists: onnxruntime-web's WASM build computes on float32 weights (538 MB read per token
 // for SmolLM2-135M) and its 4-bit kernel is slower still. This kernel reads the blocks themselves
