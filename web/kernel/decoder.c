@@ -170,6 +170,23 @@ static int convert(Blocks *out, int kind, uint8_t *p, int rows, int cols) {
   float *s = 0;
   uint8_t *q = p;
   int layout;
+#ifdef Q4_AS_INT8
+  // Issue 15's layout option: 4-bit blocks widened to int8 once at load (L_Q8M), which the loop
+  // then only sign-extends. Measured on SmolLM2-135M (docs/performance.md): no faster, 1.7x the
+  // bytes, so it is off by default (build with -DQ4_AS_INT8 to measure it again).
+  if (kind == G_Q4_1 || kind == G_Q4_0) {
+    const int per = kind == G_Q4_1 ? 20 : 18;
+    if (!(s = alloc(nb * 8)) || !(q = alloc(nb * 32))) return 0;
+    for (uint32_t b = 0; b < nb; b++) {
+      const uint8_t *src = p + b * per, *qs = src + per - 16;
+      const float d = f16_to_f32(rd16(src));
+      s[2 * b] = d;
+      s[2 * b + 1] = kind == G_Q4_1 ? f16_to_f32(rd16(src + 2)) : -8.0f * d;
+      for (int i = 0; i < 16; i++) { q[b * 32 + i] = qs[i] & 15; q[b * 32 + 16 + i] = qs[i] >> 4; }
+    }
+    layout = L_Q8M;
+  } else
+#endif
   if (kind == G_Q4_1 || kind == G_Q4_0) {
     const int per = kind == G_Q4_1 ? 20 : 18;
     if (!(s = alloc(nb * 8))) return 0;
