@@ -49,6 +49,7 @@ class Shape:
     llama3_rope: dict | None = None       # Llama 3's rope scaling, written as rope_freqs like llama.cpp
     sliding_window: int = 0               # gemma3
     kinds: tuple[str, ...] = ()           # cycle every layer matrix through these kinds instead of the mix
+    edge_kind: str = ""                   # with kinds: the embedding's and output layer's kind too (else the mix's)
     seed: int = 0
     extra_meta: dict = field(default_factory=dict)
 
@@ -119,6 +120,8 @@ def synthetic_vocab(size: int, seed: int = 0) -> tuple[list[str], list[int], lis
 # -- weights ---------------------------------------------------------------------------------------
 def mix_kind(shape: Shape, name: str, layer: int, cols: int, counter: list[int]) -> str:
     """The block kind of a matrix in the Q4_K_M-like mix (or the shape's cycle of kinds)."""
+    if shape.kinds and shape.edge_kind and name in ("token_embd", "output"):
+        return shape.edge_kind
     if shape.kinds and name not in ("token_embd", "output"):
         kind = shape.kinds[counter[0] % len(shape.kinds)]
         counter[0] += 1

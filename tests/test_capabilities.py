@@ -1,6 +1,6 @@
 """web/capabilities.mjs, the one table that says what intab's WASM kernel and onnxruntime-web can
-run: the real manifests (SmolLM2: the kernel; Gemma 3: onnxruntime, and why), and each rule on a
-manifest changed in one place."""
+run: the real manifests (SmolLM2 and the every-kind synthetic model: the kernel; Gemma 3: the
+kernel where its memory fits, onnxruntime either way), and each rule on a manifest changed in one place."""
 from __future__ import annotations
 
 import copy
@@ -20,11 +20,11 @@ def verdicts(tmp_path: Path, cases: list[tuple[dict, dict]], backend: str = "was
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     script = tmp_path / "check.mjs"
     script.write_text(
-        f"import {{ kernelMisfit, ortMisfit, roleTable }} from {json.dumps((REPO / 'web' / 'capabilities.mjs').as_uri())};\n"
+        f"import {{ KERNEL, kernelMisfit, ortMisfit, roleTable }} from {json.dumps((REPO / 'web' / 'capabilities.mjs').as_uri())};\n"
         "import { readFileSync } from 'node:fs';\n"
         "const cases = JSON.parse(readFileSync(process.argv[2]));\n"
         "console.log(JSON.stringify(cases.map(([m, c]) => ({ kernel: kernelMisfit(m, c), ort: ortMisfit(m, c, process.argv[3]),"
-        " layers: roleTable(m.weights, c).layers.length }))));\n")
+        " layers: roleTable(m.weights, c).layers.length, kinds: KERNEL.kinds }))));\n")
     out = subprocess.run(["node", str(script), str(tmp_path / "cases.json"), backend], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -35,12 +35,18 @@ def folder(d: Path) -> tuple[dict, dict]:
 
 def test_smollm2_runs_on_the_kernel(built_model_dir, tmp_path):
     [v] = verdicts(tmp_path, [folder(built_model_dir)])
-    assert v == {"kernel": "", "ort": "", "layers": 30}
+    assert {k: v[k] for k in ("kernel", "ort", "layers")} == {"kernel": "", "ort": "", "layers": 30}
 
 
-def test_gemma3_runs_on_onnxruntime_and_the_table_says_why_not_the_kernel(gemma_dir, tmp_path):
+def test_gemma3_runs_on_the_kernel_when_it_computes_its_kinds(gemma_dir, tmp_path):
+    """The architecture is the kernel's; only block kinds it lacks (if any) send Gemma to onnxruntime."""
     [v] = verdicts(tmp_path, [folder(gemma_dir)])
-    assert v["kernel"] == "the kernel runs llama models, not gemma3" and v["ort"] == "" and v["layers"] == 18
+    assert v["ort"] == "" and v["layers"] == 18
+    lacking = sorted({t["kind"] for t in folder(gemma_dir)[0]["weights"]["tensors"]} - set(v["kinds"]))
+    if lacking:
+        assert v["kernel"].startswith("the kernel cannot compute ") and v["kernel"].split()[4] in lacking, v
+    else:
+        assert v["kernel"] == "", v
 
 
 def test_each_kernel_rule_names_what_it_lacks(built_model_dir, tmp_path):
@@ -64,31 +70,49 @@ def test_each_kernel_rule_names_what_it_lacks(built_model_dir, tmp_path):
 
     cases = [
         changed(lambda m: [t.pop("role") for t in m["weights"]["tensors"]]),
-        changed(lambda m: m.update(architecture="qwen2")),
-        changed(lambda m: tensor(m, "l5_down").update(kind="Q4_K")),
+        changed(lambda m: m.update(architecture="mamba")),
+        changed(lambda m: tensor(m, "l5_down").update(kind="IQ2_XXS")),
         changed(lambda m: m["weights"]["tensors"].append(dict(tensor(m, "embed"), role="lm_head", name="lm_head"))),
         changed(split_qkv),
-        changed(lambda m: m["weights"]["tensors"].append(dict(tensor(m, "l0_attn_norm"), role="l0_q_norm"))),
+        changed(lambda m: m["weights"]["tensors"].append(dict(tensor(m, "l0_attn_norm"), role="l0_q_norm"))),   # no k_norm
         changed(lambda m: m["weights"]["tensors"].remove(tensor(m, "l7_o"))),
         changed(lambda m: m["weights"]["tensors"].append(dict(tensor(m, "l0_attn_norm"), role="l0_mystery"))),
         changed(edit_config=lambda c: c.update(head_dim=48)),
         changed(edit_config=lambda c: c.update(num_hidden_layers=65)),
-        changed(edit_config=lambda c: c.update(rope_scaling={"rope_type": "linear", "factor": 2.0})),
+        changed(edit_config=lambda c: c.update(rope_scaling={"rope_type": "yarn", "factor": 2.0})),
         changed(lambda m: m.pop("architecture")),   # a manifest from before architectures: llama
+        changed(edit_config=lambda c: c.update(rope_scaling={"rope_type": "linear", "factor": 2.0})),
+        changed(edit_config=lambda c: c.update(hidden_act="relu")),
+        changed(edit_config=lambda c: c.update(final_logit_softcapping=30.0)),
+        changed(lambda m: split_qkv(m) or m["weights"]["tensors"].remove(tensor(m, "l3_v"))),
+        changed(lambda m: m["weights"]["tensors"].append(dict(tensor(m, "l2_gate_up"), role="l2_up", name="l2_up"))),
+        changed(edit_config=lambda c: c.update(max_position_embeddings=65536)),
     ]
     got = [v["kernel"] for v in verdicts(tmp_path, cases)]
     assert got[0] == "the model has no packed weights layout with roles"   # the worker's wording, kept
-    assert got[1] == "the kernel runs llama models, not qwen2"
-    assert got[2] == "the kernel cannot compute Q4_K blocks (l5_down)"
-    assert "tied output layer" in got[3] and "lm_head" in got[3]
-    assert got[4] == "the kernel needs l3_qkv in one tensor of one kind (this model has l3_q)"
-    assert got[5] == "the kernel does not compute l0_q_norm"
+    assert got[1] == "the kernel runs llama, qwen2, qwen3, gemma3 models, not mamba"
+    assert got[2] == "the kernel cannot compute IQ2_XXS blocks (l5_down)"
+    assert got[3] == ""   # an untied output layer
+    assert got[4] == ""   # q, k and v of different kinds: three parts of one matrix
+    assert got[5] == "the kernel needs all of l0_q_norm, l0_k_norm (this model has l0_q_norm)"
     assert got[6] == "the weights layout lacks l7_o"
     assert "does not know tensor" in got[7] and "l0_mystery" in got[7]
     assert got[8] == "the kernel needs head_dim a multiple of 32 (it is 48)"
     assert "at most 64 layers" in got[9] or "lacks" in got[9]
-    assert got[10] == "the kernel has no rope scaling (Llama 3 rope frequencies)"
-    assert got[11] == ""
+    assert got[10] == "the kernel has no rope scaling of type 'yarn'"
+    assert got[11] == "" and got[12] == ""
+    assert got[13] == "the kernel has no activation 'relu'"
+    assert got[14].startswith("the kernel does not cap logits")
+    assert got[15] == "the kernel needs l3_qkv as one tensor or as l3_q, l3_k, l3_v (this model has l3_q, l3_k)"
+    assert got[16] == "the kernel needs l2_gate_up as one tensor or as l2_gate, l2_up (this model has l2_gate_up, l2_up)"
+    assert got[17].startswith("the kernel's 2 GiB of memory cannot hold the converted weights (") and "KV cache for 65536 tokens (2880 MiB)" in got[17]
+
+
+def test_every_block_kind_runs_on_the_kernel(tmp_path):
+    """tiny-kinds (models/synthetic.py): every kind, q/k/v and gate/up split by kind, untied."""
+    from models.synthetic import TINY, build_model
+    [v] = verdicts(tmp_path, [folder(build_model(TINY["tiny-kinds"], tmp_path / "cache", say=lambda *_: None))])
+    assert v["kernel"] == "" and v["layers"] == 4
 
 
 def test_onnxruntime_rules(built_model_dir, tmp_path):

@@ -6,11 +6,16 @@
 //   ortMisfit(manifest, config, backend)    // '' when onnxruntime-web can, else why not
 //   roleTable(manifest.weights, config)     // the layout's tensors by role, per layer (the kernel
 //                                           // bridge maps by it; models/graph.py writes the roles)
+//   kernelMemory(layout, config, maxContext) // bytes the kernel needs: {weights, kv, activations, total}
 //
-// The rules are today's kernel (web/kernel/decoder.c, web/kernel_bridge.mjs): the llama block only,
-// Q4_1 / Q8_0 blocks and F32 vectors, q/k/v and gate/up each stacked in one tensor, a tied output
-// layer, sizes in whole 32-value blocks, at most 64 layers. As the kernel learns more, this table
-// changes, not the worker. Roles (docs/contracts.md §2): `embed`, `final_norm`, `lm_head`,
+// The rules are today's kernel (web/kernel/decoder.c, web/kernel_bridge.mjs): the llama, qwen2,
+// qwen3 and gemma3 blocks (every part of LAYER_PARTS, q/k/v and gate/up fused or each its own
+// tensor), a tied or untied output layer, rope from rope_theta with Llama 3's factors (rope_freqs)
+// or linear / llama3 rope_scaling, matrices in every GGUF block kind of BLOCK_KINDS (set_mat
+// converts each into the product loops' layouts) and F32 vectors, sizes in whole 32-value blocks,
+// at most 64 layers, and the converted weights, the KV cache and the activations within the
+// module's memory (kernelMemory). As the kernel learns more, this table changes, not the worker.
+// Roles (docs/contracts.md §2): `embed`, `final_norm`, `lm_head`,
 // `rope_freqs`, and per layer i `l{i}_<part>` with the parts of LAYER_PARTS.
 
 /** Per-layer roles models/graph.py can write (py/intab/arch's LayerParts, fused or not). */
@@ -25,13 +30,38 @@ export const BLOCK_KINDS = ['F32', 'F16', 'BF16', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1'
 
 /** What intab's WASM kernel runs today. */
 export const KERNEL = {
-  architectures: ['llama'],
-  kinds: ['Q4_1', 'Q8_0', 'F32'],
-  layerParts: ['attn_norm', 'qkv', 'o', 'ffn_norm', 'gate_up', 'down'],   // every one, in every layer
+  architectures: ['llama', 'qwen2', 'qwen3', 'gemma3'],
+  kinds: BLOCK_KINDS,     // every one (decoder.c's convert)
+  layerParts: LAYER_PARTS,   // each where the layer has it (pairs whole: q_norm/k_norm, both post-norms, all q/k/v biases)
+  ropeScaling: ['linear', 'llama3'],
+  activations: ['silu', 'gelu_pytorch_tanh'],
   maxLayers: 64,          // decoder.c's MAX_LAYERS
   block: 32,              // hidden, intermediate and head sizes in whole blocks
   memoryBytes: 2 ** 31,   // the module is linked with --max-memory=2 GiB
+  chunk: 128,             // kernel_bridge.mjs's CHUNK: tokens per pass (sizes the activations)
 };
+
+// Bytes per 32 values that set_mat adds to a matrix's GGUF bytes (which stay in memory): the
+// float32 scales (and mins) of the in-place layouts, or the int8 / float32 copy and its scales.
+const CONVERT_EXTRA = { F32: 0, F16: 128, BF16: 128, Q4_0: 8, Q4_1: 8, Q4_K: 8, Q8_0: 4, Q5_0: 36, Q5_1: 40, Q5_K: 40, Q6_K: 40 };
+
+/** What the kernel's memory holds for this model at a context of maxContext tokens (default: the
+ * bridge's, config.max_position_embeddings): weights (weights.bin plus set_mat's conversions), kv
+ * (float32 keys and values, reserved for the whole context), activations (a chunk's, the head's,
+ * the rotary tables). */
+export function kernelMemory(layout, config, maxContext) {
+  const c = config || {};
+  const H = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers, nh = c.num_attention_heads;
+  const nkv = c.num_key_value_heads ?? nh, hd = c.head_dim ?? H / nh, V = c.vocab_size;
+  const maxT = Math.min(maxContext || c.max_position_embeddings || 2048, c.max_position_embeddings || Infinity);
+  let weights = layout.src_bytes || 0;
+  for (const t of layout.tensors || []) if (t.rows > 1) weights += (CONVERT_EXTRA[t.kind] ?? 0) * (t.rows * t.cols / 32);
+  const kv = L * 2 * nkv * maxT * hd * 4;
+  const C = KERNEL.chunk, cols = Math.max(H, I, nh * hd);
+  const activations = 4 * (C * (3 * H + (nh + 2 * nkv) * hd + nh * hd + 3 * I) + 8 * 8 * cols + 4 * V + maxT * (hd + 1))
+    + (8 << 20);   // the bridge's slack above weights.bin
+  return { weights, kv, activations, total: weights + kv + activations };
+}
 
 // onnxruntime-web's WASM build addresses 4 GiB; the float32 weights share it with the KV cache,
 // activations and (unless ?memory=low) onnxruntime's pre-packed copies of the matrices.
@@ -74,19 +104,32 @@ export function kernelMisfit(manifest, config) {
   const table = roleTable(layout, config || {});
   if (table.unknown.length) return `the kernel does not know tensor ${table.unknown[0].name} (role '${table.unknown[0].role}')`;
   if (table.missing.length) return `the weights layout lacks ${table.missing.slice(0, 3).join(', ')}${table.missing.length > 3 ? '…' : ''}`;
-  if (table.lm_head) return 'the kernel computes only a tied output layer, and this model has its own (lm_head)';
-  if (table.rope_freqs || (config && config.rope_scaling)) return 'the kernel has no rope scaling (Llama 3 rope frequencies)';
-  for (const [i, l] of table.layers.entries()) {
+  for (const [i, layer] of table.layers.entries()) {
+    const l = layer || {};
     const extra = Object.keys(l).find((p) => !KERNEL.layerParts.includes(p));
-    if (extra) {
-      const fused = { q: 'qkv', k: 'qkv', v: 'qkv', gate: 'gate_up', up: 'gate_up' }[extra];
-      return fused ? `the kernel needs l${i}_${fused} in one tensor of one kind (this model has l${i}_${extra})`
-        : `the kernel does not compute l${i}_${extra}`;
+    if (extra) return `the kernel does not compute l${i}_${extra}`;
+    // Split matrices come whole: q, k and v (or gate and up) all there, and not beside the fused one.
+    for (const [fused, split] of [['qkv', ['q', 'k', 'v']], ['gate_up', ['gate', 'up']]]) {
+      const have = split.filter((p) => l[p]);
+      if (have.length && (l[fused] || have.length < split.length)) {
+        return `the kernel needs l${i}_${fused} as one tensor or as ${split.map((p) => `l${i}_${p}`).join(', ')} (this model has ${[...(l[fused] ? [fused] : []), ...have].map((p) => `l${i}_${p}`).join(', ')})`;
+      }
+    }
+    // The family's extra vectors come whole too.
+    const has = (p) => p in l;
+    for (const group of [['q_bias', 'k_bias', 'v_bias'], ['q_norm', 'k_norm'], ['post_attn_norm', 'post_ffn_norm']]) {
+      const some = group.filter(has);
+      if (some.length && some.length < group.length) return `the kernel needs all of ${group.map((p) => `l${i}_${p}`).join(', ')} (this model has ${some.map((p) => `l${i}_${p}`).join(', ')})`;
     }
   }
   // Without config.json (the download's skip rule runs on the manifest alone) the shape checks wait.
   if (!config) return '';
   const c = config;
+  const scaling = c.rope_scaling && (c.rope_scaling.rope_type ?? c.rope_scaling.type ?? 'default');
+  if (scaling && scaling !== 'default' && !KERNEL.ropeScaling.includes(scaling)) return `the kernel has no rope scaling of type '${scaling}'`;
+  const act = c.hidden_activation ?? c.hidden_act ?? 'silu';
+  if (!KERNEL.activations.includes(act)) return `the kernel has no activation '${act}'`;
+  if (c.final_logit_softcapping || c.attn_logit_softcapping) return 'the kernel does not cap logits (final_logit_softcapping, attn_logit_softcapping)';
   const H = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers, nh = c.num_attention_heads;
   const nkv = c.num_key_value_heads ?? nh, hd = c.head_dim ?? (H / nh), V = c.vocab_size;
   if (![H, I, L, nh, nkv, hd, V].every(Number.isInteger) || nh % nkv) return 'config.json does not describe whole attention heads and KV groups';
@@ -94,8 +137,11 @@ export function kernelMisfit(manifest, config) {
     if (v % KERNEL.block) return `the kernel needs ${name} a multiple of ${KERNEL.block} (it is ${v})`;
   }
   if (L > KERNEL.maxLayers) return `the kernel runs at most ${KERNEL.maxLayers} layers (this model has ${L})`;
-  if ((layout.src_bytes || 0) > KERNEL.memoryBytes * 0.75) {
-    return `the weights (${(layout.src_bytes / 2 ** 20).toFixed(0)} MiB) leave too little of the kernel's ${KERNEL.memoryBytes / 2 ** 30} GiB for the KV cache`;
+  const need = kernelMemory(layout, c);
+  if (need.total > KERNEL.memoryBytes) {
+    const mib = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+    return `the kernel's ${KERNEL.memoryBytes / 2 ** 30} GiB of memory cannot hold the converted weights (${mib(need.weights)}), `
+      + `the KV cache for ${Math.min(c.max_position_embeddings || 2048, c.max_position_embeddings || Infinity)} tokens (${mib(need.kv)}) and the activations (${mib(need.activations)})`;
   }
   return '';
 }

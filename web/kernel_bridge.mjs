@@ -1,6 +1,9 @@
 // The bridge (docs/contracts.md §3) over intab's own WASM kernel (web/kernel/decoder.c) instead of
 // onnxruntime-web: the same forward/truncate/release, computed straight from weights.bin's
-// Q4_1 / Q8_0 blocks. No onnxruntime, no float32 copy of the weights, no graph to optimize.
+// GGUF blocks (every kind). No onnxruntime, no float32 copy of the weights, no graph to optimize.
+// Tensors go to the kernel's slots by role (capabilities.mjs's roleTable); what the family adds
+// (activation, embedding and query scales, per-layer rope tables and windows) comes from
+// config.json through kernelRecipe, as py/intab/arch's recipes read it.
 //
 //   const bridge = await createKernelBridge({ wasm, weights, layout, config, threads, maxContext });
 //
@@ -10,11 +13,19 @@
 // share the module's memory; `spawn(index, module, memory)` makes one (tests pass their own).
 
 import { bridgeCore } from './bridge.mjs';
+import { roleTable } from './capabilities.mjs';
 import { moduleWorker } from './module_worker.mjs';
 
-const SLOTS = { qkv: 0, o: 1, gate_up: 2, down: 3 };
-const NORMS = { attn_norm: 0, ffn_norm: 1 };
-const KINDS = { Q4_1: 0, Q8_0: 1 };
+// decoder.c's slots for each role of a layer (capabilities.mjs's LAYER_PARTS): a matrix role is
+// [set_mat slot, part] (q, k, v or gate, up of different kinds are row-stacked parts of one matrix);
+// a vector role is a set_vec slot.
+const MAT_SLOTS = { qkv: [0, 0], q: [0, 0], k: [0, 1], v: [0, 2], o: [1, 0], gate_up: [2, 0], gate: [2, 0], up: [2, 1],
+                    down: [3, 0] };
+const VEC_SLOTS = { attn_norm: 0, ffn_norm: 1, q_bias: 3, k_bias: 4, v_bias: 5, q_norm: 6, k_norm: 7,
+                    post_attn_norm: 8, post_ffn_norm: 9 };
+const ACT = { silu: 0, gelu_pytorch_tanh: 1 };   // decoder.c's ACT_*
+// GGUF block kinds as ggml_type ids, what set_mat takes (decoder.c converts each into its layouts).
+const KINDS = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 };
 const PAGE = 65536;
 const MAX_PAGES = 32768;       // 2 GiB: the module is linked with --max-memory=2147483648
 const MAX_THREADS = 8;         // decoder.c's MAX_THREADS
@@ -31,21 +42,66 @@ export function kernelSupport(wasmBytes) {
   try { return WebAssembly.validate(wasmBytes); } catch { return false; }
 }
 
-/** cos/sin tables [maxT][hd/2] in float32, as models/graph.py's rope_tables (transformers). */
-function ropeTables(config, maxT) {
-  const hd = config.head_dim ?? config.hidden_size / config.num_attention_heads, half = hd / 2;
-  const theta = Math.fround(config.rope_theta ?? 10000);
-  const inv = new Float32Array(half);
-  for (let i = 0; i < half; i++) inv[i] = Math.fround(1 / Math.fround(theta ** Math.fround((2 * i) / hd)));
-  const cos = new Float32Array(maxT * half), sin = new Float32Array(maxT * half);
+/** Rotary frequencies [hd/2] in float32 step by step as models/graph.py's inv_freq (transformers):
+ * theta^-(2i/hd), then config's rope_scaling (linear, or llama3 as _compute_llama3_parameters),
+ * then divided by llama.cpp's per-frequency factors (the rope_freqs weight of Llama 3 GGUFs). */
+export function invFreq(hd, theta, scaling = null, factors = null) {
+  const f = Math.fround, half = hd / 2, inv = new Float32Array(half), th = f(theta);
+  for (let i = 0; i < half; i++) inv[i] = f(1 / f(th ** f((2 * i) / hd)));
+  const kind = scaling ? (scaling.rope_type ?? scaling.type ?? 'default') : 'default';
+  if (kind === 'linear') {
+    for (let i = 0; i < half; i++) inv[i] = f(inv[i] / f(scaling.factor));
+  } else if (kind === 'llama3') {
+    const factor = f(scaling.factor), lo = f(scaling.low_freq_factor), hi = f(scaling.high_freq_factor);
+    const old = f(scaling.original_max_position_embeddings), loWave = f(old / lo), hiWave = f(old / hi);
+    for (let i = 0; i < half; i++) {
+      const wavelen = f(f(2 * Math.PI) / inv[i]);
+      const llama = wavelen > loWave ? f(inv[i] / factor) : inv[i];
+      const smooth = f(f(f(old / wavelen) - lo) / f(hi - lo));
+      const smoothed = f(f(f(f(1 - smooth) * llama) / factor) + f(smooth * llama));
+      inv[i] = !(wavelen < hiWave) && !(wavelen > loWave) ? smoothed : llama;
+    }
+  } else if (kind !== 'default') {
+    throw new KernelError(`the kernel has no rope scaling of type '${kind}'`);
+  }
+  if (factors) for (let i = 0; i < half; i++) inv[i] = f(inv[i] / factors[i]);
+  return inv;
+}
+
+/** cos/sin tables [maxT][hd/2] in float32 for frequencies `inv`: angle p * inv rounded once, as the graph. */
+function ropeTables(inv, maxT) {
+  const half = inv.length, cos = new Float32Array(maxT * half), sin = new Float32Array(maxT * half);
   for (let p = 0; p < maxT; p++) {
     for (let i = 0; i < half; i++) {
-      const f = Math.fround(p * inv[i]);
-      cos[p * half + i] = Math.cos(f);
-      sin[p * half + i] = Math.sin(f);
+      const a = Math.fround(p * inv[i]);
+      cos[p * half + i] = Math.cos(a);
+      sin[p * half + i] = Math.sin(a);
     }
   }
   return { cos, sin };
+}
+
+/** What a layer computes beyond the llama block, from config.json as py/intab/arch's recipes read
+ * it: activation, embedding scale, query scale, and per layer its rope ('full' or 'sliding') and
+ * key window. Float32 constants rounded as models/graph.py rounds them. */
+export function kernelRecipe(config) {
+  const hd = config.head_dim ?? config.hidden_size / config.num_attention_heads;
+  const gemma = config.model_type === 'gemma3_text';
+  const act = config.hidden_activation ?? config.hidden_act ?? 'silu';
+  if (!(act in ACT)) throw new KernelError(`the kernel has no activation '${act}'`);
+  const L = config.num_hidden_layers;
+  const types = Array.from({ length: L }, (_, i) => (config.layer_types?.[i] === 'sliding_attention' ? 'sliding' : 'full'));
+  return {
+    act: ACT[act],
+    embedScale: gemma ? Math.fround(Math.sqrt(config.hidden_size)) : 0,
+    queryScale: Math.fround((gemma ? config.query_pre_attn_scalar : hd) ** -0.5),
+    types,
+    window: types.map((t) => (t === 'sliding' ? config.sliding_window : 0)),
+    rope: {
+      full: { theta: config.rope_theta ?? 10000, scaling: config.rope_scaling ?? null },
+      sliding: { theta: config.rope_local_base_freq ?? 10000, scaling: null },
+    },
+  };
 }
 
 function defaultSpawn(index, module, memory) {
@@ -89,33 +145,65 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
   // weights.bin goes into the module's memory as is; set_mat then rewrites each matrix in place.
   const base = need(kern.alloc(layout.src_bytes), 'the weights');
   new Uint8Array(mem(), base, layout.src_bytes).set(src.subarray(0, layout.src_bytes));
-  const seen = new Set();
-  for (const t of layout.tensors) {
-    const role = t.role || '';
-    let m;
-    if (role === 'embed') {
-      need(kern.set_mat(0, 4, KINDS[t.kind], base + t.src, t.rows, t.cols), role);
-    } else if (role === 'final_norm') {
-      kern.set_vec(0, 2, base + t.src);
-    } else if ((m = /^l(\d+)_(qkv|o|gate_up|down)$/.exec(role)) && t.kind in KINDS) {
-      need(kern.set_mat(+m[1], SLOTS[m[2]], KINDS[t.kind], base + t.src, t.rows, t.cols), role);
-    } else if ((m = /^l(\d+)_(attn_norm|ffn_norm)$/.exec(role)) && t.kind === 'F32') {
-      kern.set_vec(+m[1], NORMS[m[2]], base + t.src);
-    } else {
-      throw new KernelError(`weights layout: the kernel does not know tensor ${t.name} (role '${role}', ${t.kind})`);
-    }
-    seen.add(role);
+  // Each tensor to its slot by role (capabilities.mjs's roleTable: the one place that reads roles).
+  const table = roleTable(layout, config);
+  const fail = (t, why = 'the kernel does not know') => {
+    throw new KernelError(`weights layout: ${why} tensor ${t.name} (role '${t.role || ''}', ${t.kind})`);
+  };
+  if (table.unknown.length) fail(table.unknown[0]);
+  if (table.missing.length) {
+    throw new KernelError(`weights layout lacks ${table.missing.slice(0, 4).join(', ')}${table.missing.length > 4 ? '…' : ''} (an old manifest: rebuild the model)`);
   }
-  const missing = ['embed', 'final_norm'];
-  for (let i = 0; i < L; i++) for (const r of [...Object.keys(SLOTS), ...Object.keys(NORMS)]) missing.push(`l${i}_${r}`);
-  const lacking = missing.filter((r) => !seen.has(r));
-  if (lacking.length) throw new KernelError(`weights layout lacks ${lacking.slice(0, 4).join(', ')}${lacking.length > 4 ? '…' : ''} (an old manifest: rebuild the model)`);
+  const mat = (layer, [slot, part], t) => {
+    if (!(t.kind in KINDS)) fail(t, 'the kernel cannot compute the blocks of');
+    need(kern.set_mat(layer, slot, KINDS[t.kind], base + t.src, t.rows, t.cols, part), t.role);
+  };
+  const vec = (layer, slot, t, offset = 0) => {
+    if (t.kind !== 'F32') fail(t, 'the kernel needs float32 for');
+    kern.set_vec(layer, slot, base + t.src + offset * 4);
+  };
+  mat(0, [4, 0], table.embed);
+  if (table.lm_head) mat(0, [5, 0], table.lm_head);
+  vec(0, 2, table.final_norm);
+  for (let i = 0; i < L; i++) {
+    const parts = table.layers[i];
+    const has = (p) => p in parts;
+    const half = (a, b) => [a, b].filter(has).length === 1;
+    if (has('qkv') ? ['q', 'k', 'v'].some(has) : !['q', 'k', 'v'].every(has)) throw new KernelError(`weights layout: layer ${i} needs l${i}_qkv or all of l${i}_q, l${i}_k, l${i}_v`);
+    if (has('gate_up') ? ['gate', 'up'].some(has) : !['gate', 'up'].every(has)) throw new KernelError(`weights layout: layer ${i} needs l${i}_gate_up or both l${i}_gate, l${i}_up`);
+    for (const part of Object.keys(MAT_SLOTS)) if (has(part)) mat(i, MAT_SLOTS[part], parts[part]);   // parts in row order
+    for (const [part, t] of Object.entries(parts)) {
+      if (part in MAT_SLOTS) continue;
+      if (part in VEC_SLOTS) vec(i, VEC_SLOTS[part], t);
+      else if (part === 'qkv_bias') { vec(i, 3, t); vec(i, 4, t, nh * hd); vec(i, 5, t, (nh + nkv) * hd); }
+      else fail(t);
+    }
+    if (!has('qkv_bias') && (['q_bias', 'k_bias', 'v_bias'].some(has) && !['q_bias', 'k_bias', 'v_bias'].every(has))) {
+      throw new KernelError(`weights layout: layer ${i} has some of the q, k, v biases, not all`);
+    }
+    if (half('q_norm', 'k_norm') || half('post_attn_norm', 'post_ffn_norm')) throw new KernelError(`weights layout: layer ${i} has one norm of a pair (q/k or post-attention/post-MLP)`);
+  }
 
-  const { cos, sin } = ropeTables(config, maxT);
-  const pc = need(kern.alloc(cos.byteLength), 'rotary tables'), ps = need(kern.alloc(sin.byteLength), 'rotary tables');
-  new Float32Array(mem(), pc, cos.length).set(cos);
-  new Float32Array(mem(), ps, sin.length).set(sin);
-  kern.set_rope(pc, ps);
+  // Rotary tables, one per kind of layer (gemma3: local base on sliding layers, global on the others).
+  const recipe = kernelRecipe(config);
+  kern.set_arch(recipe.act, recipe.embedScale, recipe.queryScale);
+  let factors = null;
+  if (table.rope_freqs) {
+    const t = table.rope_freqs;
+    if (t.kind !== 'F32') fail(t, 'the kernel needs float32 for');
+    // A copy (Node's Buffer.slice is a view into a shared pool, whose .buffer starts elsewhere).
+    factors = new Float32Array(new Uint8Array(src.subarray(t.src, t.src + (hd / 2) * 4)).buffer);
+  }
+  const tables = {};
+  for (const type of new Set(recipe.types)) {
+    const r = recipe.rope[type];
+    const { cos, sin } = ropeTables(invFreq(hd, r.theta, r.scaling, type === 'full' ? factors : null), maxT);
+    const pc = need(kern.alloc(cos.byteLength), 'rotary tables'), ps = need(kern.alloc(sin.byteLength), 'rotary tables');
+    new Float32Array(mem(), pc, cos.length).set(cos);
+    new Float32Array(mem(), ps, sin.length).set(sin);
+    tables[type] = [pc, ps];
+  }
+  for (let i = 0; i < L; i++) kern.set_layer(i, ...tables[recipe.types[i]], recipe.window[i]);
   need(kern.init_runtime(), 'the KV cache');
   need(kern.head_init(), 'the sampling head');
   const idsPtr = need(kern.alloc(maxT * 4), 'the token buffer');

@@ -1,4 +1,5 @@
-// intab's own WASM kernel for llama-style decoders whose weights are GGUF Q4_1 / Q8_0 blocks.
+// intab's own WASM kernel for the decoders of py/intab/arch (llama incl. Llama 3's rope factors,
+// qwen2, qwen3, gemma3; tied or untied output) whose weights are GGUF blocks of any kind.
 //
 // Why it exists: onnxruntime-web's WASM build computes on float32 weights (538 MB read per token
 // for SmolLM2-135M) and its 4-bit kernel is slower still. This kernel reads the blocks themselves
@@ -10,7 +11,9 @@
 // Freestanding C, compiled by `zig cc` to wasm32 with SIMD128 and relaxed-SIMD (for the FMA) and,
 // for threads, shared memory + atomics. No libc: a bump allocator, our own expf. The JS side
 // (web/kernel_bridge.mjs) places weights.bin in this module's memory, describes each tensor with
-// set_mat / set_vec, and calls forward(). Threads: other workers instantiate the same module on
+// set_mat / set_vec, the family's constants with set_arch and each layer's rope tables and key
+// window with set_layer (the tables are computed there, so Llama 3's factors and gemma3's two rope
+// bases cost the kernel nothing), and calls forward(). Threads: other workers instantiate the same module on
 // the same memory and park in worker_loop(); forward() hands them work items (16-row groups of
 // each product, (token, head) pairs of attention) through run_parallel().
 
@@ -36,23 +39,51 @@ EXPORT(prof_take) double prof_take(int i) { double v = prof[i]; prof[i] = 0; ret
 #define PROF(i)
 #endif
 
-typedef struct { const uint8_t *q; const float *s; int rows, cols, kind; } Mat;   // kind 0: Q4_1, 1: Q8_0
-enum { Q4_1 = 0, Q8_0 = 1 };
+// GGUF block kinds (ggml_type ids: web/kernel_bridge.mjs KINDS passes them as they are).
+enum { G_F32 = 0, G_F16 = 1, G_Q4_0 = 2, G_Q4_1 = 3, G_Q5_0 = 6, G_Q5_1 = 7, G_Q8_0 = 8, G_Q4_K = 12, G_Q5_K = 13,
+       G_Q6_K = 14, G_BF16 = 30 };
+// The layouts the product loops compute, every one in blocks of 32 values (w = q*d + m, one
+// rounding: every q*d below is exact in float32, so the value is gguf-py's bit for bit):
+//   L_Q4:  16 bytes of nibbles (values 0..15 low, 16..31 high) + float (d, m)    Q4_0 (m = -8d), Q4_1, Q4_K
+//   L_Q8:  32 int8 + float d                                                    Q8_0, Q5_0 (q - 16)
+//   L_Q8M: 32 int8 + float (d, m)                                               Q5_1, Q5_K
+//   L_Q8S: 32 int8 + float (d0, d1), one scale per 16 values                    Q6_K (q - 32)
+//   L_F32: 32 floats                                                            F32, F16, BF16
+// K-quants' sub-block scales are folded in at load: d*sc and dmin*mn are f16 x 6-bit (8-bit for
+// Q6_K) integers, exact in float32, which is how gguf-py computes them too.
+enum { L_Q4 = 0, L_Q8 = 1, L_Q8M = 2, L_Q8S = 3, L_F32 = 4 };
+typedef struct { const uint8_t *q; const float *s; int rows, kind; } Blocks;   // kind: an L_* layout
+// A matrix is up to 3 row-stacked parts, each in its own layout: q, k and v (or gate and up) of a
+// Q4_K_M file differ in kind, and each part keeps its own fast loop.
+#define MAX_PARTS 3
+typedef struct { Blocks part[MAX_PARTS]; int nparts, rows, cols; } Mat;
 
+// One decoder layer. The llama block uses attn_norm, qkv (or q, k, v), o, ffn_norm, gate_up (or
+// gate, up) and down; the other families add what their Recipe says (py/intab/arch): biases on q,
+// k, v (qwen2), an RMSNorm per head of q and k before rope (qwen3, gemma3), RMSNorms on the
+// attention and MLP outputs before the residual add (gemma3). A null vector is a step not taken.
 typedef struct {
   const float *attn_norm, *ffn_norm;
-  Mat qkv, o, gate_up, down;
+  const float *q_bias, *k_bias, *v_bias, *q_norm, *k_norm, *post_attn_norm, *post_ffn_norm;
+  Mat qkv, o, gate_up, down;   // q/k/v (gate/up) of different kinds are parts of one Mat
+  const float *rope_cos, *rope_sin;   // this layer's tables [max_t][hd/2] (gemma3: local or global base)
+  int window;             // keys a query sees, its own included (gemma3's sliding layers); 0: all
   float *k, *v;           // KV cache [nkv][max_t][hd], keys after rotary
 } Layer;
+
+enum { ACT_SILU = 0, ACT_GELU_TANH = 1 };
 
 static struct {
   int H, I, nh, nkv, hd, L, V, max_t, chunk;
   float eps;
-  Mat embed;              // [V, H], also the output layer (tied)
+  Mat embed;              // [V, H], also the output layer when tied
+  Mat lm_head;            // [V, H] of an untied output layer (rows 0: tied)
   const float *final_norm;
-  const float *rope_cos, *rope_sin;   // [max_t][hd/2]
+  int act;                // ACT_SILU or ACT_GELU_TANH (gemma3)
+  float embed_scale;      // gemma3: embeddings times sqrt(hidden), rounded to float32 as the graph; 0: none
+  float query_scale;      // the factor on q.k (head_dim^-0.5, gemma3 query_pre_attn_scalar^-0.5)
   Layer layer[MAX_LAYERS];
-  float *x, *h, *qkv, *att, *gu, *act, *tmp, *logits;
+  float *x, *h, *qkv, *att, *gu, *act_buf, *tmp, *logits;
   float *att_scratch, *att_part;   // attention: per-thread scores and state; decode's per-block states
   float *scratch; int max_cols;     // MAX_THREADS panels of PANEL x max_cols floats
   float *cand_logits; int32_t *cand_ids; float lse, lse_max;
@@ -100,53 +131,201 @@ static float f16_to_f32(uint16_t h) {
 
 EXPORT(set_config) void set_config(int H, int I, int nh, int nkv, int hd, int L, int V, int max_t, float eps, int chunk) {
   M.H = H; M.I = I; M.nh = nh; M.nkv = nkv; M.hd = hd; M.L = L; M.V = V; M.max_t = max_t; M.eps = eps; M.chunk = chunk;
+  M.act = ACT_SILU; M.embed_scale = 0; M.query_scale = 1.0f / __builtin_sqrtf((float)hd);
+}
+
+/** What the family adds model-wide (after set_config): the MLP's activation, the embedding scale
+ * (0: none) and the query scale, each as float32 as models/graph.py has them. */
+EXPORT(set_arch) void set_arch(int act, float embed_scale, float query_scale) {
+  M.act = act; M.embed_scale = embed_scale; M.query_scale = query_scale;
+}
+
+/** Layer `layer`'s rotary tables ([max_t][hd/2] cos and sin) and key window (0: every earlier key). */
+EXPORT(set_layer) void set_layer(int layer, const float *cos, const float *sin, int window) {
+  Layer *l = &M.layer[layer];
+  l->rope_cos = cos; l->rope_sin = sin; l->window = window;
+}
+
+static float bf16_to_f32(uint16_t h) { union { uint32_t u; float f; } c = { (uint32_t)h << 16 }; return c.f; }
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+// One super-block of a K-quant, copied out before its bytes are rewritten in place.
+static uint8_t kq_tmp[256];
+
+/** Q4_K / Q5_K's 6-bit sub-block scale and min j of the 12 packed bytes (gguf-py get_scale_min). */
+static inline void k_scale_min(const uint8_t *sc, int j, int *s, int *m) {
+  if (j < 4) { *s = sc[j] & 63; *m = sc[j + 4] & 63; }
+  else { *s = (sc[j + 4] & 0x0f) | ((sc[j - 4] >> 6) << 4); *m = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4); }
 }
 
 /**
- * Adopt the blocks at `p` (rows x cols, GGUF layout) as matrix `slot` of `layer` (slot 4 = the
- * embedding). Rewritten in place: the quants are compacted to 16 (Q4_1) or 32 (Q8_0) bytes a block
- * and the fp16 scales move, as float32, to a new array, so the inner loop loads aligned runs of
- * quants and never converts fp16. Returns 0 when out of memory.
+ * Convert the GGUF blocks at `p` (rows x cols of `kind`) into one of the L_* layouts, in place
+ * where the result is no larger (Q4_0, Q4_1, Q4_K, Q8_0, F32), else into new memory (the source
+ * bytes then stay unused). Reads run ahead of writes in place. Returns 0 when out of memory or
+ * the kind or shape is not one the kernel knows.
  */
-EXPORT(set_mat) int set_mat(int layer, int slot, int kind, uint8_t *p, int rows, int cols) {
-  int nblocks = rows * (cols / 32);
-  int per = kind == Q4_1 ? 20 : 34, qbytes = kind == Q4_1 ? 16 : 32, nsc = kind == Q4_1 ? 2 : 1;
-  float *s = alloc((uint32_t)nblocks * nsc * 4);
-  if (!s) return 0;
-  for (int b = 0; b < nblocks; b++) {
-    const uint8_t *src = p + (uint32_t)b * per;
-    s[b * nsc] = f16_to_f32(src[0] | src[1] << 8);
-    if (kind == Q4_1) s[b * nsc + 1] = f16_to_f32(src[2] | src[3] << 8);
-    // Reads run ahead of writes (b*qbytes <= b*per), so compaction in place is safe.
-    const uint8_t *qs = src + (per - qbytes);
-    uint8_t *dst = p + (uint32_t)b * qbytes;
-    v128_t a = wasm_v128_load(qs);
-    if (kind == Q8_0) { v128_t c = wasm_v128_load(qs + 16); wasm_v128_store(dst, a); wasm_v128_store(dst + 16, c); }
-    else wasm_v128_store(dst, a);
+static int convert(Blocks *out, int kind, uint8_t *p, int rows, int cols) {
+  if (cols % 32) return 0;
+  const uint32_t nb = (uint32_t)rows * (cols / 32);   // blocks of 32
+  float *s = 0;
+  uint8_t *q = p;
+  int layout;
+#ifdef Q4_AS_INT8
+  // Issue 15's layout option: 4-bit blocks widened to int8 once at load (L_Q8M), which the loop
+  // then only sign-extends. Measured on SmolLM2-135M (docs/performance.md): no faster, 1.7x the
+  // bytes, so it is off by default (build with -DQ4_AS_INT8 to measure it again).
+  if (kind == G_Q4_1 || kind == G_Q4_0) {
+    const int per = kind == G_Q4_1 ? 20 : 18;
+    if (!(s = alloc(nb * 8)) || !(q = alloc(nb * 32))) return 0;
+    for (uint32_t b = 0; b < nb; b++) {
+      const uint8_t *src = p + b * per, *qs = src + per - 16;
+      const float d = f16_to_f32(rd16(src));
+      s[2 * b] = d;
+      s[2 * b + 1] = kind == G_Q4_1 ? f16_to_f32(rd16(src + 2)) : -8.0f * d;
+      for (int i = 0; i < 16; i++) { q[b * 32 + i] = qs[i] & 15; q[b * 32 + 16 + i] = qs[i] >> 4; }
+    }
+    layout = L_Q8M;
+  } else
+#endif
+  if (kind == G_Q4_1 || kind == G_Q4_0) {
+    const int per = kind == G_Q4_1 ? 20 : 18;
+    if (!(s = alloc(nb * 8))) return 0;
+    for (uint32_t b = 0; b < nb; b++) {
+      const uint8_t *src = p + b * per;
+      const float d = f16_to_f32(rd16(src));
+      s[2 * b] = d;
+      s[2 * b + 1] = kind == G_Q4_1 ? f16_to_f32(rd16(src + 2)) : -8.0f * d;   // d*q - 8d = d*(q-8), exact
+      wasm_v128_store(p + b * 16, wasm_v128_load(src + per - 16));
+    }
+    layout = L_Q4;
+  } else if (kind == G_Q8_0) {
+    if (!(s = alloc(nb * 4))) return 0;
+    for (uint32_t b = 0; b < nb; b++) {
+      const uint8_t *src = p + b * 34;
+      s[b] = f16_to_f32(rd16(src));
+      v128_t a = wasm_v128_load(src + 2), c = wasm_v128_load(src + 18);
+      wasm_v128_store(p + b * 32, a); wasm_v128_store(p + b * 32 + 16, c);
+    }
+    layout = L_Q8;
+  } else if (kind == G_Q5_0 || kind == G_Q5_1) {
+    const int per = kind == G_Q5_1 ? 24 : 22, nsc = kind == G_Q5_1 ? 2 : 1;
+    if (!(s = alloc(nb * 4 * nsc)) || !(q = alloc(nb * 32))) return 0;
+    for (uint32_t b = 0; b < nb; b++) {
+      const uint8_t *src = p + b * per;
+      s[nsc * b] = f16_to_f32(rd16(src));
+      if (nsc == 2) s[2 * b + 1] = f16_to_f32(rd16(src + 2));
+      const uint8_t *h = src + 2 * nsc, *qs = h + 4;
+      const uint32_t qh = h[0] | h[1] << 8 | h[2] << 16 | (uint32_t)h[3] << 24;
+      int8_t *o = (int8_t *)q + b * 32;
+      for (int i = 0; i < 16; i++) {
+        const int lo = (qs[i] & 15) | ((qh >> i) & 1) << 4, hi = (qs[i] >> 4) | ((qh >> (i + 16)) & 1) << 4;
+        o[i] = (int8_t)(nsc == 2 ? lo : lo - 16); o[i + 16] = (int8_t)(nsc == 2 ? hi : hi - 16);
+      }
+    }
+    layout = nsc == 2 ? L_Q8M : L_Q8;
+  } else if (kind == G_Q4_K || kind == G_Q5_K) {
+    if (cols % 256) return 0;
+    const uint32_t nsb = nb / 8;
+    const int five = kind == G_Q5_K, per = five ? 176 : 144;
+    if (!(s = alloc(nb * 8))) return 0;
+    if (five && !(q = alloc(nb * 32))) return 0;
+    for (uint32_t k = 0; k < nsb; k++) {
+      for (int i = 0; i < per; i++) kq_tmp[i] = p[k * per + i];   // the in-place writes (Q4_K) overlap it
+      const float d = f16_to_f32(rd16(kq_tmp)), dmin = f16_to_f32(rd16(kq_tmp + 2));
+      const uint8_t *sc = kq_tmp + 4, *qh = kq_tmp + 16, *qs = kq_tmp + (five ? 48 : 16);
+      for (int j = 0; j < 8; j++) {
+        int a, m;
+        k_scale_min(sc, j, &a, &m);
+        const uint32_t b = k * 8 + j;
+        s[2 * b] = d * (float)a;
+        s[2 * b + 1] = -(dmin * (float)m);
+        const uint8_t *src = qs + (j / 2) * 32;   // sub-block j: nibbles (j odd: high) of 32 bytes
+        const int sh = (j & 1) * 4;
+        if (five) {
+          int8_t *o = (int8_t *)q + b * 32;
+          for (int i = 0; i < 32; i++) o[i] = (int8_t)(((src[i] >> sh) & 15) | ((qh[i] >> j) & 1) << 4);
+        } else {
+          uint8_t *o = p + b * 16;
+          for (int i = 0; i < 16; i++) o[i] = (uint8_t)(((src[i] >> sh) & 15) | ((src[i + 16] >> sh) & 15) << 4);
+        }
+      }
+    }
+    layout = five ? L_Q8M : L_Q4;
+  } else if (kind == G_Q6_K) {
+    if (cols % 256) return 0;
+    const uint32_t nsb = nb / 8;
+    if (!(s = alloc(nb * 8)) || !(q = alloc(nb * 32))) return 0;
+    for (uint32_t k = 0; k < nsb; k++) {
+      const uint8_t *src = p + k * 210, *ql = src, *qh = src + 128;
+      const int8_t *sc = (const int8_t *)(src + 192);
+      const float d = f16_to_f32(rd16(src + 208));
+      for (int j = 0; j < 16; j++) s[k * 16 + j] = d * (float)sc[j];
+      int8_t *o = (int8_t *)q + k * 256;
+      for (int v = 0; v < 256; v++) {
+        const int h = v / 128, r = v % 128;
+        const int lo = (ql[64 * h + r % 64] >> (4 * (r / 64))) & 15, hi = (qh[32 * h + r % 32] >> (2 * (r / 32))) & 3;
+        o[v] = (int8_t)((lo | hi << 4) - 32);
+      }
+    }
+    layout = L_Q8S;
+  } else if (kind == G_F32) {
+    layout = L_F32;
+  } else if (kind == G_F16 || kind == G_BF16) {
+    const uint32_t n = nb * 32;
+    float *f = alloc(n * 4);
+    if (!f) return 0;
+    for (uint32_t i = 0; i < n; i++) f[i] = kind == G_F16 ? f16_to_f32(rd16(p + 2 * i)) : bf16_to_f32(rd16(p + 2 * i));
+    q = (uint8_t *)f;
+    layout = L_F32;
+  } else {
+    return 0;
   }
-  Mat m = { p, s, rows, cols, kind };
-  if (slot == 4) M.embed = m;
-  else {
-    Layer *l = &M.layer[layer];
-    if (slot == 0) l->qkv = m; else if (slot == 1) l->o = m; else if (slot == 2) l->gate_up = m; else l->down = m;
-  }
+  *out = (Blocks){ q, s, rows, layout };
   return 1;
 }
 
-EXPORT(set_vec) void set_vec(int layer, int slot, const float *p) {
-  if (slot == 2) M.final_norm = p;
-  else if (slot == 0) M.layer[layer].attn_norm = p;
-  else M.layer[layer].ffn_norm = p;
+/**
+ * Adopt the blocks at `p` (rows x cols of GGUF `kind`, a ggml_type id) as part `part` of matrix
+ * `slot` of `layer` (slot 0 qkv, 1 o, 2 gate_up, 3 down, 4 the embedding, 5 lm_head). Parts stack
+ * rows in order (part 0 starts the matrix anew): q, k, v or gate, up when their kinds differ.
+ * Returns 0 when out of memory or when the kind, shape or part is not one the kernel computes.
+ */
+EXPORT(set_mat) int set_mat(int layer, int slot, int kind, uint8_t *p, int rows, int cols, int part) {
+  if (layer < 0 || layer >= MAX_LAYERS || slot < 0 || slot > 5 || part < 0 || part >= MAX_PARTS) return 0;
+  Mat *m = slot == 4 ? &M.embed : slot == 5 ? &M.lm_head : slot == 0 ? &M.layer[layer].qkv
+         : slot == 1 ? &M.layer[layer].o : slot == 2 ? &M.layer[layer].gate_up : &M.layer[layer].down;
+  if (part == 0) { m->nparts = 0; m->rows = 0; m->cols = cols; }
+  if (part != m->nparts || cols != m->cols || (part && slot >= 4)) return 0;
+  if (!convert(&m->part[part], kind, p, rows, cols)) return 0;
+  m->nparts++;
+  m->rows += rows;
+  return 1;
 }
 
-EXPORT(set_rope) void set_rope(const float *cos, const float *sin) { M.rope_cos = cos; M.rope_sin = sin; }
+/** Vector `slot` of `layer` (float32, in the module's memory): 0 attn_norm, 1 ffn_norm,
+ * 2 final_norm (model-wide), 3..5 q/k/v biases, 6 q_norm, 7 k_norm, 8 post_attn_norm, 9 post_ffn_norm. */
+EXPORT(set_vec) void set_vec(int layer, int slot, const float *p) {
+  Layer *l = &M.layer[layer];
+  switch (slot) {
+    case 0: l->attn_norm = p; break;
+    case 1: l->ffn_norm = p; break;
+    case 2: M.final_norm = p; break;
+    case 3: l->q_bias = p; break;
+    case 4: l->k_bias = p; break;
+    case 5: l->v_bias = p; break;
+    case 6: l->q_norm = p; break;
+    case 7: l->k_norm = p; break;
+    case 8: l->post_attn_norm = p; break;
+    case 9: l->post_ffn_norm = p; break;
+  }
+}
 
 /** Activations and the KV cache; call once, after set_config. Returns 0 when out of memory. */
 EXPORT(init_runtime) int init_runtime(void) {
   int C = M.chunk, qkv = (M.nh + 2 * M.nkv) * M.hd;
   uint32_t kv = (uint32_t)M.nkv * M.max_t * M.hd * 4;
   M.x = alloc(C * M.H * 4); M.h = alloc(C * M.H * 4); M.tmp = alloc(C * M.H * 4);
-  M.qkv = alloc(C * qkv * 4); M.att = alloc(C * M.nh * M.hd * 4); M.gu = alloc(C * 2 * M.I * 4); M.act = alloc(C * M.I * 4);
+  M.qkv = alloc(C * qkv * 4); M.att = alloc(C * M.nh * M.hd * 4); M.gu = alloc(C * 2 * M.I * 4); M.act_buf = alloc(C * M.I * 4);
   M.max_cols = M.H > M.I ? M.H : M.I;
   if (M.nh * M.hd > M.max_cols) M.max_cols = M.nh * M.hd;
   M.scratch = alloc((uint32_t)MAX_THREADS * PANEL * M.max_cols * 4);
@@ -155,7 +334,7 @@ EXPORT(init_runtime) int init_runtime(void) {
   M.att_part = alloc((uint32_t)M.nkv * kblocks * att_stride() * 4);
   M.logits = alloc(M.V * 4);
   M.cand_logits = alloc(M.V * 4); M.cand_ids = alloc(M.V * 4);
-  if (!M.x || !M.scratch || !M.h || !M.tmp || !M.qkv || !M.att || !M.gu || !M.act || !M.att_scratch || !M.att_part || !M.logits || !M.cand_logits || !M.cand_ids) return 0;
+  if (!M.x || !M.scratch || !M.h || !M.tmp || !M.qkv || !M.att || !M.gu || !M.act_buf || !M.att_scratch || !M.att_part || !M.logits || !M.cand_logits || !M.cand_ids) return 0;
   for (int l = 0; l < M.L; l++) {
     M.layer[l].k = alloc(kv); M.layer[l].v = alloc(kv);   // untouched pages cost no RAM
     if (!M.layer[l].k || !M.layer[l].v) return 0;
@@ -251,44 +430,58 @@ static float dot(const float *a, const float *b, int n) {
     w##7 = fma4(wasm_f32x4_convert_i32x4(wasm_u32x4_extend_high_u16x8(e_)), vd, vm);               \
   } while (0)
 
-// Q8_0: d*q for 32 signed bytes.
-#define Q8_WIDEN(p, vd, w)  /* defines w0..w7 */                                                                         \
+// L_Q8 / L_Q8M / L_Q8S: q*d (+ m) for 32 signed bytes; vd for values 0..15, vd1 for 16..31.
+#define Q8_WIDEN(p, vd, vd1, vm, MIN, w)  /* defines w0..w7 */                                       \
   do {                                                                                             \
     v128_t r0_ = wasm_v128_load(p), r1_ = wasm_v128_load((p) + 16);                                \
     v128_t a_ = wasm_i16x8_extend_low_i8x16(r0_), b_ = wasm_i16x8_extend_high_i8x16(r0_);          \
     v128_t c_ = wasm_i16x8_extend_low_i8x16(r1_), e_ = wasm_i16x8_extend_high_i8x16(r1_);          \
-    w##0 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(a_)), vd);          \
-    w##1 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(a_)), vd);         \
-    w##2 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(b_)), vd);          \
-    w##3 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(b_)), vd);         \
-    w##4 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(c_)), vd);          \
-    w##5 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(c_)), vd);         \
-    w##6 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(e_)), vd);          \
-    w##7 = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(e_)), vd);         \
+    w##0 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(a_)), vd, vm, MIN);         \
+    w##1 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(a_)), vd, vm, MIN);        \
+    w##2 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(b_)), vd, vm, MIN);         \
+    w##3 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(b_)), vd, vm, MIN);        \
+    w##4 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(c_)), vd1, vm, MIN);        \
+    w##5 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(c_)), vd1, vm, MIN);       \
+    w##6 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(e_)), vd1, vm, MIN);        \
+    w##7 = Q8_MUL(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(e_)), vd1, vm, MIN);       \
   } while (0)
+#define Q8_MUL(x, vd, vm, MIN) ((MIN) ? fma4(x, vd, vm) : wasm_f32x4_mul(x, vd))
 
-// Declares w0..w7: the 32 dequantized weights of block b of row r.
-// KIND is a constant where it matters (matmul_rows_kind), so the branch folds away.
+// Declares w0..w7: the 32 dequantized weights of block b of row r of Blocks m.
+// KIND is a constant where it matters (matmul_rows_kind), so the branches fold away.
 #define WIDEN(m, r, b, nb) WIDEN_K(m, r, b, nb, (m)->kind)
 #define WIDEN_K(m, r, b, nb, KIND)                                                                 \
   v128_t w0, w1, w2, w3, w4, w5, w6, w7;                                                           \
   do {                                                                                             \
     uint32_t i_ = (uint32_t)(r) * (nb) + (b);                                                      \
-    if ((KIND) == Q4_1) {                                                                       \
+    if ((KIND) == L_Q4) {                                                                          \
       v128_t raw_ = wasm_v128_load((m)->q + i_ * 16);                                              \
       Q4_WIDEN(raw_, wasm_f32x4_splat((m)->s[2 * i_]), wasm_f32x4_splat((m)->s[2 * i_ + 1]), w);   \
+    } else if ((KIND) == L_Q8) {                                                                   \
+      const v128_t d_ = wasm_f32x4_splat((m)->s[i_]);                                              \
+      Q8_WIDEN((m)->q + i_ * 32, d_, d_, d_, 0, w);                                                \
+    } else if ((KIND) == L_Q8M) {                                                                  \
+      const v128_t d_ = wasm_f32x4_splat((m)->s[2 * i_]);                                          \
+      Q8_WIDEN((m)->q + i_ * 32, d_, d_, wasm_f32x4_splat((m)->s[2 * i_ + 1]), 1, w);              \
+    } else if ((KIND) == L_Q8S) {                                                                  \
+      const v128_t d_ = wasm_f32x4_splat((m)->s[2 * i_]);                                          \
+      Q8_WIDEN((m)->q + i_ * 32, d_, wasm_f32x4_splat((m)->s[2 * i_ + 1]), d_, 0, w);              \
     } else {                                                                                       \
-      Q8_WIDEN((m)->q + i_ * 32, wasm_f32x4_splat((m)->s[i_]), w);                                 \
+      const float *f_ = (const float *)(m)->q + i_ * 32;                                           \
+      w0 = wasm_v128_load(f_); w1 = wasm_v128_load(f_ + 4); w2 = wasm_v128_load(f_ + 8);           \
+      w3 = wasm_v128_load(f_ + 12); w4 = wasm_v128_load(f_ + 16); w5 = wasm_v128_load(f_ + 20);    \
+      w6 = wasm_v128_load(f_ + 24); w7 = wasm_v128_load(f_ + 28);                                  \
     }                                                                                              \
   } while (0)
 
-/** Y[t][r] = sum_c W[r][c] * X[t][c] for rows r0..r1 and n tokens (X: n x cols, Y: n x rows).
+/** Y[t][r] = sum_c W[r][c] * X[t][c] for rows r0..r1 of one part and n tokens (X: n x cols, Y: n
+ * rows of ys floats, this part's row 0 at Y[0]).
  * Prefill (n >= TILE): PANEL rows at a time are dequantized into `scratch` (PANEL x cols floats,
  * in L1/L2) and multiplied with every token by a 2-row x 4-token register tile, so each block is
  * widened once per chunk instead of once per token. Decode (n < TILE): widen and multiply at once. */
 static inline __attribute__((always_inline))
-void matmul_rows_kind(const Mat *m, const float *X, int n, float *Y, int r0, int r1, float *scratch, const int kind) {
-  const int cols = m->cols, rows = m->rows, nb = cols / 32;
+void matmul_rows_kind(const Blocks *m, int cols, const float *X, int n, float *Y, int ys, int r0, int r1, float *scratch, const int kind) {
+  const int rows = ys, nb = cols / 32;
   int t0 = 0;
   if (n >= TILE) {
     for (int p0 = r0; p0 < r1; p0 += PANEL) {
@@ -346,18 +539,52 @@ void matmul_rows_kind(const Mat *m, const float *X, int n, float *Y, int r0, int
   }
 }
 
-// One copy of the loops per block kind: V8 keeps the hot loop's vectors in registers only when
+// One copy of the loops per layout: V8 keeps the hot loop's vectors in registers only when
 // it is small and branch-free (measured: a shared kind branch cost ~30% of a decode step).
-static void __attribute__((noinline)) matmul_rows_q4(const Mat *m, const float *X, int n, float *Y, int r0, int r1, float *sc) {
-  matmul_rows_kind(m, X, n, Y, r0, r1, sc, Q4_1);
-}
-static void __attribute__((noinline)) matmul_rows_q8(const Mat *m, const float *X, int n, float *Y, int r0, int r1, float *sc) {
-  matmul_rows_kind(m, X, n, Y, r0, r1, sc, Q8_0);
-}
-/** Rows r0..r1 of a product, on thread `thread` (which picks its scratch panel). */
+#define ROWS_FN(name, KIND)                                                                                    \
+  static void __attribute__((noinline)) name(const Blocks *m, int cols, const float *X, int n, float *Y, int ys, \
+                                             int r0, int r1, float *sc) {                                     \
+    matmul_rows_kind(m, cols, X, n, Y, ys, r0, r1, sc, KIND);                                                  \
+  }
+ROWS_FN(matmul_rows_q4, L_Q4)
+ROWS_FN(matmul_rows_q8, L_Q8)
+ROWS_FN(matmul_rows_q8m, L_Q8M)
+ROWS_FN(matmul_rows_q8s, L_Q8S)
+ROWS_FN(matmul_rows_f32, L_F32)
+
+/** Rows r0..r1 of a product, on thread `thread` (which picks its scratch panel), part by part. */
 static void matmul_rows(const Mat *m, const float *X, int n, float *Y, int r0, int r1, int thread) {
   float *sc = M.scratch + (uint32_t)thread * PANEL * M.max_cols;
-  if (m->kind == Q4_1) matmul_rows_q4(m, X, n, Y, r0, r1, sc); else matmul_rows_q8(m, X, n, Y, r0, r1, sc);
+  int base = 0;
+  for (int k = 0; k < m->nparts && base < r1; base += m->part[k++].rows) {
+    const Blocks *p = &m->part[k];
+    const int lo = r0 > base ? r0 - base : 0, hi = r1 - base < p->rows ? r1 - base : p->rows;
+    if (lo >= hi) continue;
+    float *y = Y + base;
+    switch (p->kind) {
+      case L_Q4: matmul_rows_q4(p, m->cols, X, n, y, m->rows, lo, hi, sc); break;
+      case L_Q8: matmul_rows_q8(p, m->cols, X, n, y, m->rows, lo, hi, sc); break;
+      case L_Q8M: matmul_rows_q8m(p, m->cols, X, n, y, m->rows, lo, hi, sc); break;
+      case L_Q8S: matmul_rows_q8s(p, m->cols, X, n, y, m->rows, lo, hi, sc); break;
+      default: matmul_rows_f32(p, m->cols, X, n, y, m->rows, lo, hi, sc);
+    }
+  }
+}
+
+/** For tests/test_kernel_kinds.py: the GGUF blocks at p (rewritten, as set_mat does) as rows x
+ * cols float32 at out, widened by the same macro as the products and the embedding lookup. */
+EXPORT(dequantize) int dequantize(int kind, uint8_t *p, int rows, int cols, float *out) {
+  Blocks m;
+  if (!convert(&m, kind, p, rows, cols)) return 0;
+  const int nb = cols / 32;
+  for (int r = 0; r < rows; r++)
+    for (int b = 0; b < nb; b++) {
+      WIDEN(&m, r, b, nb);
+      float *o = out + (uint32_t)r * cols + b * 32;
+      wasm_v128_store(o, w0); wasm_v128_store(o + 4, w1); wasm_v128_store(o + 8, w2); wasm_v128_store(o + 12, w3);
+      wasm_v128_store(o + 16, w4); wasm_v128_store(o + 20, w5); wasm_v128_store(o + 24, w6); wasm_v128_store(o + 28, w7);
+    }
+  return 1;
 }
 
 // ------------------------------------------------------------------ threads
@@ -458,10 +685,10 @@ static void matmul(const Mat *m, const float *X, int n, float *Y) {
 
 // ------------------------------------------------------------------ the decoder
 
-/** Rotary embedding (rotate_half) of one head vector at position pos. */
-static void rope(float *v, int pos) {
+/** Rotary embedding (rotate_half) of one head vector at position pos, with a layer's tables. */
+static void rope(float *v, int pos, const Layer *L) {
   const int half = M.hd / 2;
-  const float *c = M.rope_cos + pos * half, *s = M.rope_sin + pos * half;
+  const float *c = L->rope_cos + pos * half, *s = L->rope_sin + pos * half;
   for (int i = 0; i < half; i += 4) {
     v128_t x1 = wasm_v128_load(v + i), x2 = wasm_v128_load(v + half + i);
     v128_t vc = wasm_v128_load(c + i), vs = wasm_v128_load(s + i);
@@ -491,7 +718,7 @@ static void rope(float *v, int pos) {
 static inline __attribute__((always_inline))
 void qk_heads(const float *q, const float *K, int B, float *s, const int NG) {
   const int hd = M.hd;
-  const v128_t scale = wasm_f32x4_splat(1.0f / __builtin_sqrtf((float)hd)), zero = wasm_f32x4_splat(0);
+  const v128_t scale = wasm_f32x4_splat(M.query_scale), zero = wasm_f32x4_splat(0);
   int j = 0;
   for (; j + 4 <= B; j += 4) {
     const float *k0 = K + j * hd, *k1 = k0 + hd, *k2 = k1 + hd, *k3 = k2 + hd;
@@ -582,7 +809,11 @@ static void att_state_init(float *acc) {
 }
 
 // The attention of one layer for a chunk of n tokens at positions start.., split among the threads.
-static struct { const Layer *L; int n, start, nblk; } AT;
+static struct { const Layer *L; int n, start, nblk, lo; } AT;
+
+/** The first key a query at position pos sees: 0, or in a sliding layer the window's first
+ * (transformers' mask: pos - key < window). */
+static inline int first_key(const Layer *L, int pos) { return L->window && pos + 1 > L->window ? pos + 1 - L->window : 0; }
 
 /** Prefill: items are (token, KV head); each folds all its causal keys, block after block. */
 static void attention_items(int lo, int hi, int thread) {
@@ -592,7 +823,7 @@ static void attention_items(int lo, int hi, int thread) {
     const int t = item / nkv, g = item % nkv, T = AT.start + t + 1;
     const float *K = AT.L->k + (uint32_t)g * M.max_t * hd, *V = AT.L->v + (uint32_t)g * M.max_t * hd;
     att_state_init(acc);
-    for (int j0 = 0; j0 < T; j0 += KBLOCK) attend_block(M.qkv + t * qkv_w + g * rep * hd, K, V, j0, j0 + KBLOCK < T ? j0 + KBLOCK : T, acc, s);
+    for (int j0 = first_key(AT.L, T - 1); j0 < T; j0 += KBLOCK) attend_block(M.qkv + t * qkv_w + g * rep * hd, K, V, j0, j0 + KBLOCK < T ? j0 + KBLOCK : T, acc, s);
     float *out = M.att + (t * nh + g * rep) * hd;
     for (int r = 0; r < rep; r++) {
       const v128_t inv = wasm_f32x4_splat(1.0f / acc[rep * hd + rep + r]);
@@ -606,7 +837,7 @@ static void attention_block_items(int lo, int hi, int thread) {
   const int nkv = M.nkv, hd = M.hd, rep = M.nh / nkv, T = AT.start + 1, nblk = AT.nblk;
   float *s = M.att_scratch + (uint32_t)thread * att_scratch_floats();
   for (int item = lo; item < hi; item++) {
-    const int g = item / nblk, b = item % nblk, j0 = b * KBLOCK;
+    const int g = item / nblk, b = item % nblk, j0 = AT.lo + b * KBLOCK;
     float *acc = M.att_part + (uint32_t)item * att_stride();
     att_state_init(acc);
     attend_block(M.qkv + g * rep * hd, AT.L->k + (uint32_t)g * M.max_t * hd, AT.L->v + (uint32_t)g * M.max_t * hd,
@@ -639,7 +870,8 @@ static void attention_merge(void) {
 static void attention(const Layer *L, int n, int start) {
   AT.L = L; AT.n = n; AT.start = start;
   if (n == 1) {
-    AT.nblk = (start + 1 + KBLOCK - 1) / KBLOCK;
+    AT.lo = first_key(L, start);
+    AT.nblk = (start + 1 - AT.lo + KBLOCK - 1) / KBLOCK;
     run_parallel(attention_block_items, M.nkv * AT.nblk, 1);
     attention_merge();
   } else {
@@ -647,9 +879,25 @@ static void attention(const Layer *L, int n, int start) {
   }
 }
 
+static inline void add_vec(float *y, const float *b, int n) {
+  for (int i = 0; i < n; i += 4) wasm_v128_store(y + i, wasm_f32x4_add(wasm_v128_load(y + i), wasm_v128_load(b + i)));
+}
+
+/** gemma3's gelu_pytorch_tanh, as models/graph.py writes it: 0.5x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
+ * tanh(y) = 1 - 2 / (e^(2y) + 1) (e^(2y) is +inf or 0 at the ends: tanh is then exactly +-1). */
+static inline v128_t gelu_tanh4(v128_t x) {
+  const v128_t one = wasm_f32x4_splat(1.0f), two = wasm_f32x4_splat(2.0f);
+  v128_t x3 = wasm_f32x4_mul(wasm_f32x4_mul(x, x), x);
+  v128_t inner = wasm_f32x4_mul(wasm_f32x4_splat(0.7978845608028654f), wasm_f32x4_add(x, wasm_f32x4_mul(wasm_f32x4_splat(0.044715f), x3)));
+  v128_t th = wasm_f32x4_sub(one, wasm_f32x4_div(two, wasm_f32x4_add(exp4(wasm_f32x4_mul(two, inner)), one)));
+  return wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(0.5f), x), wasm_f32x4_add(one, th));
+}
+
 /** One chunk of n tokens at positions start..start+n-1 through every layer; returns the row of
  * M.x that holds the last token's output. last_only: only that output is wanted (the head's
- * chunk), so the last layer, once its keys and values are cached, runs the rest for one token. */
+ * chunk), so the last layer, once its keys and values are cached, runs the rest for one token.
+ * The steps beyond the llama block (biases, QK-norm, post-norms, GeGLU, windows) are taken where
+ * the layer has them, in models/graph.py's order. */
 static int layers(const int32_t *ids, int n, int start, int last_only) {
   const int H = M.H, hd = M.hd, nh = M.nh, nkv = M.nkv, I = M.I;
   const int qkv_w = (nh + 2 * nkv) * hd;
@@ -657,11 +905,15 @@ static int layers(const int32_t *ids, int n, int start, int last_only) {
   PROF_START;
   for (int t = 0; t < n; t++)                  // embedding rows, d*q exactly as the graph's Gather
     for (int b = 0; b < nbE; b++) {
-      WIDEN(&M.embed, ids[t], b, nbE);
+      WIDEN(&M.embed.part[0], ids[t], b, nbE);
       float *o = M.x + t * H + b * 32;
       wasm_v128_store(o, w0); wasm_v128_store(o + 4, w1); wasm_v128_store(o + 8, w2); wasm_v128_store(o + 12, w3);
       wasm_v128_store(o + 16, w4); wasm_v128_store(o + 20, w5); wasm_v128_store(o + 24, w6); wasm_v128_store(o + 28, w7);
     }
+  if (M.embed_scale != 0) {                    // gemma3: times sqrt(hidden) (the graph's float32 constant)
+    const v128_t sc = wasm_f32x4_splat(M.embed_scale);
+    for (int i = 0; i < n * H; i += 4) wasm_v128_store(M.x + i, wasm_f32x4_mul(wasm_v128_load(M.x + i), sc));
+  }
   for (int l = 0; l < M.L; l++) {
     Layer *L = &M.layer[l];
     for (int t = 0; t < n; t++) rmsnorm(M.h + t * H, M.x + t * H, L->attn_norm, H);
@@ -671,10 +923,17 @@ static int layers(const int32_t *ids, int n, int start, int last_only) {
     for (int t = 0; t < n; t++) {
       float *row = M.qkv + t * qkv_w;
       const int pos = start + t;
-      for (int h = 0; h < nh; h++) rope(row + h * hd, pos);
+      if (L->q_bias) {                         // qwen2
+        add_vec(row, L->q_bias, nh * hd); add_vec(row + nh * hd, L->k_bias, nkv * hd); add_vec(row + (nh + nkv) * hd, L->v_bias, nkv * hd);
+      }
+      for (int h = 0; h < nh; h++) {
+        if (L->q_norm) rmsnorm(row + h * hd, row + h * hd, L->q_norm, hd);   // qwen3, gemma3: per head, before rope
+        rope(row + h * hd, pos, L);
+      }
       for (int g = 0; g < nkv; g++) {
         float *k = row + (nh + g) * hd, *v = row + (nh + nkv + g) * hd;
-        rope(k, pos);
+        if (L->k_norm) rmsnorm(k, k, L->k_norm, hd);
+        rope(k, pos, L);
         float *kc = L->k + ((uint32_t)g * M.max_t + pos) * hd, *vc = L->v + ((uint32_t)g * M.max_t + pos) * hd;
         for (int i = 0; i < hd; i += 4) { wasm_v128_store(kc + i, wasm_v128_load(k + i)); wasm_v128_store(vc + i, wasm_v128_load(v + i)); }
       }
@@ -691,22 +950,29 @@ static int layers(const int32_t *ids, int n, int start, int last_only) {
     PROF(2);
     matmul(&L->o, M.att, n, M.tmp);
     PROF(3);
+    if (L->post_attn_norm) for (int t = 0; t < n; t++) rmsnorm(M.tmp + t * H, M.tmp + t * H, L->post_attn_norm, H);   // gemma3
     for (int i = 0; i < n * H; i += 4) wasm_v128_store(M.x + i, wasm_f32x4_add(wasm_v128_load(M.x + i), wasm_v128_load(M.tmp + i)));
     for (int t = 0; t < n; t++) rmsnorm(M.h + t * H, M.x + t * H, L->ffn_norm, H);
     PROF(0);
     matmul(&L->gate_up, M.h, n, M.gu);
     PROF(4);
-    for (int t = 0; t < n; t++) {             // act = gate * sigmoid(gate) * up, into the gate half
+    for (int t = 0; t < n; t++) {             // act = silu(gate) * up (gemma3: gelu_tanh(gate) * up), from the gate half
       float *g = M.gu + t * 2 * I, *u = g + I;
+      if (M.act == ACT_GELU_TANH) {
+        for (int i = 0; i < I; i += 4)
+          wasm_v128_store(M.act_buf + t * I + i, wasm_f32x4_mul(gelu_tanh4(wasm_v128_load(g + i)), wasm_v128_load(u + i)));
+        continue;
+      }
       for (int i = 0; i < I; i += 4) {
         v128_t gv = wasm_v128_load(g + i);
         v128_t sig = wasm_f32x4_div(wasm_f32x4_splat(1.0f), wasm_f32x4_add(wasm_f32x4_splat(1.0f), exp4(wasm_f32x4_neg(gv))));
-        wasm_v128_store(M.act + t * I + i, wasm_f32x4_mul(wasm_f32x4_mul(gv, sig), wasm_v128_load(u + i)));
+        wasm_v128_store(M.act_buf + t * I + i, wasm_f32x4_mul(wasm_f32x4_mul(gv, sig), wasm_v128_load(u + i)));
       }
     }
     PROF(5);
-    matmul(&L->down, M.act, n, M.tmp);
+    matmul(&L->down, M.act_buf, n, M.tmp);
     PROF(6);
+    if (L->post_ffn_norm) for (int t = 0; t < n; t++) rmsnorm(M.tmp + t * H, M.tmp + t * H, L->post_ffn_norm, H);   // gemma3
     for (int i = 0; i < n * H; i += 4) wasm_v128_store(M.x + i, wasm_f32x4_add(wasm_v128_load(M.x + i), wasm_v128_load(M.tmp + i)));
   }
   return n - 1;
@@ -777,6 +1043,7 @@ static void head(const float *x, int K) {
   const int V = M.V;
   float *io = HD.io, *lg = M.logits;
   const int has_mask = io[IN_HAS_MASK] != 0 && HD.mask;
+  const Mat *out = M.lm_head.rows ? &M.lm_head : &M.embed;   // untied, or the embedding (tied)
   rmsnorm(M.h, x, M.final_norm, M.H);
   PROF_START;
   int n_allowed = V;
@@ -791,12 +1058,12 @@ static void head(const float *x, int K) {
       if (!allowed(i)) { lg[i++] = NEG; continue; }
       int j = i + 1;
       while (j < V && allowed(j)) j++;
-      matmul_rows(&M.embed, M.h, 1, lg + 0, i, j, 0);
+      matmul_rows(out, M.h, 1, lg, i, j, 0);
       i = j;
     }
     io[OUT_RAW_MAX] = 0; io[OUT_RAW_SUM] = __builtin_nanf("");
   } else {
-    matmul(&M.embed, M.h, 1, lg);
+    matmul(out, M.h, 1, lg);
     float mx = -3.4e38f;
     for (int i = 0; i < V; i++) if (lg[i] > mx) mx = lg[i];
     v128_t vmx = wasm_f32x4_splat(mx), acc = wasm_f32x4_splat(0);
