@@ -88,14 +88,16 @@ static inline int att_scratch_floats(void) { const int rep = M.nh / M.nkv; retur
 extern unsigned char __heap_base;
 static uintptr_t heap_top;
 
-/** Bytes from the module's heap, 64-aligned; 0 when memory cannot grow. Never freed: the model lives as long as the module. */
+/** Bytes from the module's heap, 64-aligned; 0 when memory cannot grow. Never freed: the model
+ * lives as long as the module. In 64 bits: the memory may reach 4 GiB, where a 32-bit end wraps. */
 EXPORT(alloc) void *alloc(uint32_t bytes) {
   if (!heap_top) heap_top = (uintptr_t)&__heap_base;
-  uintptr_t p = (heap_top + 63) & ~(uintptr_t)63, end = p + bytes;
-  uintptr_t have = (uintptr_t)__builtin_wasm_memory_size(0) * 65536;
-  if (end > have && __builtin_wasm_memory_grow(0, (end - have + 65535) / 65536) == (__SIZE_TYPE__)-1) return 0;
-  heap_top = end;
-  return (void *)p;
+  const uint64_t p = ((uint64_t)heap_top + 63) & ~(uint64_t)63, end = p + bytes;
+  const uint64_t have = (uint64_t)__builtin_wasm_memory_size(0) * 65536;
+  if (end >= (1ull << 32)) return 0;   // the last byte stays unused, so heap_top never wraps to 0
+  if (end > have && __builtin_wasm_memory_grow(0, (__SIZE_TYPE__)((end - have + 65535) / 65536)) == (__SIZE_TYPE__)-1) return 0;
+  heap_top = (uintptr_t)end;
+  return (void *)(uintptr_t)p;
 }
 
 static float f16_to_f32(uint16_t h) {
