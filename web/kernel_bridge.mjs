@@ -1,6 +1,7 @@
 // The bridge (docs/contracts.md §3) over intab's own WASM kernel (web/kernel/decoder.c) instead of
-// onnxruntime-web: the same forward/truncate/release, computed straight from weights.bin's
-// Q4_1 / Q8_0 blocks. No onnxruntime, no float32 copy of the weights, no graph to optimize.
+// onnxruntime-web: the same forward/truncate/release, computed straight from weights.bin's GGUF
+// blocks, every kind of KINDS (set_mat converts them at load). No onnxruntime, no float32 copy of
+// the 4-bit weights, no graph to optimize.
 //
 //   const bridge = await createKernelBridge({ wasm, weights, layout, config, threads, maxContext });
 //

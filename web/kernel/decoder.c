@@ -1,18 +1,22 @@
-// intab's own WASM kernel for llama-style decoders whose weights are GGUF Q4_1 / Q8_0 blocks.
+// intab's own WASM kernel for llama-style decoders whose weights are GGUF blocks of any kind
+// (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K).
 //
 // Why it exists: onnxruntime-web's WASM build computes on float32 weights (538 MB read per token
 // for SmolLM2-135M) and its 4-bit kernel is slower still. This kernel reads the blocks themselves
-// (~100 MB a token) and dequantizes them in registers. The dequantized weight d*q + m is the same
-// float32 value the graph computes with (d*q is exact, the sum rounds once, fused or not), so only
-// the order of the sums differs from onnxruntime's: logits agree to ~1e-4, greedy tokens are the
-// golden ones (tests/test_kernel.py, tests/browser).
+// (~100 MB a token) and dequantizes them in registers. At load, set_mat converts each kind into one
+// of five layouts (the L_* below) whose every weight d*q + m is the float32 value gguf-py's
+// dequantization gives (d*q is exact, the sum rounds once, fused or not: tests/test_kernel_kinds.py
+// checks it bit for bit), so only the order of the sums differs from onnxruntime and transformers:
+// logits agree to ~1e-4 (real model) and ~2e-6 (tiny synthetic GGUFs), greedy tokens are the
+// golden ones (tests/test_kernel.py, tests/test_kernel_kinds.py, tests/browser).
 //
 // Freestanding C, compiled by `zig cc` to wasm32 with SIMD128 and relaxed-SIMD (for the FMA) and,
 // for threads, shared memory + atomics. No libc: a bump allocator, our own expf. The JS side
-// (web/kernel_bridge.mjs) places weights.bin in this module's memory, describes each tensor with
-// set_mat / set_vec, and calls forward(). Threads: other workers instantiate the same module on
-// the same memory and park in worker_loop(); forward() hands them work items (16-row groups of
-// each product, (token, head) pairs of attention) through run_parallel().
+// (web/kernel_bridge.mjs) places weights.bin in this module's memory (up to wasm32's 4 GiB: sizes
+// and pointers are unsigned), describes each tensor with set_mat / set_vec, and calls forward().
+// Threads: other workers instantiate the same module on the same memory and park in
+// worker_loop(); forward() hands them work items (16-row groups of each product, (token, head)
+// pairs of attention) through run_parallel().
 
 #include <stdint.h>
 #include <wasm_simd128.h>
