@@ -86,7 +86,7 @@ def test_each_kernel_rule_names_what_it_lacks(built_model_dir, tmp_path):
         changed(edit_config=lambda c: c.update(final_logit_softcapping=30.0)),
         changed(lambda m: split_qkv(m) or m["weights"]["tensors"].remove(tensor(m, "l3_v"))),
         changed(lambda m: m["weights"]["tensors"].append(dict(tensor(m, "l2_gate_up"), role="l2_up", name="l2_up"))),
-        changed(edit_config=lambda c: c.update(max_position_embeddings=65536)),
+        changed(edit_config=lambda c: c.update(max_position_embeddings=131072)),
     ]
     got = [v["kernel"] for v in verdicts(tmp_path, cases)]
     assert got[0] == "the model has no packed weights layout with roles"   # the worker's wording, kept
@@ -105,7 +105,7 @@ def test_each_kernel_rule_names_what_it_lacks(built_model_dir, tmp_path):
     assert got[14].startswith("the kernel does not cap logits")
     assert got[15] == "the kernel needs l3_qkv as one tensor or as l3_q, l3_k, l3_v (this model has l3_q, l3_k)"
     assert got[16] == "the kernel needs l2_gate_up as one tensor or as l2_gate, l2_up (this model has l2_gate_up, l2_up)"
-    assert got[17].startswith("the kernel's 2 GiB of memory cannot hold the converted weights (") and "KV cache for 65536 tokens (2880 MiB)" in got[17]
+    assert got[17].startswith("the kernel's 4 GiB of memory cannot hold the converted weights (") and "KV cache for 131072 tokens (5760 MiB)" in got[17]
 
 
 def test_every_block_kind_runs_on_the_kernel(tmp_path):

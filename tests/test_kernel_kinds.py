@@ -44,12 +44,14 @@ def kernel_dir(tmp_path_factory) -> Path:
 
 DEQUANT = """
 import { readFileSync, writeFileSync } from 'node:fs';
-const [wasmPath, casesPath] = process.argv.slice(2);
-const memory = new WebAssembly.Memory({ initial: 64, maximum: 32768 });
+const [wasmPath, casesPath, reserve] = process.argv.slice(2);
+const memory = new WebAssembly.Memory({ initial: 64, maximum: 65535 });
 const { instance } = await WebAssembly.instantiate(readFileSync(wasmPath), { env: { memory, now: () => 0 } });
 const k = instance.exports;
+if (Number(reserve) && !k.alloc(Number(reserve))) throw new Error('could not reserve');   // pointers above 2 GiB from here
 for (const c of JSON.parse(readFileSync(casesPath))) {
-  const src = readFileSync(c.in), p = k.alloc(src.length), out = k.alloc(c.rows * c.cols * 4);
+  const src = readFileSync(c.in), p = k.alloc(src.length) >>> 0, out = k.alloc(c.rows * c.cols * 4) >>> 0;
+  if (Number(reserve) && !(p > 2 ** 31 && out > 2 ** 31)) throw new Error('not above 2 GiB');
   new Uint8Array(memory.buffer, p, src.length).set(src);
   if (!k.dequantize(c.kind_id, p, c.rows, c.cols, out)) throw new Error(`dequantize refused ${c.kind}`);
   writeFileSync(c.out, new Uint8Array(memory.buffer, out, c.rows * c.cols * 4));
@@ -74,8 +76,10 @@ def gguf_bytes(kind: str, rows: int, cols: int, rng: np.random.Generator, random
     return raw.reshape(rows, -1)
 
 
-@pytest.mark.parametrize("random_bytes", [False, True], ids=["quantized", "random-bytes"])
+@pytest.mark.parametrize("random_bytes", [False, True], ids=["quantized", "random-bytes-above-2GiB"])
 def test_every_kind_widens_to_gguf_py_dequantize_bit_for_bit(kernel_dir, tmp_path, random_bytes):
+    """The random-bytes case runs at addresses above 2 GiB (a 2.1 GiB reserve, untouched pages that
+    cost no RAM): the module may grow to wasm32's 4 GiB, and its pointers must hold there."""
     from gguf import GGMLQuantizationType
     from gguf.quants import dequantize
 
@@ -91,7 +95,8 @@ def test_every_kind_widens_to_gguf_py_dequantize_bit_for_bit(kernel_dir, tmp_pat
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     (tmp_path / "dequant.mjs").write_text(DEQUANT)
     r = subprocess.run(["node", *node_flags(), str(tmp_path / "dequant.mjs"), str(kernel_dir / "decoder-st.wasm"),
-                        str(tmp_path / "cases.json")], capture_output=True, text=True, timeout=300)
+                        str(tmp_path / "cases.json"), str(int(2.1 * 2 ** 30) if random_bytes else 0)],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     wrong = {}
     for kind in KINDS:
@@ -149,3 +154,41 @@ const out = {};
         print(case["name"], c)
         assert c["max_dlogit"] < TOL and c["max_dlse"] < TOL, (case["name"], c)
         assert c["top1"] + c["near_ties"] == c["steps"] and c["top3_missing"] == 0, (case["name"], c)
+
+
+def test_the_bridge_works_above_2_gib(kernel_dir, tmp_path_factory, tmp_path):
+    """tiny-kinds with a 600k-token context: its KV cache (2.3 GiB, untouched pages cost no RAM)
+    puts the token buffer, the head's arrays and the last layers' keys and values above 2 GiB,
+    where the module's i32 pointers read negative unless taken unsigned. Same logits as at 256."""
+    cache = tmp_path_factory.mktemp("synthetic-cache")
+    case = next(c for c in GOLDEN if c["name"] == "tiny-kinds")
+    src = build_model(TINY["tiny-kinds"], cache, say=lambda *_: None)
+    big = tmp_path / "big"
+    big.mkdir()
+    for f in ("manifest.json", "weights.bin"):
+        (big / f).symlink_to(src / f)
+    cfg = json.loads((src / "config.json").read_text())
+    (big / "config.json").write_text(json.dumps(dict(cfg, max_position_embeddings=600_000)))
+    script = tmp_path / "big.mjs"
+    script.write_text("""
+import { nodeKernelBridge } from %s;
+const [wasmDir, small, big] = process.argv.slice(2);
+const prompt = %s, out = [];
+for (const [dir, ctx] of [[small, 256], [big, 600000]]) {
+  const b = await nodeKernelBridge(dir, wasmDir, 1, ctx);
+  let r = await b.forward(prompt, 0, 10, { penalty: 1.3, penalized: Int32Array.from(prompt) });
+  const snap = await b.snapshot();
+  await b.truncate(0); await b.forward([5, 6, 7], 0, 4); await b.restore(snap);
+  r = await b.forward([r.ids[0]], b.kvLength, 10);
+  out.push({ ids: Array.from(r.ids), logits: Array.from(r.logits), memory: b.memoryBytes });
+  b.release();
+}
+console.log(JSON.stringify(out));
+process.exit(0);
+""" % (json.dumps((REPO / "web" / "kernel" / "node_bridge.mjs").as_uri()), json.dumps(case["prompt_ids"])))
+    r = subprocess.run(["node", *node_flags(), str(script), str(kernel_dir), str(src), str(big)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    small, large = json.loads(r.stdout.strip().splitlines()[-1])
+    assert large["memory"] > 2 ** 31 and small["memory"] < 2 ** 30
+    assert (large["ids"], large["logits"]) == (small["ids"], small["logits"])

@@ -37,7 +37,7 @@ export const KERNEL = {
   activations: ['silu', 'gelu_pytorch_tanh'],
   maxLayers: 64,          // decoder.c's MAX_LAYERS
   block: 32,              // hidden, intermediate and head sizes in whole blocks
-  memoryBytes: 2 ** 31,   // the module is linked with --max-memory=2 GiB
+  memoryBytes: 2 ** 32 - 65536,   // the module is linked with --max-memory=4 GiB less a page (wasm32: 4 GiB)
   chunk: 128,             // kernel_bridge.mjs's CHUNK: tokens per pass (sizes the activations)
 };
 
@@ -140,7 +140,7 @@ export function kernelMisfit(manifest, config) {
   const need = kernelMemory(layout, c);
   if (need.total > KERNEL.memoryBytes) {
     const mib = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`;
-    return `the kernel's ${KERNEL.memoryBytes / 2 ** 30} GiB of memory cannot hold the converted weights (${mib(need.weights)}), `
+    return `the kernel's ${Math.round(KERNEL.memoryBytes / 2 ** 30)} GiB of memory cannot hold the converted weights (${mib(need.weights)}), `
       + `the KV cache for ${Math.min(c.max_position_embeddings || 2048, c.max_position_embeddings || Infinity)} tokens (${mib(need.kv)}) and the activations (${mib(need.activations)})`;
   }
   return '';

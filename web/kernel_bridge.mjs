@@ -1,9 +1,10 @@
 // The bridge (docs/contracts.md §3) over intab's own WASM kernel (web/kernel/decoder.c) instead of
-// onnxruntime-web: the same forward/truncate/release, computed straight from weights.bin's
-// GGUF blocks (every kind). No onnxruntime, no float32 copy of the weights, no graph to optimize.
-// Tensors go to the kernel's slots by role (capabilities.mjs's roleTable); what the family adds
-// (activation, embedding and query scales, per-layer rope tables and windows) comes from
-// config.json through kernelRecipe, as py/intab/arch's recipes read it.
+// onnxruntime-web: the same forward/truncate/release, computed straight from weights.bin's GGUF
+// blocks, every kind of KINDS (set_mat converts them at load). No onnxruntime, no float32 copy of
+// the 4-bit weights, no graph to optimize. Tensors go to the kernel's slots by role
+// (capabilities.mjs's roleTable); what the family adds (activation, embedding and query scales,
+// per-layer rope tables and windows) comes from config.json through kernelRecipe, as
+// py/intab/arch's recipes read it.
 //
 //   const bridge = await createKernelBridge({ wasm, weights, layout, config, threads, maxContext });
 //
@@ -27,7 +28,7 @@ const ACT = { silu: 0, gelu_pytorch_tanh: 1 };   // decoder.c's ACT_*
 // GGUF block kinds as ggml_type ids, what set_mat takes (decoder.c converts each into its layouts).
 const KINDS = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 };
 const PAGE = 65536;
-const MAX_PAGES = 32768;       // 2 GiB: the module is linked with --max-memory=2147483648
+const MAX_PAGES = 65535;       // 4 GiB less a page: the module is linked with --max-memory=4294901760 (wasm-ld takes no 4294967296)
 const MAX_THREADS = 8;         // decoder.c's MAX_THREADS
 const MAX_LAYERS = 64;         // decoder.c's MAX_LAYERS
 const CHUNK = 128;             // tokens per pass through the layers (bounds the activations: ~4 MB)
@@ -136,9 +137,10 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
   // env.now: only the phase-timer build (tools/profile_kernel.py) imports it.
   const { exports: kern } = await WebAssembly.instantiate(module, { env: { memory, now: () => performance.now() } });
   const mem = () => memory.buffer;
+  // Pointers come back as i32: above 2 GiB they read negative, so every one is taken unsigned.
   const need = (ptr, what) => {
     if (!ptr) throw new KernelError(`out of memory for ${what}: close other tabs or choose a shorter context`);
-    return ptr;
+    return ptr >>> 0;
   };
 
   kern.set_config(H, I, nh, nkv, hd, L, V, maxT, config.rms_norm_eps ?? 1e-6, CHUNK);
@@ -236,21 +238,21 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
         if (!(Number.isInteger(Number(ids[i])) && ids[i] >= 0 && ids[i] < V)) throw new Error(`forward: token id ${ids[i]} is outside 0..${V - 1}`);
       }
       new Int32Array(mem(), idsPtr, n).set(Array.from(ids, Number));
-      const io = new Float32Array(mem(), kern.head_io_ptr(), 32);
+      const io = new Float32Array(mem(), (kern.head_io_ptr() >>> 0), 32);
       io[IO.temp] = h.temperature; io[IO.topP] = h.topP; io[IO.minP] = h.minP; io[IO.topK] = h.topK;
       io[IO.draw] = h.draw; io[IO.skip] = h.skip ? 1 : 0; io[IO.hasMask] = h.mask ? 1 : 0;
-      if (h.mask) new Uint32Array(mem(), kern.head_mask_ptr(), h.mask.length).set(h.mask);
+      if (h.mask) new Uint32Array(mem(), (kern.head_mask_ptr() >>> 0), h.mask.length).set(h.mask);
       const np = Math.min(h.penalized.length, maxT);
       io[IO.nPen] = np; io[IO.penalty] = np ? h.penalty : 1;
-      if (np) new Int32Array(mem(), kern.head_pen_ptr(), np).set(h.penalized.subarray(0, np));
+      if (np) new Int32Array(mem(), (kern.head_pen_ptr() >>> 0), np).set(h.penalized.subarray(0, np));
       const tR = performance.now();
       if (!kern.forward(idsPtr, n, startPos, k)) throw new Error('forward: the kernel refused its arguments');
       const runMs = performance.now() - tR;
       kvLength = startPos + n;
-      const out = new Float32Array(mem(), kern.head_io_ptr(), 32);
+      const out = new Float32Array(mem(), (kern.head_io_ptr() >>> 0), 32);
       const count = out[IO.count];
-      const logits = new Float32Array(mem(), kern.cand_logits_ptr(), count).slice();
-      const idsOut = new Int32Array(mem(), kern.cand_ids_ptr(), count).slice();
+      const logits = new Float32Array(mem(), (kern.cand_logits_ptr() >>> 0), count).slice();
+      const idsOut = new Int32Array(mem(), (kern.cand_ids_ptr() >>> 0), count).slice();
       const lse = (mx, sum) => Math.fround(mx + Math.log(sum));
       core.record(n, runMs, tF);
       return {
@@ -275,7 +277,7 @@ export async function createKernelBridge({ wasm, weights, layout, config, thread
     let off = 0;
     for (let l = 0; l < L; l++) {
       for (let which = 0; which < 2; which++) {
-        const base = kern.kv_ptr(l, which);
+        const base = kern.kv_ptr(l, which) >>> 0;
         for (let g = 0; g < nkv; g++) {
           const at = base + g * headStride, len = n * hdBytes;
           if (toSnapshot) buf.set(u8.subarray(at, at + len), off);

@@ -18,8 +18,8 @@ SOURCE = HERE / "decoder.c"
 COMMON = ["-target", "wasm32-freestanding", "-O3", "-msimd128", "-mrelaxed-simd", "-mbulk-memory",
           "-nostdlib", "-Wl,--strip-all", "-Wl,--no-entry", "-Wl,--import-memory", "-Wl,--export=__heap_base"]
 BUILDS = {
-    "decoder.wasm": ["-matomics", "-Wl,--shared-memory", "-Wl,--max-memory=2147483648"],
-    "decoder-st.wasm": ["-Wl,--max-memory=2147483648"],
+    "decoder.wasm": ["-matomics", "-Wl,--shared-memory", "-Wl,--max-memory=4294901760"],
+    "decoder-st.wasm": ["-Wl,--max-memory=4294901760"],
 }
 
 

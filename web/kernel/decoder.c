@@ -1,21 +1,25 @@
 // intab's own WASM kernel for the decoders of py/intab/arch (llama incl. Llama 3's rope factors,
-// qwen2, qwen3, gemma3; tied or untied output) whose weights are GGUF blocks of any kind.
+// qwen2, qwen3, gemma3; tied or untied output) whose weights are GGUF blocks of any kind
+// (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K).
 //
 // Why it exists: onnxruntime-web's WASM build computes on float32 weights (538 MB read per token
 // for SmolLM2-135M) and its 4-bit kernel is slower still. This kernel reads the blocks themselves
-// (~100 MB a token) and dequantizes them in registers. The dequantized weight d*q + m is the same
-// float32 value the graph computes with (d*q is exact, the sum rounds once, fused or not), so only
-// the order of the sums differs from onnxruntime's: logits agree to ~1e-4, greedy tokens are the
-// golden ones (tests/test_kernel.py, tests/browser).
+// (~100 MB a token) and dequantizes them in registers. At load, set_mat converts each kind into one
+// of five layouts (the L_* below) whose every weight d*q + m is the float32 value gguf-py's
+// dequantization gives (d*q is exact, the sum rounds once, fused or not: tests/test_kernel_kinds.py
+// checks it bit for bit), so only the order of the sums differs from onnxruntime and transformers:
+// logits agree to ~1e-4 (real model) and ~2e-6 (tiny synthetic GGUFs), greedy tokens are the
+// golden ones (tests/test_kernel.py, tests/test_kernel_kinds.py, tests/browser).
 //
 // Freestanding C, compiled by `zig cc` to wasm32 with SIMD128 and relaxed-SIMD (for the FMA) and,
 // for threads, shared memory + atomics. No libc: a bump allocator, our own expf. The JS side
-// (web/kernel_bridge.mjs) places weights.bin in this module's memory, describes each tensor with
-// set_mat / set_vec, the family's constants with set_arch and each layer's rope tables and key
-// window with set_layer (the tables are computed there, so Llama 3's factors and gemma3's two rope
-// bases cost the kernel nothing), and calls forward(). Threads: other workers instantiate the same module on
-// the same memory and park in worker_loop(); forward() hands them work items (16-row groups of
-// each product, (token, head) pairs of attention) through run_parallel().
+// (web/kernel_bridge.mjs) places weights.bin in this module's memory (up to wasm32's 4 GiB: sizes
+// and pointers are unsigned), describes each tensor with set_mat / set_vec, the family's constants
+// with set_arch and each layer's rope tables and key window with set_layer (the tables are computed
+// there, so Llama 3's factors and gemma3's two rope bases cost the kernel nothing), and calls
+// forward(). Threads: other workers instantiate the same module on the same memory and park in
+// worker_loop(); forward() hands them work items (16-row groups of each product, (token, head)
+// pairs of attention) through run_parallel().
 
 #include <stdint.h>
 #include <wasm_simd128.h>
@@ -102,14 +106,16 @@ static inline int att_scratch_floats(void) { const int rep = M.nh / M.nkv; retur
 extern unsigned char __heap_base;
 static uintptr_t heap_top;
 
-/** Bytes from the module's heap, 64-aligned; 0 when memory cannot grow. Never freed: the model lives as long as the module. */
+/** Bytes from the module's heap, 64-aligned; 0 when memory cannot grow. Never freed: the model
+ * lives as long as the module. In 64 bits: the memory may reach 4 GiB, where a 32-bit end wraps. */
 EXPORT(alloc) void *alloc(uint32_t bytes) {
   if (!heap_top) heap_top = (uintptr_t)&__heap_base;
-  uintptr_t p = (heap_top + 63) & ~(uintptr_t)63, end = p + bytes;
-  uintptr_t have = (uintptr_t)__builtin_wasm_memory_size(0) * 65536;
-  if (end > have && __builtin_wasm_memory_grow(0, (end - have + 65535) / 65536) == (__SIZE_TYPE__)-1) return 0;
-  heap_top = end;
-  return (void *)p;
+  const uint64_t p = ((uint64_t)heap_top + 63) & ~(uint64_t)63, end = p + bytes;
+  const uint64_t have = (uint64_t)__builtin_wasm_memory_size(0) * 65536;
+  if (end >= (1ull << 32)) return 0;   // the last byte stays unused, so heap_top never wraps to 0
+  if (end > have && __builtin_wasm_memory_grow(0, (__SIZE_TYPE__)((end - have + 65535) / 65536)) == (__SIZE_TYPE__)-1) return 0;
+  heap_top = (uintptr_t)end;
+  return (void *)(uintptr_t)p;
 }
 
 static float f16_to_f32(uint16_t h) {
