@@ -20,11 +20,12 @@ def verdicts(tmp_path: Path, cases: list[tuple[dict, dict]], backend: str = "was
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     script = tmp_path / "check.mjs"
     script.write_text(
-        f"import {{ KERNEL, kernelMisfit, ortMisfit, roleTable }} from {json.dumps((REPO / 'web' / 'capabilities.mjs').as_uri())};\n"
+        f"import {{ KERNEL, kernelContext, kernelMemory, kernelMisfit, ortMisfit, roleTable }} from {json.dumps((REPO / 'web' / 'capabilities.mjs').as_uri())};\n"
         "import { readFileSync } from 'node:fs';\n"
         "const cases = JSON.parse(readFileSync(process.argv[2]));\n"
         "console.log(JSON.stringify(cases.map(([m, c]) => ({ kernel: kernelMisfit(m, c), ort: ortMisfit(m, c, process.argv[3]),"
-        " layers: roleTable(m.weights, c).layers.length, kinds: KERNEL.kinds }))));\n")
+        " layers: roleTable(m.weights, c).layers.length, kinds: KERNEL.kinds, context: kernelContext(m.weights, c),"
+        " fitsOneMore: kernelMemory(m.weights, c, kernelContext(m.weights, c) + 256).total <= KERNEL.memoryBytes }))));\n")
     out = subprocess.run(["node", str(script), str(tmp_path / "cases.json"), backend], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -87,6 +88,7 @@ def test_each_kernel_rule_names_what_it_lacks(built_model_dir, tmp_path):
         changed(lambda m: split_qkv(m) or m["weights"]["tensors"].remove(tensor(m, "l3_v"))),
         changed(lambda m: m["weights"]["tensors"].append(dict(tensor(m, "l2_gate_up"), role="l2_up", name="l2_up"))),
         changed(edit_config=lambda c: c.update(max_position_embeddings=131072)),
+        changed(lambda m: m["weights"].update(src_bytes=4 << 30)),
     ]
     got = [v["kernel"] for v in verdicts(tmp_path, cases)]
     assert got[0] == "the model has no packed weights layout with roles"   # the worker's wording, kept
@@ -105,7 +107,12 @@ def test_each_kernel_rule_names_what_it_lacks(built_model_dir, tmp_path):
     assert got[14].startswith("the kernel does not cap logits")
     assert got[15] == "the kernel needs l3_qkv as one tensor or as l3_q, l3_k, l3_v (this model has l3_q, l3_k)"
     assert got[16] == "the kernel needs l2_gate_up as one tensor or as l2_gate, l2_up (this model has l2_gate_up, l2_up)"
-    assert got[17].startswith("the kernel's 4 GiB of memory cannot hold the converted weights (") and "KV cache for 131072 tokens (5760 MiB)" in got[17]
+    assert got[17] == ""   # 131,072 positions: the kernel runs the context that fits (kernelContext)
+    contexts = [(v["context"], v["fitsOneMore"]) for v in verdicts(tmp_path, cases)]
+    assert contexts[0] == (8192, True)                     # SmolLM2's whole context fits
+    assert 49152 < contexts[17][0] < 131072 and contexts[17][0] % 256 == 0 and not contexts[17][1], contexts[17]
+    assert contexts[18][0] == 0
+    assert got[18].startswith("the kernel's 4 GiB of memory cannot hold the converted weights (") and "KV cache for 512 tokens" in got[18]
 
 
 def test_every_block_kind_runs_on_the_kernel(tmp_path):

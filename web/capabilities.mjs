@@ -7,6 +7,7 @@
 //   roleTable(manifest.weights, config)     // the layout's tensors by role, per layer (the kernel
 //                                           // bridge maps by it; models/graph.py writes the roles)
 //   kernelMemory(layout, config, maxContext) // bytes the kernel needs: {weights, kv, activations, total}
+//   kernelContext(layout, config)           // the longest context whose KV cache fits beside the weights
 //
 // The rules are today's kernel (web/kernel/decoder.c, web/kernel_bridge.mjs): the llama, qwen2,
 // qwen3 and gemma3 blocks (every part of LAYER_PARTS, q/k/v and gate/up fused or each its own
@@ -61,6 +62,27 @@ export function kernelMemory(layout, config, maxContext) {
   const activations = 4 * (C * (3 * H + (nh + 2 * nkv) * hd + nh * hd + 3 * I) + 8 * 8 * cols + 4 * V + maxT * (hd + 1))
     + (8 << 20);   // the bridge's slack above weights.bin
   return { weights, kv, activations, total: weights + kv + activations };
+}
+
+/** The longest context (tokens, a multiple of 256 up to max_position_embeddings) for which the
+ * kernel's memory holds the weights, activations and KV cache; 0 when not even the least one
+ * (512 tokens, or the model's maximum if smaller) fits. Llama 3.2 1B lists 131,072 positions, a
+ * 16 GiB KV cache at float32: the kernel runs it with what fits rather than refusing it, and the
+ * engine's context window says how much that is. */
+export function kernelContext(layout, config) {
+  const c = config || {};
+  const maxPos = c.max_position_embeddings || 2048;
+  const fits = (t) => kernelMemory(layout, c, t).total <= KERNEL.memoryBytes;
+  if (fits(maxPos)) return maxPos;
+  const least = Math.min(512, maxPos);
+  if (!fits(least)) return 0;
+  let lo = least, hi = maxPos;   // fits(lo), !fits(hi)
+  while (hi - lo > 256) {
+    const mid = Math.floor((lo + hi) / 2 / 256) * 256;
+    if (mid <= lo) break;
+    if (fits(mid)) lo = mid; else hi = mid;
+  }
+  return lo;
 }
 
 // onnxruntime-web's WASM build addresses 4 GiB; the float32 weights share it with the KV cache,
@@ -137,11 +159,12 @@ export function kernelMisfit(manifest, config) {
     if (v % KERNEL.block) return `the kernel needs ${name} a multiple of ${KERNEL.block} (it is ${v})`;
   }
   if (L > KERNEL.maxLayers) return `the kernel runs at most ${KERNEL.maxLayers} layers (this model has ${L})`;
-  const need = kernelMemory(layout, c);
-  if (need.total > KERNEL.memoryBytes) {
+  if (!kernelContext(layout, c)) {
+    const least = Math.min(512, c.max_position_embeddings || 2048);
+    const need = kernelMemory(layout, c, least);
     const mib = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`;
     return `the kernel's ${Math.round(KERNEL.memoryBytes / 2 ** 30)} GiB of memory cannot hold the converted weights (${mib(need.weights)}), `
-      + `the KV cache for ${Math.min(c.max_position_embeddings || 2048, c.max_position_embeddings || Infinity)} tokens (${mib(need.kv)}) and the activations (${mib(need.activations)})`;
+      + `the KV cache for ${least} tokens (${mib(need.kv)}) and the activations (${mib(need.activations)})`;
   }
   return '';
 }

@@ -13,7 +13,7 @@
 // A GGUF runs on the kernel only: onnxruntime-web needs model.onnx, which the tab cannot build.
 
 import { IntabError } from './errors.mjs';
-import { KERNEL, kernelMisfit } from './capabilities.mjs';
+import { KERNEL, kernelContext, kernelMemory, kernelMisfit } from './capabilities.mjs';
 import { KEPT_PREFIX, keepModel, openKept } from './kept_models.mjs';
 
 export const TEXT_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json', 'generation_config.json'];
@@ -67,28 +67,20 @@ async function fetchBlob(src, progress) {
 }
 
 // ------------------------------------------------------------------ the kernel's fit
-/** The context the kernel's memory leaves room for (KV cache per token), or a ModelTooLarge error.
- * The kernel's module is linked with KERNEL.memoryBytes of WebAssembly memory at most (wasm32
- * addresses 4 GiB; web/kernel links 2 GiB); besides the weights it holds the activations for
- * 128-token chunks, per-thread scratch, logits and the KV cache (decoder.c init_runtime). */
+/** The context the kernel's memory leaves room for (capabilities.mjs kernelContext: the same
+ * arithmetic the worker uses for prebuilt models), or a ModelTooLarge error with the sizes. The
+ * kernel's module has KERNEL.memoryBytes of WebAssembly memory at most (wasm32 addresses 4 GiB);
+ * besides the converted weights it holds the activations and the KV cache (decoder.c init_runtime). */
 export function contextFit(config, layout, name) {
-  const H = config.hidden_size, I = config.intermediate_size, L = config.num_hidden_layers;
-  const nh = config.num_attention_heads, nkv = config.num_key_value_heads ?? nh, hd = config.head_dim ?? H / nh, V = config.vocab_size;
-  const C = 128, cols = Math.max(H, I, nh * hd);
-  const fixed = 8 * MiB + 4 * (C * (3 * H + (nh + 2 * nkv) * hd + nh * hd + 3 * I) + 8 * 8 * cols + 3 * V);
-  const perToken = 2 * L * nkv * hd * 4 + 2 * hd * 4 + 4;   // K and V, the rotary tables, the id
-  const room = KERNEL.memoryBytes - layout.src_bytes - fixed;
-  const maxPos = config.max_position_embeddings || 2048;
-  const least = Math.min(512, maxPos);
-  const fit = Math.floor(room / perToken / 256) * 256;
-  // kernelMisfit's rule too: weights beyond 3/4 of the memory leave too little for the KV cache.
-  const cap = Math.min(KERNEL.memoryBytes * 0.75, KERNEL.memoryBytes - fixed - least * perToken);
-  if (fit < least || layout.src_bytes > cap) {
+  const context = kernelContext(layout, config);
+  if (!context) {
+    const least = Math.min(512, config.max_position_embeddings || 2048);
+    const need = kernelMemory(layout, config, least);
     throw new ModelFileError('ModelTooLarge',
-      `${name} is too big for the tab: ${size(layout.src_bytes)} of weights, with ${size(fixed)} of activations and ${size(least * perToken)} of KV cache for ${least} tokens, exceed what intab's kernel memory of ${size(KERNEL.memoryBytes)} holds (weights up to ${size(cap)})`,
+      `${name} is too big for the tab: ${size(need.weights)} of weights, with ${size(need.activations)} of activations and ${size(need.kv)} of KV cache for ${least} tokens, exceed intab's kernel memory of ${size(KERNEL.memoryBytes)}`,
       `The kernel runs in ${size(KERNEL.memoryBytes)} of WebAssembly memory (wasm32 addresses 4 GiB at most): choose a smaller model or a smaller quantization.`);
   }
-  return Math.min(maxPos, fit);
+  return context;
 }
 
 /** Throws the typed error for the first thing intab's kernel cannot run in this description. */

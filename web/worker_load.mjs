@@ -9,7 +9,7 @@
 
 import { createBridge } from './bridge.mjs';
 import { fail } from './errors.mjs';
-import { kernelMisfit as modelMisfit } from './capabilities.mjs';
+import { kernelContext, kernelMisfit as modelMisfit } from './capabilities.mjs';
 import { createKernelBridge, sharedMemory } from './kernel_bridge.mjs';
 import { downloadModel, fetchChecked, url } from './model_store.mjs';
 import { lazyWeights } from './weights.mjs';
@@ -127,7 +127,7 @@ export async function loadEngine(options, progress, captureProfile) {
       timings.downloadMs = Math.round(performance.now() - tDl);
       progress({ phase: 'init', message: 'Starting the model on WASM (intab kernel)…' });
       const tS = performance.now();
-      const b = await tl.span('kernel.bridge', () => createKernelBridge({ wasm: compiled.module, weights: src, layout: packed, config, threads: p.threads, shared: sharedMemory(), maxContext: dl.maxContext }));
+      const b = await tl.span('kernel.bridge', () => createKernelBridge({ wasm: compiled.module, weights: src, layout: packed, config, threads: p.threads, shared: sharedMemory(), maxContext: dl.maxContext || kernelContext(packed, config) }));
       timings.sessionMs = Math.round(performance.now() - tS);
       [kernel, kernelReason] = ['intab', gguf ? GGUF_REASON : p.kernelWanted === 'intab' ? 'requested' : 'packed weights and relaxed-SIMD'];
       return b;

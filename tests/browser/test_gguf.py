@@ -27,7 +27,8 @@ def smollm_gguf(built_model_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory, smollm_gguf) -> dict[str, Path]:
-    """A garbage file, the real GGUF cut inside its tensor data, and a tiny 'mamba' GGUF."""
+    """A garbage file, the real GGUF cut inside its tensor data, a tiny 'mamba' GGUF and a llama GGUF
+    with a Q2_K tensor (a block kind intab does not know)."""
     import gguf
 
     d = tmp_path_factory.mktemp("bad-gguf")
@@ -37,6 +38,14 @@ def bad_files(tmp_path_factory, smollm_gguf) -> dict[str, Path]:
     w = gguf.GGUFWriter(str(d / "mamba.gguf"), "mamba")
     w.add_block_count(1)
     w.add_tensor("token_embd.weight", np.zeros((4, 32), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    w = gguf.GGUFWriter(str(d / "q2k.gguf"), "llama")
+    w.add_block_count(1)
+    # One Q2_K super-block row: 256 values in 84 bytes (gguf-py's GGML_QUANT_SIZES).
+    w.add_tensor("token_embd.weight", np.zeros((4, 84), np.uint8), raw_dtype=gguf.GGMLQuantizationType.Q2_K)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -187,28 +196,44 @@ def test_the_page_opens_keeps_and_forgets_a_gguf(browser, gguf_url, gguf_site, b
         ctx.close()
 
 
-def test_api_keeps_by_name_and_types_its_errors(browser, gguf_url, gguf_site, golden):
-    """create({model: arrayBuffer, keep: 'mine'}), then 'kept:mine' with no file; forgetKept; a block
-    kind the kernel does not compute (a synthetic GGUF with K-quants) and bad values are typed errors."""
+def test_api_keeps_by_name_and_types_its_errors(browser, gguf_url, gguf_site, bad_files, golden):
+    """create({model: arrayBuffer, keep: 'mine'}), then 'kept:mine' with no file; forgetKept; a GGUF
+    whose matrices cycle through all 11 block kinds (models/synthetic.py's tiny-kinds, untied) opened
+    in the tab gives transformers' greedy ids (tests/golden/synthetic.json); a block kind intab does
+    not know (Q2_K) and bad values are typed errors."""
+    import json
+
     from models.synthetic import TINY, build_model, gguf_path
 
     build_model(TINY["tiny-kinds"], ROOT / ".cache", say=lambda *_: None)
-    link = gguf_site / "files" / "tiny-kinds.gguf"
-    if not link.exists():
-        os.symlink(gguf_path("tiny-kinds", ROOT / ".cache"), link)
+    for name, target in (("tiny-kinds.gguf", gguf_path("tiny-kinds", ROOT / ".cache")), ("q2k.gguf", bad_files["q2k"])):
+        link = gguf_site / "files" / name
+        if not link.exists():
+            os.symlink(target, link)
+    [kinds_case] = [c for c in json.loads((ROOT / "tests" / "golden" / "synthetic.json").read_text())["cases"]
+                    if c["name"] == "tiny-kinds"]
     cases, want = golden_cases(golden)
     ctx = browser.new_context()
     try:
         page = ctx.new_page()
         page.goto(gguf_url + "blank.html")
-        got = page.evaluate("""async ([cases]) => {
+        got = page.evaluate("""async ([cases, kindsCase]) => {
             const intab = await import('/intab.mjs');
             const typed = async (options) => {
                 try { await intab.create(options); return null; }
                 catch (e) { return { name: e.name, message: e.message, hint: e.hint, param: e.param, typed: e instanceof intab.IntabError }; }
             };
-            const kinds = await typed({ model: '/files/tiny-kinds.gguf' });
+            const kinds = await typed({ model: '/files/q2k.gguf' });
             const badKeep = await typed({ model: '/files/tiny-kinds.gguf', keep: 3 });
+            // Every block kind, in the tab: greedy from the recorded prompt ids.
+            const all = await intab.openBridge({ model: '/files/tiny-kinds.gguf' });
+            let r = await all.forward(kindsCase.prompt_ids, 0, 1);
+            const allIds = [];
+            while (allIds.length < kindsCase.greedy_ids.length) {
+              allIds.push(r.ids[0]);
+              r = await all.forward([r.ids[0]], kindsCase.prompt_ids.length + allIds.length - 1, 1);
+            }
+            all.release();
             const badModel = await typed({ model: 42 });
             const buf = await (await fetch('/files/SmolLM2-135M-Instruct.Q4_1.gguf')).arrayBuffer();
             const first = await intab.create({ model: buf, keep: 'mine' });
@@ -226,11 +251,12 @@ def test_api_keeps_by_name_and_types_its_errors(browser, gguf_url, gguf_site, go
             bridge.release();
             const removed = await intab.forgetKept('mine');
             const gone = await typed({ model: 'kept:mine' });
-            return { kinds, badKeep, badModel, kept, ids, source: info.model.source, removed, after: await intab.keptModels(), gone,
+            return { kinds, allIds, badKeep, badModel, kept, ids, source: info.model.source, removed, after: await intab.keptModels(), gone,
                      bridgeFiles, kvLength: step.kvLength, candidates: step.ids.length };
-        }""", [cases])
+        }""", [cases, kinds_case])
         assert got["kinds"]["name"] == "UnsupportedBlockKind" and got["kinds"]["typed"] and got["kinds"]["param"] == "model"
-        assert "tiny-kinds.gguf is " in got["kinds"]["message"] and "Q4_1, Q8_0, F32" in got["kinds"]["hint"]
+        assert "q2k.gguf is GGUF Q2_K" in got["kinds"]["message"] and "Q4_K" in got["kinds"]["hint"]
+        assert got["allIds"] == kinds_case["greedy_ids"]
         assert got["badKeep"]["name"] == "InvalidParameter" and got["badKeep"]["param"] == "keep"
         assert got["badModel"]["name"] == "InvalidParameter" and got["badModel"]["param"] == "model"
         [k] = got["kept"]

@@ -34,6 +34,13 @@ BLOCK_KINDS: dict[str, tuple[int, int, int]] = {   # name -> (ggml type id, valu
     "Q4_K": (12, 256, 144), "Q5_K": (13, 256, 176), "Q6_K": (14, 256, 210),
 }
 KIND_BY_TYPE_ID = {v[0]: k for k, v in BLOCK_KINDS.items()}
+# The other ggml_type ids a GGUF may hold (ggml.h), by name only: so that a refusal says
+# "Q2_K", the name the file's author chose, rather than a number.
+OTHER_TYPE_NAMES = {
+    9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S",
+    20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64",
+    29: "IQ1_M", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
+}
 
 
 def row_bytes(kind: str, cols: int) -> int:

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from .base import BLOCK_KINDS, KIND_BY_TYPE_ID, ArchError
+from .base import BLOCK_KINDS, KIND_BY_TYPE_ID, OTHER_TYPE_NAMES, ArchError
 
 MAGIC = b"GGUF"
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
@@ -138,7 +138,7 @@ def read_header(buf) -> Header:
     data = (c.at + align - 1) // align * align
     tensors = {}
     for name, dims, tid, offset in infos:
-        kind = KIND_BY_TYPE_ID.get(tid, f"type {tid}")
+        kind = KIND_BY_TYPE_ID.get(tid) or OTHER_TYPE_NAMES.get(tid) or f"type {tid}"
         nbytes = 0
         if kind in BLOCK_KINDS:
             _, per, size = BLOCK_KINDS[kind]
