@@ -268,3 +268,41 @@ def test_api_keeps_by_name_and_types_its_errors(browser, gguf_url, gguf_site, ba
         assert got["kvLength"] == 2 and got["candidates"] == 4
     finally:
         ctx.close()
+
+
+def test_gemma3_q4_k_m_gguf_opened_in_the_tab_gives_transformers_completions(browser, gguf_url, gguf_site):
+    """Gemma 3 270M's real GGUF (Q4_K_M: Q4_K, Q6_K, Q5_0, Q8_0 and F32 tensors, a 262,144-token
+    SentencePiece vocabulary, sliding-window layers) opened by address in the tab: the tokenizer the
+    tab builds from its metadata gives transformers' prompt ids, and the kernel transformers' greedy
+    completion (tests/golden/gemma3-270m.greedy.json, made on the same GGUF)."""
+    import json
+
+    from models.recipes import GEMMA3_270M
+    from models.source import fetch_gguf
+
+    gguf_file = fetch_gguf(GEMMA3_270M, ROOT / ".cache")
+    link = gguf_site / "files" / gguf_file.name
+    if not link.exists():
+        os.symlink(gguf_file, link)
+    golden = json.loads((ROOT / "tests" / "golden" / "gemma3-270m.greedy.json").read_text())
+    [case] = [c for c in golden["cases"] if c["name"] == "capital"]
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.goto(gguf_url + "blank.html")
+        got = page.evaluate("""async ([url, prompt, n]) => {
+            const intab = await import('/intab.mjs');
+            const engine = await intab.create({ model: url });
+            const ids = await engine.tokenize(prompt, { addSpecialTokens: true });
+            const r = await engine.completions.create({ prompt, max_tokens: n, temperature: 0, ignore_eos: true });
+            const info = engine.info;
+            await engine.unload();
+            return { promptIds: Array.from(ids), ids: r.intab.token_ids, kernel: info.kernel, arch: info.model.architecture,
+                     context: info.model.contextWindow };
+        }""", [f"/files/{gguf_file.name}", case["prompt"], len(case["output_ids"])])
+    finally:
+        ctx.close()
+    print(got["kernel"], got["arch"], got["context"])
+    assert got["kernel"] == "intab"
+    assert got["promptIds"] == case["prompt_ids"]
+    assert got["ids"] == case["output_ids"]
