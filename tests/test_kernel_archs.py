@@ -12,6 +12,7 @@ web/kernel/node_bridge.mjs as tests/test_kernel.py runs it:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -174,3 +175,29 @@ def test_rope_frequencies_are_the_graphs(tmp_path):
     for (hd, theta, scaling, factors), g in zip(cases, got):
         want = inv_freq(hd, Rope(theta, scaling), None if factors is None else np.array(factors, np.float32))
         assert np.allclose(np.array(g, np.float32), want, rtol=5e-7, atol=0), (hd, theta, scaling)
+
+
+FULL = os.environ.get("INTAB_FULL_SHAPES", "")
+
+
+@pytest.mark.skipif(not FULL, reason="full shapes are slow (minutes each): INTAB_FULL_SHAPES=all or =name,name")
+@pytest.mark.parametrize("name", ["smollm2-360m", "qwen2.5-0.5b", "qwen3-0.6b", "llama3.2-1b"])
+def test_kernel_equals_onnxruntime_at_full_shapes(name, kernel_dir, tmp_path):
+    """The synthetic GGUFs in the real shapes (models/synthetic.py SHAPES, Q4_K_M-like mixes): the
+    kernel against the graph under onnxruntime (which models/reference/synthetic_parity.py --full
+    holds to transformers), a 64-token prompt and 8 decode steps, 2 threads."""
+    from models.synthetic import SHAPES, build_full
+
+    if FULL != "all" and name not in FULL.split(","):
+        pytest.skip(f"INTAB_FULL_SHAPES does not name {name}")
+    folder = build_full(name, REPO / ".cache", say=lambda *_: None)
+    assert misfit(tmp_path, folder) == ""
+    vocab = SHAPES[name].vocab
+    prompt = [(101 + i * 7919) % vocab for i in range(64)]
+    forced = [(13 + i * 104729) % vocab for i in range(8)]
+    got = kernel_steps(tmp_path, folder, kernel_dir, prompt, forced, threads=2)["steps"]
+    ref = intab_steps(folder, prompt, forced)
+    c = compare(as_reference(ref), got)
+    print(name, c)
+    assert c["max_dlogit"] < TOL and c["max_dlse"] < TOL, c
+    assert c["top1"] + c["near_ties"] == c["steps"] and c["top3_missing"] == 0, c
