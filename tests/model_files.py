@@ -18,3 +18,18 @@ def run_async(coro):
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+def one_tensor_gguf(path: Path, arch: str, data, raw_dtype=None) -> Path:
+    """A GGUF of one layer's worth of metadata and a single token_embd tensor (`data`, or its bytes
+    with `raw_dtype`): enough for the reader to reach the architecture and block-kind checks."""
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_block_count(1)
+    w.add_tensor("token_embd.weight", data, raw_dtype=raw_dtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path

@@ -112,16 +112,9 @@ def test_header_grows_then_errors():
 
 
 def test_unsupported_architecture_names_it(tmp_path):
-    import gguf
+    from model_files import one_tensor_gguf
 
-    w = gguf.GGUFWriter(str(tmp_path / "m.gguf"), "mamba")
-    w.add_block_count(1)
-    w.add_tensor("token_embd.weight", np.zeros((4, 32), np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    data = (tmp_path / "m.gguf").read_bytes()
+    data = one_tensor_gguf(tmp_path / "m.gguf", "mamba", np.zeros((4, 32), np.float32)).read_bytes()
     with pytest.raises(UnsupportedArchitecture) as e:
         describe(data, len(data), architectures=["llama"])
     assert e.value.message.endswith("is a 'mamba' model; the tab runs llama") and "llama" in e.value.hint

@@ -22,7 +22,7 @@ import pytest
 
 from models.parity import compare, intab_steps
 from models.synthetic import TINY, build_model
-from test_kernel import EPILOGUE, PRELUDE, REPO, kernel_dir, run_kernel  # noqa: F401 (kernel_dir: a fixture)
+from test_kernel import EPILOGUE, GREEDY, PRELUDE, REPO, kernel_dir, run_kernel  # noqa: F401 (kernel_dir: a fixture)
 from web.kernel.compile import node_flags  # noqa: F401
 
 GOLDEN = json.loads((REPO / "tests" / "golden" / "synthetic.json").read_text())
@@ -125,21 +125,6 @@ def test_kernel_logits_equal_transformers(name, cache, kernel_dir, tmp_path):
     assert c["max_dlogit"] < TOL and c["max_dlse"] < TOL, c
     assert c["top1"] + c["near_ties"] == c["steps"] and c["top3_missing"] == 0, c
 
-
-GREEDY = """
-const cases = JSON.parse(readFileSync(%(golden)s)).cases;
-for (const c of cases) {
-  await b.truncate(0);
-  let r = await b.forward(c.prompt_ids, 0, 1);
-  const ids = [];
-  while (ids.length < c.output_ids.length) {
-    ids.push(r.ids[0]);
-    if (r.ids[0] === %(eos)d) break;
-    r = await b.forward([r.ids[0]], b.kvLength, 1);
-  }
-  out[c.name] = ids;
-}
-"""
 
 
 @pytest.mark.skipif(not GEMMA_GOLDEN.exists(), reason="no golden file for Gemma 3 270M")

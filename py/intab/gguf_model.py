@@ -56,7 +56,7 @@ class UnsupportedArchitecture(ModelFileError):
 
 
 class UnsupportedBlockKind(ModelFileError):
-    hint = "Choose a GGUF quantized to a block kind intab computes (for example Q4_1 or Q8_0)."
+    hint = "Choose a GGUF quantized to a block kind intab computes (Q4_K_M, Q5_K_M, Q6_K, Q8_0, Q4_0, F16 and the like)."
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from app_driver import chat, new_chat, open_app, set_settings
+from model_files import one_tensor_gguf
 from test_accessibility import axe_violations, report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,21 +36,9 @@ def bad_files(tmp_path_factory, smollm_gguf) -> dict[str, Path]:
     (d / "garbage.gguf").write_bytes(b"PK\x03\x04 this is a zip, not a model" + bytes(4000))
     with open(smollm_gguf, "rb") as f:
         (d / "truncated.gguf").write_bytes(f.read(20 << 20))
-    w = gguf.GGUFWriter(str(d / "mamba.gguf"), "mamba")
-    w.add_block_count(1)
-    w.add_tensor("token_embd.weight", np.zeros((4, 32), np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    w = gguf.GGUFWriter(str(d / "q2k.gguf"), "llama")
-    w.add_block_count(1)
+    one_tensor_gguf(d / "mamba.gguf", "mamba", np.zeros((4, 32), np.float32))
     # One Q2_K super-block row: 256 values in 84 bytes (gguf-py's GGML_QUANT_SIZES).
-    w.add_tensor("token_embd.weight", np.zeros((4, 84), np.uint8), raw_dtype=gguf.GGMLQuantizationType.Q2_K)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    one_tensor_gguf(d / "q2k.gguf", "llama", np.zeros((4, 84), np.uint8), raw_dtype=gguf.GGMLQuantizationType.Q2_K)
     return {p.stem: p for p in d.iterdir()}
 
 
