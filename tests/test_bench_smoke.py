@@ -88,3 +88,39 @@ def test_decode_against_context_in_the_table_and_chart(capsys):
     assert "[PASS] decode at context 2048 >= 0.7x decode at context 0 (issue 15): 0.75x" in out
     svg = svg_chart(report)
     assert "Decode tok/s vs context" in svg and svg.count("<polyline") == 2 and "2t: 0.75x" in svg
+
+
+def test_scaling_rows_roofline_and_chart(capsys, tmp_path):
+    """--sizes: bytes read per token from a real GGUF (untied: the embedding counts one row), the
+    per-size ratios and roofline fractions, a failed intab size marked with its reason, the chart."""
+    import scaling
+    from models.synthetic import TINY, write_gguf
+
+    g = write_gguf(TINY["tiny-llama3"], tmp_path / "t.gguf", say=lambda *_: None)
+    b = scaling.bytes_per_token(g)
+    from gguf import GGUFReader
+    t = {x.name: int(x.n_bytes) for x in GGUFReader(str(g)).tensors}
+    assert not b["tied"] and b["read_bytes"] == sum(t.values()) - t["token_embd.weight"] + t["token_embd.weight"] // 384
+
+    info = {"135m": {"read_bytes": 100_000_000}, "1b": {"read_bytes": 800_000_000}}
+    raw = []
+    for size, rt, dec, tok in (("135m", "intab", 60.0, [1, 2, 3]), ("135m", "wllama", 20.0, [1, 2]), ("1b", "wllama", 4.0, [5])):
+        r = fake_run(rt, "m", 2, 0, dec, list(range(10)))
+        r["cold"]["runs"][0]["token_ids"] = tok
+        r["cold"]["info"] = {"kernel": "intab"} if rt == "intab" else {}
+        r["size"] = size
+        raw.append(r)
+    fails = [{"size": "1b", "runtime": "intab", "error": "IntabError: unknown block kind Q4_K (console: x)"}]
+    rows = scaling.rows_of(["135m", "1b"], info, raw, fails, 32.0)
+    assert rows[0]["roofline_tok_s"] == 320.0 and rows[0]["intab"]["roofline_frac"] == 60.0 / 320.0
+    assert rows[0]["same_tokens"] == {"compared": 2, "first_difference_at": None, "prompt_tokens_match": None}
+    report = {"meta": {"date": "now", "cpus": 2, "threads": 2, "loadavg_before": (1, 1, 1), "loadavg_after": (1, 1, 1),
+                       "read_gb_s": 32.0, "sizes": ["135m", "1b"], "new_tokens": 64}, "rows": rows}
+    scaling.print_scaling(report)
+    out = capsys.readouterr().out
+    line135 = next(x for x in out.splitlines() if x.startswith("| 135m"))
+    cells = [c.strip() for c in line135.strip("|").split("|")]
+    assert cells[3:8] == ["60.0", "20.0", "3.00x", "19%", "6%"] and cells[17] == "yes, 2"
+    assert "intab failed: IntabError: unknown block kind Q4_K" in out
+    svg = scaling.scaling_svg(report)
+    assert svg.startswith("<svg") and svg.count("<polyline") == 5 and "Decode tok/s" in svg   # 2 panels x 2 runtimes + the roofline

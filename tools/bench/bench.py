@@ -226,9 +226,12 @@ def make_plan(default_dir: Path, prompt_tokens: int, long_tokens: int, quick: bo
     for p in data["prompts"]:
         if (quick and p["name"] != "p200") or (only and p["name"] not in only):
             continue
-        msgs = [{"role": "user", "content": p["content"]}]
-        ids = engine.prompt_ids(msgs)
-        prompts.append({"name": p["name"], "content": p["content"], "ids": ids, "text": engine.apply_chat_template(msgs),
+        if engine.template is None:   # a base model (the synthetic shapes): plain text completion
+            ids, text, kind = engine.completion_ids(p["content"]), p["content"], "complete"
+        else:
+            msgs = [{"role": "user", "content": p["content"]}]
+            ids, text, kind = engine.prompt_ids(msgs), engine.apply_chat_template(msgs), "chat"
+        prompts.append({"name": p["name"], "content": p["content"], "ids": ids, "text": text, "kind": kind,
                         "max_tokens": prompt_tokens if p["name"] == "p200" else long_tokens})
     passage = next(p["content"] for p in data["prompts"] if p["name"] == "p1000")
     for n in contexts:

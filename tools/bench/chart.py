@@ -193,12 +193,16 @@ def svg_chart(report: dict) -> str:
 
 
 def render_chart(report: dict, png: Path) -> Path:
+    """Write <png>.svg and <png>: the benchmark's chart."""
+    return svg_to_png(svg_chart(report), png)
+
+
+def svg_to_png(svg: str, png: Path) -> Path:
     """Write <png>.svg and <png> (a screenshot of the SVG in headless Chromium)."""
     from playwright.sync_api import sync_playwright
 
     from bench import BASE_ARGS, CHROMIUM
 
-    svg = svg_chart(report)
     svg_path = png.with_suffix(".svg")
     svg_path.write_text(svg, encoding="utf-8")
     w = int(svg.split('width="', 1)[1].split('"', 1)[0])
