@@ -14,7 +14,7 @@ import { fail, figures, generate, loadPlan, result, setState, threads, params } 
 result.runtime = 'wllama';
 const modelId = params.get('model');
 
-const CHECK_TOKENS = 32;
+const CHECK_TOKENS = 16;
 
 /** One greedy generation of prompt p; the token ids only when withIds (logprobs, slow). */
 async function complete(wllama, p, maxTokens, withIds) {
@@ -60,7 +60,7 @@ async function main() {
     const r = await complete(wllama, p, p.max_tokens, false);
     if (i === 0) {
       // The ids, from a second, shorter generation of the first prompt with logprobs on: asking
-      // for them costs wllama ~1 s a token here (0.7 against 15 tok/s, 2 threads, same load), so
+      // for them costs wllama ~1 s a token here (0.7 against 15 tok/s, 2 threads, same load, 2026-12-02), so
       // the timed generations go without; greedy makes this one the timed one's prefix.
       r.token_ids = (await complete(wllama, p, Math.min(CHECK_TOKENS, p.max_tokens), true)).token_ids;
       r.token_ids_prefix = true;
