@@ -16,8 +16,8 @@ Figures per visit, on the page's clock (ms from navigation start): `ready` = the
 (ready.timeline, web/timeline.mjs) as start-end. Medians over runs (and warm visits).
 Next to it, in each run, wllama's bench page (pages/wllama.mjs, no generation) in its own fresh
 browser: cold (the GGUF downloaded) and warm visits, page open -> model loaded (issue 15: a cold
-start no slower than wllama's). wllama keeps no model cache between visits here (the page asks
-for the URL again; its own cache stores what it downloads), so its warm visit is what it does.
+start no slower than wllama's). On a warm visit wllama reads the GGUF from its own OPFS cache
+(bench.py's warm-visit bytes: 0), as intab reads its weights from Cache Storage.
 The server is the benchmark's (COOP/COEP, the app's CSP, `Cache-Control: no-cache`: every
 HTTP-cache hit is revalidated, as a server without cache headers would).
 """
