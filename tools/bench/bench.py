@@ -5,9 +5,10 @@
 
 Per weight variant and backend (WASM 1 and 2 threads; WebGPU only where a non-fallback adapter
 exists, or with --webgpu) it measures intab (static/worker.mjs driven by tools/bench/pages/intab.mjs)
-and, interleaved in the same run, transformers.js (@huggingface/transformers, fp32, device wasm)
-and a bare onnxruntime-web greedy loop (pages/ort.mjs) on the same network in transformers.js'
-layout. Each measurement opens a fresh browser (empty cache, so the peak RSS is per run):
+and, interleaved in the same run, wllama (@wllama/wllama, llama.cpp in wasm: pages/wllama.mjs) on
+the GGUF the first variant's weights come from, transformers.js (@huggingface/transformers, fp32,
+device wasm) and a bare onnxruntime-web greedy loop (pages/ort.mjs) on the same network in
+transformers.js' layout. Each measurement opens a fresh browser (empty cache, so the peak RSS is per run):
 
   cold:  page open -> ready (model downloaded), then the ~200-token prompt with 128 greedy tokens
          (EOS ignored) and the ~1,000-token prompt; bytes of the model files counted by the server;
