@@ -407,6 +407,9 @@ def bench(bench_args: list[str]) -> int:
     if "--start" in bench_args:   # the app's start, cold and warm, phase by phase (tools/bench/start.py)
         from start import main as start_main
         return start_main([a for a in bench_args if a != "--start"])
+    if "--sizes" in bench_args:   # intab vs wllama at each model size, with the roofline (tools/bench/scaling.py)
+        from scaling import main as sizes_main
+        return sizes_main([a for a in bench_args if a != "--sizes"])
     if "--constraints" in bench_args:   # the constraint engine's mask and compile times (tools/bench/constraints.py)
         from constraints import main as constraints_main
         return constraints_main([a for a in bench_args if a != "--constraints"])

@@ -5,9 +5,10 @@
 
 Per weight variant and backend (WASM 1 and 2 threads; WebGPU only where a non-fallback adapter
 exists, or with --webgpu) it measures intab (static/worker.mjs driven by tools/bench/pages/intab.mjs)
-and, interleaved in the same run, transformers.js (@huggingface/transformers, fp32, device wasm)
-and a bare onnxruntime-web greedy loop (pages/ort.mjs) on the same network in transformers.js'
-layout. Each measurement opens a fresh browser (empty cache, so the peak RSS is per run):
+and, interleaved in the same run, wllama (@wllama/wllama, llama.cpp in wasm: pages/wllama.mjs) on
+the GGUF the first variant's weights come from, transformers.js (@huggingface/transformers, fp32,
+device wasm) and a bare onnxruntime-web greedy loop (pages/ort.mjs) on the same network in
+transformers.js' layout. Each measurement opens a fresh browser (empty cache, so the peak RSS is per run):
 
   cold:  page open -> ready (model downloaded), then the ~200-token prompt with 128 greedy tokens
          (EOS ignored) and the ~1,000-token prompt; bytes of the model files counted by the server;
@@ -55,8 +56,9 @@ for p in (ROOT, ROOT / "web", ROOT / "py", HERE):
 
 from comparator_model import COMPARATOR_ID, build_comparator_model  # noqa: E402
 
-RUNTIMES = ("intab", "tjs", "ort")
-LABEL = {"intab": "intab", "tjs": "transformers.js", "ort": "bare ORT"}
+RUNTIMES = ("intab", "wllama", "tjs", "ort")
+LABEL = {"intab": "intab", "wllama": "wllama", "tjs": "transformers.js", "ort": "bare ORT"}
+COMPARATORS = ("wllama", "tjs", "ort")   # the table's columns after intab's, in this order
 TEXT_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json")
 
 # Targets of issue 4 (WASM, 2 threads). (key, label, test, description)
@@ -135,12 +137,22 @@ def _snapshot_tree(src: Path, dst: Path) -> None:
             _snapshot_file(f, dst / rel)
 
 
-def assemble_site(variant_dirs: dict[str, Path], comparator_dir: Path, plan: dict) -> Path:
+def wllama_dist() -> Path:
+    d = ROOT / "node_modules" / "@wllama" / "wllama" / "esm"
+    if not (d / "wasm" / "wllama.wasm").exists():
+        raise FileNotFoundError("@wllama/wllama is missing: run npm ci (it is a devDependency)")
+    return d
+
+
+def assemble_site(variant_dirs: dict[str, Path], comparator_dir: Path, plan: dict,
+                  ggufs: dict[str, Path] | None = None, plans: dict[str, dict] | None = None) -> Path:
     """SITE, a frozen snapshot (other people rebuild static/ and the model folders while a bench
     runs): static/'s entries (the app as built; ~70 MB copied), models/ with the variants and
-    their index.json, the comparator model, transformers.js' files, the bench pages, the plan."""
+    their index.json, the comparator model, transformers.js' and wllama's files, the GGUFs
+    wllama loads (gguf/<model id>.gguf, hard links of the files intab's weights come from),
+    the bench pages, the plan (and per-model plans, bench-data/plan-<id>.json, for --sizes)."""
     SITE.mkdir(parents=True, exist_ok=True)
-    keep = {"models", "cmp", "tjs", "tjs-ort", "bench", "bench-data"}
+    keep = {"models", "cmp", "tjs", "tjs-ort", "wllama", "gguf", "bench", "bench-data"}
     for old in SITE.iterdir():
         if old.name not in keep and not (STATIC / old.name).exists():
             old.unlink() if old.is_symlink() or old.is_file() else shutil.rmtree(old)
@@ -168,9 +180,18 @@ def assemble_site(variant_dirs: dict[str, Path], comparator_dir: Path, plan: dic
     _link(comparator_dir.resolve(), SITE / "cmp" / COMPARATOR_ID)
     _link((ROOT / "node_modules" / "@huggingface" / "transformers" / "dist").resolve(), SITE / "tjs")
     _link(tjs_ort_dist().resolve(), SITE / "tjs-ort")
+    _link(wllama_dist().resolve(), SITE / "wllama")
+    gg = SITE / "gguf"
+    if gg.is_symlink() or gg.is_file():
+        gg.unlink()
+    gg.mkdir(exist_ok=True)
+    for mid, path in (ggufs or {}).items():
+        _snapshot_file(path, gg / f"{mid}.gguf")
     _link((HERE / "pages").resolve(), SITE / "bench")
     (SITE / "bench-data").mkdir(exist_ok=True)
     (SITE / "bench-data" / "plan.json").write_text(json.dumps(plan))
+    for mid, pl in (plans or {}).items():
+        (SITE / "bench-data" / f"plan-{mid}.json").write_text(json.dumps(pl))
     return SITE
 
 
@@ -194,7 +215,7 @@ def context_prompt(engine, target: int, passage: str) -> tuple[str, list[int]]:
 
 
 def make_plan(default_dir: Path, prompt_tokens: int, long_tokens: int, quick: bool,
-              contexts: tuple[int, ...] = (), context_tokens: int = 64) -> dict:
+              contexts: tuple[int, ...] = (), context_tokens: int = 64, only: tuple[str, ...] = ()) -> dict:
     """Prompts with their token ids from intab's own tokenizer and template (CPython, the same code
     the worker runs): the bare ORT loop feeds these ids; the counts go into the report."""
     from intab.engine import Engine
@@ -204,15 +225,20 @@ def make_plan(default_dir: Path, prompt_tokens: int, long_tokens: int, quick: bo
     data = json.loads((HERE / "prompts.json").read_text(encoding="utf-8"))
     prompts = []
     for p in data["prompts"]:
-        if quick and p["name"] != "p200":
+        if (quick and p["name"] != "p200") or (only and p["name"] not in only):
             continue
-        ids = engine.prompt_ids([{"role": "user", "content": p["content"]}])
-        prompts.append({"name": p["name"], "content": p["content"], "ids": ids,
+        if engine.template is None:   # a base model (the synthetic shapes): plain text completion
+            ids, text, kind = engine.completion_ids(p["content"]), p["content"], "complete"
+        else:
+            msgs = [{"role": "user", "content": p["content"]}]
+            ids, text, kind = engine.prompt_ids(msgs), engine.apply_chat_template(msgs), "chat"
+        prompts.append({"name": p["name"], "content": p["content"], "ids": ids, "text": text, "kind": kind,
                         "max_tokens": prompt_tokens if p["name"] == "p200" else long_tokens})
     passage = next(p["content"] for p in data["prompts"] if p["name"] == "p1000")
     for n in contexts:
         content, ids = context_prompt(engine, n, passage)
-        prompts.append({"name": f"ctx{n}", "content": content, "ids": ids, "max_tokens": context_tokens})
+        prompts.append({"name": f"ctx{n}", "content": content, "ids": ids, "max_tokens": context_tokens,
+                        "text": engine.apply_chat_template([{"role": "user", "content": content}])})
     return {"prompts": prompts}
 
 
@@ -239,12 +265,13 @@ def make_bench_server(root: Path, counter: Counter):
     """web/serve.py's handler (COOP/COEP/CORP, strict CSP), counting the bytes of every response
     body. The comparator pages (bench/tjs.*, bench/ort.*) and transformers.js' files go without
     the CSP: transformers.js loads ORT's wasm glue from a blob: URL, which the app's CSP refuses.
+    wllama's page goes without it too (its worker is a blob: module built from a string).
     intab's page, worker and runtime files keep the app's headers unchanged."""
     from http.server import ThreadingHTTPServer
 
     import serve as intab_serve
 
-    relaxed_prefixes = ("/bench/tjs.", "/bench/ort.", "/tjs/", "/tjs-ort/")
+    relaxed_prefixes = ("/bench/tjs.", "/bench/ort.", "/bench/wllama.", "/tjs/", "/tjs-ort/", "/wllama/")
 
     class Handler(intab_serve.IntabHandler):
         def end_headers(self) -> None:
@@ -321,7 +348,7 @@ class Bench:
             raise RuntimeError(res["error"])
         return res
 
-    def run(self, runtime: str, model: str, threads: int, backend: str = "wasm") -> dict:
+    def run(self, runtime: str, model: str, threads: int, backend: str = "wasm", plan: str = "") -> dict:
         """Cold visit (load + generations) and warm visit, in a fresh browser."""
         args = BASE_ARGS + (["--enable-unsafe-webgpu"] if backend == "webgpu" else [])
         browser = self.pw.chromium.launch(executable_path=CHROMIUM, args=args)
@@ -334,6 +361,8 @@ class Bench:
             url = f"{self.base}bench/{runtime}.html?model={model}&threads={threads}&backend={backend}"
             if runtime == "intab":
                 url += f"&memory={getattr(self, 'memory', 'fast')}&kernel={getattr(self, 'kernel', 'auto')}"
+            if plan:
+                url += f"&plan={plan}"
             mark = self.counter.mark()
             try:
                 cold = self._page_result(page, url + "&gen=1")
@@ -350,7 +379,7 @@ class Bench:
             page.close()
         finally:
             browser.close()
-        prefix = f"/models/{model}/" if runtime == "intab" else f"/cmp/{model}/"
+        prefix = {"intab": f"/models/{model}/", "wllama": f"/gguf/{model}."}.get(runtime, f"/cmp/{model}/")
         model_bytes = lambda log: sum(n for p, n in log if p.startswith(prefix))  # noqa: E731
         return {
             "runtime": runtime, "model": model, "threads": threads, "backend": backend,
@@ -440,12 +469,13 @@ def probe_webgpu(pw, base_url: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from models.prepare import prepare
     from models.recipes import DEFAULT, RECIPES
+    from models.source import fetch_gguf
 
-    ap = argparse.ArgumentParser(prog="build.py bench", description="Benchmark intab against transformers.js and a bare ORT loop.")
+    ap = argparse.ArgumentParser(prog="build.py bench", description="Benchmark intab against wllama, transformers.js and a bare ORT loop.")
     ap.add_argument("--variants", default=DEFAULT.model_id, help=f"comma-separated recipe ids (default {DEFAULT.model_id}); known: {', '.join(RECIPES)}")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", default="1,2", help="WASM thread counts (default 1,2)")
-    ap.add_argument("--runtimes", default=",".join(RUNTIMES), help="subset of intab,tjs,ort")
+    ap.add_argument("--runtimes", default=",".join(RUNTIMES), help="subset of " + ",".join(RUNTIMES))
     ap.add_argument("--quick", action="store_true", help="1 run, 2 threads, the ~200-token prompt only: a smoke test")
     ap.add_argument("--webgpu", action="store_true", help="also run intab on WebGPU even when the adapter is a software fallback")
     ap.add_argument("--new-tokens", type=int, default=128, help="tokens generated after the ~200-token prompt")
@@ -477,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = make_plan(default_dir, args.new_tokens, args.long_new_tokens, args.quick, contexts, args.context_new_tokens)
     for p in plan["prompts"]:
         say(f"prompt {p['name']}: {len(p['ids'])} tokens (intab's tokenizer, chat template applied), {p['max_tokens']} new tokens")
-    site = assemble_site(variant_dirs, comparator_dir, plan)
+    # wllama loads the GGUF the first variant's weights come from (the fused/f32 variants share it).
+    site = assemble_site(variant_dirs, comparator_dir, plan, {variants[0]: fetch_gguf(RECIPES[variants[0]], CACHE)})
     counter = Counter()
     server = make_bench_server(site, counter)
     base = "http://127.0.0.1:%d/" % server.server_address[1]
@@ -512,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
                 if "intab" in runtimes:
                     jobs.append(("intab", v, t, backend))
             if backend == "wasm":   # the comparators on WASM only (bare ORT is the WASM bundle)
+                if "wllama" in runtimes:
+                    jobs.append(("wllama", variants[0], t, backend))
                 for r in ("tjs", "ort"):
                     if r in runtimes:
                         jobs.append((r, COMPARATOR_ID, t, backend))
@@ -572,7 +605,10 @@ def build_report(raw, failures, plan, variants, backends, runtimes, args, meta) 
     # Same greedy tokens: each comparator run vs the intab run of the same run index and threads
     # (the default variant first), per prompt; and each intab variant vs the first variant.
     def tokens(r):
-        return {g["name"]: g["token_ids"] for g in r["cold"]["runs"]}
+        return {g["name"]: g["token_ids"] for g in r["cold"]["runs"] if g.get("token_ids")}
+
+    def is_prefix(r, name):   # wllama's ids: the first tokens of that prompt only (pages/wllama.mjs)
+        return any(g["name"] == name and g.get("token_ids_prefix") for g in r["cold"]["runs"])
 
     checks = []
     for r in raw:
@@ -590,10 +626,12 @@ def build_report(raw, failures, plan, variants, backends, runtimes, args, meta) 
             if name in b:
                 n = min(len(a[name]), len(b[name]))
                 first_diff = next((i for i in range(n) if a[name][i] != b[name][i]), None)
+                same_len = len(a[name]) == len(b[name]) or (is_prefix(r, name) and len(a[name]) >= len(b[name]))
                 checks.append({"runtime": r["runtime"], "model": r["model"], "threads": r["threads"], "run": r["run"],
-                               "prompt": name, "same": first_diff is None and len(a[name]) == len(b[name]),
+                               "prompt": name, "same": first_diff is None and same_len,
                                "first_difference_at": first_diff, "tokens": n})
     prompt_ids_ok = [g.get("prompt_ids_match") for r in raw if r["runtime"] == "tjs" for g in r["cold"]["runs"]]
+    wllama_prompt_ok = [g.get("prompt_ids_match") for r in raw if r["runtime"] == "wllama" for g in r["cold"]["runs"]]
     return {
         "meta": {**meta, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                  "variants": variants, "backends": backends, "runtimes": runtimes, "comparator_model": COMPARATOR_ID,
@@ -602,6 +640,7 @@ def build_report(raw, failures, plan, variants, backends, runtimes, args, meta) 
         "groups": groups,
         "same_tokens": checks,
         "tjs_prompt_ids_match_intab": prompt_ids_ok,
+        "wllama_prompt_tokens_match_intab": wllama_prompt_ok,
         "failures": failures,
     }
 
@@ -618,21 +657,22 @@ def print_report(report: dict) -> None:
             key = lambda rt, m: f"{rt}|{m}|{backend}|{t}"  # noqa: E731
             intab = groups.get(key("intab", v))
             tjs = groups.get(key("tjs", meta["comparator_model"]))
-            ort = groups.get(key("ort", meta["comparator_model"]))
+            comps = [(rt, groups.get(key(rt, v if rt == "wllama" else meta["comparator_model"])))
+                     for rt in COMPARATORS if rt in meta["runtimes"]]
             if not intab:
                 continue
             print()
             print(f"## {v}, {backend.upper()} {t} thread{'s' if t > 1 else ''}  ({len(intab['runs'])} intab runs)")
-            head = ["figure", "intab", "transformers.js", "bare ORT", "intab/transformers.js", "intab/bare ORT"]
+            head = ["figure", "intab", *(LABEL[rt] for rt, _ in comps), *(f"intab/{LABEL[rt]}" for rt, _ in comps)]
             rows = []
             for k, label, unit, higher, f in FIGURES:
                 s = intab["summary"].get(k)
-                cs = [g["summary"].get(k) if g else None for g in (tjs, ort)]
+                cs = [g["summary"].get(k) if g else None for _, g in comps]
                 if not s and not any(cs):
                     continue
                 ratios = [f"{s['median'] / c['median']:.2f}x" if s and c and c["median"] else "-" for c in cs]
                 rows.append([f"{label} ({unit}{', higher better' if higher else ''})", fmt_stat(s, f),
-                             fmt_stat(cs[0], f), fmt_stat(cs[1], f), *ratios])
+                             *(fmt_stat(c, f) for c in cs), *ratios])
             markdown_table(head, rows)
             print(f"targets (issue 4, WASM 2 threads){'' if (backend, t) == ('wasm', 2) else ' - shown for reference'}:")
             for k, label, test, desc in TARGETS:
@@ -657,9 +697,12 @@ def print_report(report: dict) -> None:
         bad = [f"{c['prompt']} run {c['run'] + 1} from token {c['first_difference_at']}" for c in cs if not c["same"]]
         who = LABEL[rt] if rt != "intab" else f"intab {m}"
         print(f"same tokens as intab ({meta['variants'][0]}), {who}, {t}t: {'yes' if ok else 'no'}"
-              f" ({len(cs)} generations{'; differ: ' + ', '.join(bad) if bad else ''})")
+              f" ({len(cs)} generations, {sum(c['tokens'] for c in cs)} tokens compared{'; differ: ' + ', '.join(bad) if bad else ''})")
     if report["tjs_prompt_ids_match_intab"]:
         print(f"transformers.js prompt ids == intab's: {'yes' if all(report['tjs_prompt_ids_match_intab']) else 'no'}")
+    if report.get("wllama_prompt_tokens_match_intab"):
+        print("wllama's prompt token counts == intab's (it tokenizes the templated text itself): "
+              f"{'yes' if all(report['wllama_prompt_tokens_match_intab']) else 'no'}")
     for f in report["failures"]:
         print(f"FAILED: run {f['run'] + 1} {LABEL[f['runtime']]} {f['model']} {f['backend']} {f['threads']}t: {f['error']}")
 

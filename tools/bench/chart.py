@@ -25,7 +25,7 @@ PANELS = [
 ]
 TARGET_LINES = {"download_mb": 110, "warm_load_s": 5, "peak_rss_mb": 1000, "ttft_p200_ms": 1200}
 COLORS = ["#1f6fd1", "#18a37a", "#7b4fd6", "#0b9bb5", "#3a5f9f"]   # intab variants
-COMP_COLORS = {"tjs": "#e8871e", "ort": "#8a8f98"}
+COMP_COLORS = {"wllama": "#c2185b", "tjs": "#e8871e", "ort": "#8a8f98"}
 W, H = 400, 300          # panel
 COLS = 4
 
@@ -38,6 +38,8 @@ def _series(report: dict) -> list[tuple[str, str, str]]:
     """(runtime, model, label) in drawing order."""
     meta = report["meta"]
     out = [("intab", v, f"intab {v}") for v in meta["variants"] if "intab" in meta["runtimes"]]
+    if "wllama" in meta["runtimes"]:
+        out.append(("wllama", meta["variants"][0], "wllama"))
     for rt, label in (("tjs", "transformers.js"), ("ort", "bare ORT")):
         if rt in meta["runtimes"]:
             out.append((rt, meta["comparator_model"], label))
@@ -104,7 +106,7 @@ def svg_chart(report: dict) -> str:
         color[(rt, m)] = COLORS[i % len(COLORS)] if rt == "intab" else COMP_COLORS[rt]
     o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="DejaVu Sans, Arial, sans-serif">',
          f'<rect width="{width}" height="{height}" fill="white"/>']
-    title = f"intab vs transformers.js vs bare onnxruntime-web - SmolLM2-135M-Instruct, headless Chromium {meta.get('chromium')}"
+    title = f"intab vs wllama, transformers.js, bare onnxruntime-web - SmolLM2-135M-Instruct, headless Chromium {meta.get('chromium')}"
     sub = (f"{meta['date']} - {meta['cpus']} CPUs, load avg {meta['loadavg_before'][0]:.1f} -> {meta['loadavg_after'][0]:.1f} - "
            f"median of {meta['args']['runs']} run(s), whiskers min-max - prompts "
            + ", ".join(f"{p['name']}={p['tokens']} tok" for p in meta["prompts"]))
@@ -126,8 +128,8 @@ def svg_chart(report: dict) -> str:
         for b, t in configs:
             it = groups.get(f"intab|{meta['variants'][0]}|{b}|{t}")
             s = it and it["summary"].get(key)
-            for rt, short in (("tjs", "tjs"), ("ort", "ORT")):
-                c = groups.get(f"{rt}|{meta['comparator_model']}|{b}|{t}")
+            for rt, short in (("wllama", "wllama"), ("tjs", "tjs"), ("ort", "ORT")):
+                c = groups.get(f"{rt}|{meta['variants'][0] if rt == 'wllama' else meta['comparator_model']}|{b}|{t}")
                 cs = c and c["summary"].get(key)
                 if s and cs and cs["median"]:
                     ratio_parts.append(f"{t}t: {s['median'] / cs['median']:.2f}x {short}")
@@ -191,12 +193,16 @@ def svg_chart(report: dict) -> str:
 
 
 def render_chart(report: dict, png: Path) -> Path:
+    """Write <png>.svg and <png>: the benchmark's chart."""
+    return svg_to_png(svg_chart(report), png)
+
+
+def svg_to_png(svg: str, png: Path) -> Path:
     """Write <png>.svg and <png> (a screenshot of the SVG in headless Chromium)."""
     from playwright.sync_api import sync_playwright
 
     from bench import BASE_ARGS, CHROMIUM
 
-    svg = svg_chart(report)
     svg_path = png.with_suffix(".svg")
     svg_path.write_text(svg, encoding="utf-8")
     w = int(svg.split('width="', 1)[1].split('"', 1)[0])

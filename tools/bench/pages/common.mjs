@@ -20,7 +20,9 @@ export function fail(err) {
 /** The bench plan written by the harness: prompts, their token ids (intab's tokenizer, chat
  * template applied) and how many tokens to generate for each. */
 export async function loadPlan() {
-  const res = await fetch('/bench-data/plan.json');
+  // ?plan=<id>: bench-data/plan-<id>.json (--sizes: each model with its own tokenizer's ids).
+  const name = params.get('plan');
+  const res = await fetch(name ? `/bench-data/plan-${name}.json` : '/bench-data/plan.json');
   if (!res.ok) throw new Error(`plan.json: HTTP ${res.status}`);
   return res.json();
 }

@@ -24,7 +24,8 @@ async function main() {
     await engine.resetChat();
     const deltaTimes = [];
     const t0 = performance.now();
-    const r = await engine.generate('chat', [{ role: 'user', content: p.content }],
+    // kind 'complete': a base model without a chat template (the plan says so), plain text.
+    const r = await engine.generate(p.kind || 'chat', p.kind === 'complete' ? p.content : [{ role: 'user', content: p.content }],
       { temperature: 0, max_tokens: p.max_tokens, ignore_eos: true }, { onDelta: () => { deltaTimes.push(performance.now()); } });
     const tDone = performance.now();
     const n = r.new_tokens;
