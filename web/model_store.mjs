@@ -326,7 +326,7 @@ export async function downloadModel(modelId, onProgress, { skip = [] } = {}) {
     otherTab = true;
     for (const st of state) if (!st.done && !st.source) st.source = 'tab';
     report(true);
-  }));
+  }).catch(() => ({ waited: false, release: () => {} })));   // no lock to be had: download
 
   const one = async (f, i) => {
     const path = `models/${modelId}/${f.name}`;
@@ -338,43 +338,35 @@ export async function downloadModel(modelId, onProgress, { skip = [] } = {}) {
       state[i].loaded = n;
       report(false);
     };
-    if (cache) {
-      const hit = await cache.match(key).catch(() => null);
-      if (hit) {
-        state[i].source = 'cache';
-        let r;
-        try { r = await readBody(hit, f, onBytes, { native: true }); } catch (e) { r = { reason: `unreadable: ${e.message}` }; }
-        if (r.buf) {
-          Object.assign(state[i], { cached: true, done: true });
-          report(true);
-          return r.buf;
-        }
-        await cache.delete(key).catch(() => {});
-        healed.push({ name: f.name, reason: r.reason });
-        console.warn(`intab: the stored copy of ${f.name} was damaged (${r.bad || r.reason}); downloading it again`);
-        state[i].loaded = 0;
-        starts[i] = null;
+    // The stored copy, checked: its bytes, or null (none, or a damaged one: deleted, and one
+    // line for the user says so).
+    const stored = async () => {
+      const hit = cache && await cache.match(key).catch(() => null);
+      if (!hit) return null;
+      state[i].source = 'cache';
+      let r;
+      try { r = await readBody(hit, f, onBytes, { native: true }); } catch (e) { r = { reason: `unreadable: ${e.message}` }; }
+      if (r.buf) {
+        Object.assign(state[i], { cached: true, done: true });
         report(true);
+        return r.buf;
       }
-    }
+      await cache.delete(key).catch(() => {});
+      healed.push({ name: f.name, reason: r.reason });
+      console.warn(`intab: the stored copy of ${f.name} was damaged (${r.bad || r.reason}); downloading it again`);
+      state[i].loaded = 0;
+      starts[i] = null;
+      report(true);
+      return null;
+    };
+    const kept = await stored();
+    if (kept) return kept;
     state[i].source = otherTab ? 'tab' : null;
-    const { waited } = await network();
-    if (waited && cache) {
+    if ((await network()).waited) {
       // The other tab's download is over: what it stored is read from here.
       otherTab = false;
-      const hit = await cache.match(key).catch(() => null);
-      if (hit) {
-        state[i].source = 'cache';
-        const r = await readBody(hit, f, onBytes, { native: true }).catch(() => ({}));
-        if (r.buf) {
-          Object.assign(state[i], { cached: true, done: true });
-          report(true);
-          return r.buf;
-        }
-        await cache.delete(key).catch(() => {});
-        state[i].loaded = 0;
-        starts[i] = null;
-      }
+      const theirs = await stored();
+      if (theirs) return theirs;
     }
     state[i].source = 'network';
     // no-store: the copy that is kept is ours, checked, in Cache Storage; not a second one in
@@ -421,7 +413,7 @@ export async function downloadModel(modelId, onProgress, { skip = [] } = {}) {
       await Promise.all(Object.values(byName));
       while (puts.length) await Promise.all(puts.splice(0));
     } finally {
-      if (lock) (await lock.catch(() => null))?.release();
+      if (lock) (await lock).release();
     }
     if (cache) await deleteStale(cache, modelId, manifest.files);
     report(true);
