@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="build.py soak", description=__doc__.split("\n\n")[0])
     ap.add_argument("--turns", type=int, default=200)
     ap.add_argument("--max-tokens", type=int, default=24)
+    ap.add_argument("--memory-points", type=int, default=20,
+                    help="memory measurements over the long conversation (each can take up to ~60 s here)")
     ap.add_argument("--conversations", type=int, default=50)
     ap.add_argument("--turns-each", type=int, default=3)
     ap.add_argument("--fuzz-runs", type=int, default=1000)
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             page = browser.new_page()
             page.set_default_timeout(0)
             open_engine_page(page, url, soak="soak", fuzzer="fuzz")
-            every = max(1, a.turns // 20)
+            every = max(1, a.turns // a.memory_points)
             sample = sorted({0, a.turns // 4, a.turns // 2, a.turns - 1})
             one = page.evaluate("(o) => soak.longConversation(engine, o)",
                                 {"turns": a.turns, "maxTokens": a.max_tokens, "every": every, "sample": sample})
