@@ -17,7 +17,7 @@ from pathlib import Path
 from fault_server import Faults, start_fault_server
 
 HERE = Path(__file__).resolve().parent
-PROPS_EXAMPLES = int(os.environ.get("INTAB_PROPS_EXAMPLES", "60"))
+PROPS_EXAMPLES = int(os.environ.get("INTAB_PROPS_EXAMPLES", "120"))
 
 
 def serve_props(static_root: Path) -> tuple[Faults, str]:
