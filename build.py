@@ -195,6 +195,15 @@ def _pip_download(spec: str, *flags: str) -> Path:
     return found[0]
 
 
+def test_wheels(names: tuple[str, ...] = ("hypothesis", "sortedcontainers")) -> list[Path]:
+    """Pure-Python wheels that only the tests load into Pyodide (hypothesis and its one dependency
+    there, at requirements/test.txt's versions), into .cache/downloads: never part of the site
+    (tests/browser/test_python_props.py serves them from its own test server)."""
+    pins = dict(line.split("#")[0].strip().split("==") for line in (ROOT / "requirements" / "test.txt").read_text().splitlines()
+                if "==" in line.split("#")[0])
+    return [_pip_download(f"{n}=={pins[n]}", "--only-binary", ":all:", "--python-version", "3.14") for n in names]
+
+
 def _project_metadata() -> tuple["WheelMetadata", "WheelMetadata"]:
     """intab's and intab-host's metadata, from pyproject.toml (the one place that states them)."""
     import tomllib

@@ -162,6 +162,62 @@ def test_drop_oldest_leaves_out_the_oldest_turns_and_answers(tiny_dir):
     assert err.value.param == "context_overflow"
 
 
+def old_fit(engine, messages, prompt, max_tokens):
+    """The reference: drop_oldest's cut as it was first written (one turn at a time, the whole
+    conversation re-tokenized after each)."""
+    limit = engine.info.max_context
+    room = min(max_tokens, limit // 4)
+    messages = list(messages)
+    head = 1 if messages and messages[0].get("role") == "system" else 0
+    dropped = 0
+    while len(prompt) + room > limit and len(messages) - head > 1:
+        del messages[head]
+        dropped += 1
+        while len(messages) - head > 1 and messages[head].get("role") not in ("user", None):
+            del messages[head]
+            dropped += 1
+        prompt = engine.prompt_ids(messages)
+    return prompt, dropped
+
+
+def test_drop_oldest_cuts_where_the_one_by_one_loop_cut_with_log_n_tokenizations(tiny_dir):
+    """The binary search on the cut (Engine._first_cut) against the old loop: random
+    conversations (with or without a system message, runs of answers and tool results, messages
+    of all lengths), every room for the answer; the same messages left out, the same prompt."""
+    import random
+
+    from intab.config import GenerationConfig
+
+    engine = make_engine(tiny_dir)
+    rng = random.Random(14)
+    calls = []
+    encode = engine.prompt_ids
+    engine.prompt_ids = lambda m, **kw: calls.append(1) or encode(m, **kw)   # counts tokenizations
+    cut = 0
+    for case in range(60):
+        msgs = [{"role": "system", "content": "Be brief."}] if rng.random() < 0.5 else []
+        for _ in range(rng.randrange(1, 40)):
+            role = rng.choice(["user", "user", "assistant", "assistant", "tool"])
+            msgs.append({"role": role, "content": " ".join(rng.choice(["fox", "a", "b12", "é", "river"])
+                                                           for _ in range(rng.randrange(0, 30)))})
+        max_tokens = rng.choice([1, 8, 20, 40])
+        try:
+            prompt = engine.prompt_ids(msgs)
+        except Exception:    # a template that refuses this order of roles: not this test's subject
+            continue
+        want, want_dropped = old_fit(engine, msgs, prompt, max_tokens)
+        calls.clear()
+        kept = list(msgs)
+        got, got_dropped = engine._fit(kept, prompt, GenerationConfig.from_options({"max_tokens": max_tokens}), {})
+        assert (got_dropped, got) == (want_dropped, want), case
+        cut += want_dropped > 2
+        head = 1 if msgs[0]["role"] == "system" else 0
+        assert kept == msgs[:head] + msgs[head + got_dropped:]
+        turns = len(engine._cuts(msgs))
+        assert len(calls) <= 2 + turns.bit_length(), (len(calls), turns)
+    assert cut >= 20, cut     # most conversations overflow the tiny model's 160 tokens
+
+
 def test_logprobs_are_the_candidates_exact_log_probabilities(tiny_dir):
     engine = make_engine(tiny_dir)
     r = gen(engine, options={**GREEDY, "logprobs": True, "top_logprobs": 5})

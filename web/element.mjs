@@ -647,8 +647,10 @@ export class IntabChat extends HTMLElement {
       const pct = (100 * p.loaded) / p.total;
       els.loadPhase.textContent = `Loading the model: ${pct.toFixed(0)}%`;
       els.loadBar.value = p.loaded / p.total;
-      els.loadDetail.textContent = `${size(p.loaded)} of ${size(p.total)} · ${pct.toFixed(0)}%` +
-        (p.loaded < p.total && p.eta != null ? ` · ${timeLeft(p.eta)}` : '');
+      els.loadDetail.textContent = p.otherTab
+        ? 'Waiting for another tab of this site, which is downloading the model: its copy is then read from this device.'
+        : `${size(p.loaded)} of ${size(p.total)} · ${pct.toFixed(0)}%` +
+          (p.loaded < p.total && p.eta != null ? ` · ${timeLeft(p.eta)}` : '');
       this.#renderFiles(p.files || []);
       this.#status(`Loading… ${pct.toFixed(0)}%`);
     } else {
@@ -678,6 +680,7 @@ export class IntabChat extends HTMLElement {
       else if (f.done) text = f.cached ? `${size(f.total)} · stored copy, checked` : `${size(f.total)} · downloaded, checked`;
       else if (f.source === 'file') text = `reading the file · ${(100 * frac).toFixed(0)}%`;
       else if (f.source === 'cache') text = `checking the stored copy · ${(100 * frac).toFixed(0)}%`;
+      else if (f.source === 'tab') text = 'waiting for another tab';
       else if (f.source === 'network') text = `${size(f.loaded)} of ${size(f.total)} · ${(100 * frac).toFixed(0)}%${f.eta != null ? ` · ${timeLeft(f.eta)}` : ''}`;
       else text = 'waiting';
       li.children[2].textContent = text;

@@ -5,7 +5,8 @@
 // downloadModel(modelId, onProgress) -> {manifest, files: {name: Promise<Uint8Array>}, done}
 //   `done` settles when every file is in, stored and stale entries are deleted: the names read
 //   from the cache. onProgress(p) gets {phase:'download', loaded, total, eta, rate, files:[{name,
-//   loaded, total, cached, source, eta, done}], notices:[lines for the user], fromMemory}.
+//   loaded, total, cached, source, eta, done}], notices:[lines for the user], fromMemory,
+//   otherTab (waiting for another tab of this origin that is downloading the model: takeLock)}.
 //
 // Memory: each file is held once, in a buffer of its manifest size. Bytes are hashed as they arrive
 // (an incremental SHA-256 below: WebCrypto's digest() has no streaming form and copies its input,
@@ -238,6 +239,29 @@ export async function forgetModels() {
   return n;
 }
 
+// ------------------------------------------------------------------ one download per origin
+/** Two tabs of one origin loading at once: the first to miss the cache takes this model's Web
+ * Lock and downloads; the others wait for it (onWait() tells them so), then read what it stored.
+ * The lock is the browser's: it is released when its holder's worker ends (a tab closed or
+ * reloaded mid-download), and the next tab in line takes it and downloads what is missing.
+ * Resolves with {waited, release}; no Web Locks (an insecure context): no waiting. */
+async function takeLock(modelId, onWait) {
+  const locks = self.navigator && self.navigator.locks;
+  if (!locks) return { waited: false, release: () => {} };
+  let release;
+  const held = new Promise((r) => { release = r; });
+  const name = `intab-model-download:${modelId}`;
+  const got = await new Promise((resolve, reject) => {
+    locks.request(name, { ifAvailable: true }, (lock) => { resolve(lock); return lock ? held : null; }).catch(reject);
+  });
+  if (got) return { waited: false, release };
+  onWait();
+  await new Promise((resolve, reject) => {
+    locks.request(name, () => { resolve(); return held; }).catch(reject);
+  });
+  return { waited: true, release };
+}
+
 // ------------------------------------------------------------------ the download
 /** Download (or read from the cache) every file of the manifest, in parallel, with streamed
  * progress; check size and sha256 while streaming. Verified files are kept in Cache Storage,
@@ -289,11 +313,20 @@ export async function downloadModel(modelId, onProgress, { skip = [] } = {}) {
     }
     onProgress({
       phase: 'download', loaded, total, eta, rate: t0 !== null && now > t0 ? (loaded * 1000) / (now - t0) : null,
-      files: state.map((s) => ({ ...s })), notices: notices(), fromMemory: !!storeProblem,
+      files: state.map((s) => ({ ...s })), notices: notices(), fromMemory: !!storeProblem, otherTab,
     });
   };
   const cache = await openCache();
   const puts = [];
+  // The network only under this model's lock (takeLock): taken by the first file the cache
+  // lacks, held until every file is in and stored.
+  let otherTab = false;                    // waiting for another tab's download
+  let lock = null;
+  const network = () => (lock ??= takeLock(modelId, () => {
+    otherTab = true;
+    for (const st of state) if (!st.done && !st.source) st.source = 'tab';
+    report(true);
+  }).catch(() => ({ waited: false, release: () => {} })));   // no lock to be had: download
 
   const one = async (f, i) => {
     const path = `models/${modelId}/${f.name}`;
@@ -305,24 +338,35 @@ export async function downloadModel(modelId, onProgress, { skip = [] } = {}) {
       state[i].loaded = n;
       report(false);
     };
-    if (cache) {
-      const hit = await cache.match(key).catch(() => null);
-      if (hit) {
-        state[i].source = 'cache';
-        let r;
-        try { r = await readBody(hit, f, onBytes, { native: true }); } catch (e) { r = { reason: `unreadable: ${e.message}` }; }
-        if (r.buf) {
-          Object.assign(state[i], { cached: true, done: true });
-          report(true);
-          return r.buf;
-        }
-        await cache.delete(key).catch(() => {});
-        healed.push({ name: f.name, reason: r.reason });
-        console.warn(`intab: the stored copy of ${f.name} was damaged (${r.bad || r.reason}); downloading it again`);
-        state[i].loaded = 0;
-        starts[i] = null;
+    // The stored copy, checked: its bytes, or null (none, or a damaged one: deleted, and one
+    // line for the user says so).
+    const stored = async () => {
+      const hit = cache && await cache.match(key).catch(() => null);
+      if (!hit) return null;
+      state[i].source = 'cache';
+      let r;
+      try { r = await readBody(hit, f, onBytes, { native: true }); } catch (e) { r = { reason: `unreadable: ${e.message}` }; }
+      if (r.buf) {
+        Object.assign(state[i], { cached: true, done: true });
         report(true);
+        return r.buf;
       }
+      await cache.delete(key).catch(() => {});
+      healed.push({ name: f.name, reason: r.reason });
+      console.warn(`intab: the stored copy of ${f.name} was damaged (${r.bad || r.reason}); downloading it again`);
+      state[i].loaded = 0;
+      starts[i] = null;
+      report(true);
+      return null;
+    };
+    const kept = await stored();
+    if (kept) return kept;
+    state[i].source = otherTab ? 'tab' : null;
+    if ((await network()).waited) {
+      // The other tab's download is over: what it stored is read from here.
+      otherTab = false;
+      const theirs = await stored();
+      if (theirs) return theirs;
     }
     state[i].source = 'network';
     // no-store: the copy that is kept is ours, checked, in Cache Storage; not a second one in
@@ -365,8 +409,12 @@ export async function downloadModel(modelId, onProgress, { skip = [] } = {}) {
   const tick = setInterval(() => report(true), 500);
   Promise.allSettled(Object.values(byName)).then(() => clearInterval(tick));
   const done = (async () => {
-    await Promise.all(Object.values(byName));
-    while (puts.length) await Promise.all(puts.splice(0));
+    try {
+      await Promise.all(Object.values(byName));
+      while (puts.length) await Promise.all(puts.splice(0));
+    } finally {
+      if (lock) (await lock).release();
+    }
     if (cache) await deleteStale(cache, modelId, manifest.files);
     report(true);
     return state.filter((s) => s.cached).map((s) => s.name);

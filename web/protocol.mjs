@@ -34,7 +34,7 @@ export const TO_WORKER = {
 /** worker -> page */
 export const FROM_WORKER = {
   // phase 'boot'|'download'|'init'; download: loaded, total, eta, rate, files [{name, loaded,
-  // total, cached, source, eta, done}], notices [lines], fromMemory
+  // total, cached, source, eta, done}], notices [lines], fromMemory, otherTab
   progress: ['phase', 'message'],
   // backend, backendReason, fallback, kernel, kernelReason, threads, crossOriginIsolated,
   // adapterInfo, shaderF16, model {id, version, numCandidates, config, contextWindow, vocabSize,

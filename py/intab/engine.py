@@ -211,10 +211,12 @@ class Engine:
         messages, template_extra = self._with_tools(messages, cfg, template_extra)
         dropped = 0
         text = self.apply_chat_template(messages, **template_extra)
-        if cfg.context_overflow == "drop_oldest":
-            while self._surely_too_long(text) and (n := self._drop_oldest(messages)):
-                dropped += n
-                text = self.apply_chat_template(messages, **template_extra)
+        if cfg.context_overflow == "drop_oldest" and self._surely_too_long(text):
+            def can_fit(kept: list[dict]) -> tuple[str, bool]:   # by characters: no tokenizing yet
+                t = self.apply_chat_template(kept, **template_extra)
+                return t, not self._surely_too_long(t)
+
+            dropped, text = self._first_cut(messages, can_fit)
         if self._surely_too_long(text):
             raise PromptTooLong(f"the prompt is {len(text)} characters, more than the model's context of "
                                 f"{self.info.max_context} tokens can hold.", param="messages")
@@ -249,18 +251,50 @@ class Engine:
         return len(text) > 4 * self.tokenizer.max_token_chars * self.info.max_context
 
     @staticmethod
-    def _drop_oldest(messages: list[dict]) -> int:
-        """Leave out the oldest turn after a leading system message (and the answers that would now
-        open the conversation); the last message always stays. Returns how many were left out."""
+    def _cuts(messages: list[dict]) -> list[int]:
+        """Where the conversation may start, oldest turns left out one by one after a leading system
+        message: [head, ...]. Each step leaves out the oldest turn and the answers that would then
+        open the conversation; the last message always stays."""
         head = 1 if messages and messages[0].get("role") == "system" else 0
-        if len(messages) - head <= 1:
-            return 0
-        del messages[head]
-        n = 1
-        while len(messages) - head > 1 and messages[head].get("role") not in ("user", None):
-            del messages[head]
-            n += 1
-        return n
+        cuts, s = [head], head
+        while len(messages) - s > 1:
+            s += 1
+            while len(messages) - s > 1 and messages[s].get("role") not in ("user", None):
+                s += 1
+            cuts.append(s)
+        return cuts
+
+    def _first_cut(self, messages: list[dict], fits: Callable[[list[dict]], tuple[Any, bool]]) -> tuple[int, Any]:
+        """Leave out (in place) the oldest turns up to the first cut (_cuts) whose kept messages
+        `fits`, or up to the last cut when none does; returns (messages left out, what `fits`
+        computed for the kept ones). fits(kept) -> (value, ok) is called at cuts[0] and then on
+        a binary search over the others: O(log n) renders + tokenizations of the conversation, not
+        one per dropped turn as before (quadratic: a 200-turn chat re-tokenized ~200 times). The
+        first fit is the binary search's because a shorter conversation never has more tokens
+        (each message is its own span of the template; tests/test_engine.py checks the cut against
+        the old one-by-one loop)."""
+        cuts = self._cuts(messages)
+        head = cuts[0]
+        kept = lambda s: messages[:head] + messages[s:]   # noqa: E731
+        seen: dict[int, tuple[Any, bool]] = {}
+
+        def at(i: int) -> tuple[Any, bool]:
+            if i not in seen:
+                seen[i] = fits(kept(cuts[i]))
+            return seen[i]
+
+        lo, hi = 0, len(cuts) - 1          # the answer is in cuts[lo..hi]; cuts[hi] when none fits
+        if hi and not at(0)[1]:
+            lo = 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if at(mid)[1]:
+                    hi = mid
+                else:
+                    lo = mid + 1
+        value = at(lo)[0]
+        del messages[head:cuts[lo]]
+        return cuts[lo] - head, value
 
     def prepare_completion(self, prompt: str, options: dict | GenerationConfig | None = None) -> "Request":
         """The same for a plain text to continue (no chat template): base models, raw prompts."""
@@ -315,16 +349,13 @@ class Engine:
         The last message always stays."""
         limit = self.info.max_context
         room = min(cfg.max_tokens, limit // 4)
-        head = 1 if messages and messages[0].get("role") == "system" else 0
-        dropped = 0
-        while len(prompt) + room > limit and len(messages) - head > 1:
-            del messages[head]
-            dropped += 1
-            # a conversation must not start with the assistant's answer to a question now gone
-            while len(messages) - head > 1 and messages[head].get("role") not in ("user", None):
-                del messages[head]
-                dropped += 1
-            prompt = self.prompt_ids(messages, **extra)
+        whole = len(messages)
+
+        def fits(kept: list[dict]) -> tuple[list[int], bool]:
+            ids = prompt if len(kept) == whole else self.prompt_ids(kept, **extra)   # the given one, cut 0
+            return ids, len(ids) + room <= limit
+
+        dropped, prompt = self._first_cut(messages, fits)
         return prompt, dropped
 
     def _queue(self) -> asyncio.Lock:

@@ -1,12 +1,13 @@
 """`build.py soak`: the long soak and the long fuzz (issue 14, items 1, 4 and 7), in headless
 Chromium with the real model, through the public JS API (tests/browser/fuzz/soak.mjs, fuzz.mjs).
 
-    python3 build.py soak [--turns 200] [--conversations 50] [--fuzz-runs 1000] [--out soak.json]
+    python3 build.py soak [--turns 200] [--conversations 50] [--fuzz-runs 1000] [--props-examples 400] [--out soak.json]
 
 Prints the memory curve (measureUserAgentSpecificMemory: the page and its workers) of one
 conversation of --turns turns and of --conversations conversations in one tab, the sampled greedy
-answers replayed on a fresh engine (all must be equal), and the fuzzer's outcome counts; writes
-them all as JSON to --out. The short versions are tests/browser/test_soak.py and test_fuzz.py.
+answers replayed on a fresh engine (all must be equal), the fuzzer's outcome counts, and the Python
+API's under hypothesis in Pyodide (tests/browser/pyprops); writes them all as JSON to --out. The
+short versions are tests/browser/test_soak.py, test_fuzz.py and test_python_props.py.
 """
 from __future__ import annotations
 
@@ -39,9 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="build.py soak", description=__doc__.split("\n\n")[0])
     ap.add_argument("--turns", type=int, default=200)
     ap.add_argument("--max-tokens", type=int, default=24)
+    ap.add_argument("--memory-points", type=int, default=20,
+                    help="memory measurements over the long conversation (each can take up to ~60 s here)")
     ap.add_argument("--conversations", type=int, default=50)
     ap.add_argument("--turns-each", type=int, default=3)
     ap.add_argument("--fuzz-runs", type=int, default=1000)
+    ap.add_argument("--props-examples", type=int, default=400, help="hypothesis examples in Pyodide (0: none)")
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument("--out", type=Path, default=ROOT / ".cache" / "soak.json")
     a = ap.parse_args(argv)
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             page = browser.new_page()
             page.set_default_timeout(0)
             open_engine_page(page, url, soak="soak", fuzzer="fuzz")
-            every = max(1, a.turns // 20)
+            every = max(1, a.turns // a.memory_points)
             sample = sorted({0, a.turns // 4, a.turns // 2, a.turns - 1})
             one = page.evaluate("(o) => soak.longConversation(engine, o)",
                                 {"turns": a.turns, "maxTokens": a.max_tokens, "every": every, "sample": sample})
@@ -80,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             fz = page.evaluate("(o) => fuzzer.fuzz(engine, intab.IntabError, o)", {"numRuns": a.fuzz_runs, "seed": a.seed, "probeEvery": 25})
             print(f"fuzz: {fz['runs']} runs in {fz['seconds']:.0f} s, all typed, engine usable: {fz['outcomes']}")
             report.update(one=one["curve"], many=many["curve"], replay_differing=bad, fuzz=fz)
+            if a.props_examples:
+                report["props"] = python_props(browser, a.props_examples, a.seed)
         finally:
             browser.close()
             server.shutdown()
@@ -93,7 +99,23 @@ def main(argv: list[str] | None = None) -> int:
     a.out.write_text(json.dumps(report, indent=1))
     print(f"growth after warm-up: one conversation {report.get('one_growth_after_warmup_mib')} MiB, "
           f"{a.conversations} conversations {report.get('many_growth_after_warmup_mib')} MiB; report: {a.out}")
-    return 1 if report["replay_differing"] else 0
+    return 1 if report["replay_differing"] or (report.get("props") or {}).get("finding") else 0
+
+
+def python_props(browser, examples: int, seed: int) -> dict:
+    """The Python API under hypothesis in Pyodide, with a budget of `examples` (a page of its own)."""
+    from test_python_props import run_props, serve_props
+
+    faults, url = serve_props(ROOT / "static")
+    context = browser.new_context()
+    try:
+        r = run_props(context, url, examples, seed, timeout_ms=0)
+    finally:
+        context.close()
+        faults.stop()
+    print(f"hypothesis (Python API, Pyodide): {r.get('calls')} calls in {r.get('seconds')} s, seed {seed}; "
+          f"finding: {r.get('finding') or 'none'}; {r.get('outcomes')}")
+    return r
 
 
 if __name__ == "__main__":
