@@ -3,7 +3,8 @@ Chromium with the real model, through the public JS API (tests/browser/fuzz/soak
 
     python3 build.py soak [--turns 200] [--conversations 50] [--fuzz-runs 1000] [--props-examples 400] [--out soak.json]
 
-Prints the memory curve (measureUserAgentSpecificMemory: the page and its workers) of one
+Prints the memory curve (the renderer process's resident set, read from /proc: the page, its
+worker and their wasm memories) of one
 conversation of --turns turns and of --conversations conversations in one tab, the sampled greedy
 answers replayed on a fresh engine (all must be equal), the fuzzer's outcome counts, and the Python
 API's under hypothesis in Pyodide (tests/browser/pyprops); writes them all as JSON to --out. The
@@ -23,13 +24,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "web"))
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
+sys.path.insert(0, str(ROOT / "tools" / "bench"))
 
 from fuzz_site import fuzz_site, open_engine_page  # noqa: E402
 from serve import IntabHandler, make_server  # noqa: E402
+from bench import renderer_pids  # noqa: E402
 
 CHROMIUM = os.environ.get("INTAB_CHROMIUM", "/usr/lib/chromium/chromium")
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--no-first-run", "--disable-quic", "--enable-blink-features=ForceEagerMeasureMemory"]
+
+
+def renderer_rss() -> int:
+    """Bytes resident in this process's Chromium renderers (VmRSS): the soak's one page, its worker
+    and their wasm memories live in one renderer."""
+    total = 0
+    for pid in renderer_pids():
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
 
 
 def mib(b) -> str:
@@ -40,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="build.py soak", description=__doc__.split("\n\n")[0])
     ap.add_argument("--turns", type=int, default=200)
     ap.add_argument("--max-tokens", type=int, default=24)
-    ap.add_argument("--memory-points", type=int, default=20,
-                    help="memory measurements over the long conversation (each can take up to ~60 s here)")
+    ap.add_argument("--memory-points", type=int, default=20, help="memory measurements over the long conversation")
     ap.add_argument("--conversations", type=int, default=50)
     ap.add_argument("--turns-each", type=int, default=3)
     ap.add_argument("--fuzz-runs", type=int, default=1000)
@@ -62,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             page = browser.new_page()
             page.set_default_timeout(0)
+            page.expose_function("intabHostRss", renderer_rss)
             open_engine_page(page, url, soak="soak", fuzzer="fuzz")
             every = max(1, a.turns // a.memory_points)
             sample = sorted({0, a.turns // 4, a.turns // 2, a.turns - 1})

@@ -3,12 +3,16 @@
 // one long conversation and many conversations on one engine, memory by turn, and sampled
 // greedy answers replayed on a fresh engine, which must give the same text.
 //
-// Memory: performance.measureUserAgentSpecificMemory() (the page and its workers: it needs
-// cross-origin isolation, which intab's server gives) where it exists, else the page's JS heap.
-// Chromium answers it at its next garbage collection (up to ~20 s) unless started with
-// --enable-blink-features=ForceEagerMeasureMemory, as the soak's browser is.
+// Memory: the renderer process's resident set where the host gives it (`build.py soak` exposes
+// intabHostRss(), read from /proc: the page, its worker, Pyodide, the wasm memories, all of it, at
+// once), else performance.measureUserAgentSpecificMemory() (the page and its workers: it needs
+// cross-origin isolation, which intab's server gives), else the page's JS heap. Chromium answers
+// measureUserAgentSpecificMemory at a garbage collection of its choosing: ~60 s a measurement in
+// this headless Chromium even with --enable-blink-features=ForceEagerMeasureMemory, which made
+// 200 turns with 20 measurements take over 70 minutes.
 
 export async function memory() {
+  if (typeof self.intabHostRss === 'function') return { bytes: await self.intabHostRss(), source: 'renderer RSS' };
   if (self.crossOriginIsolated && performance.measureUserAgentSpecificMemory) {
     const m = await performance.measureUserAgentSpecificMemory();
     return { bytes: m.bytes, source: 'measureUserAgentSpecificMemory' };
