@@ -36,8 +36,9 @@ ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-
 
 
 def renderer_rss() -> int:
-    """Bytes resident in this process's Chromium renderers (VmRSS): the soak's one page, its worker
-    and their wasm memories live in one renderer."""
+    """Bytes resident in this process's Chromium renderers (VmRSS), summed: the soak's page, its
+    worker and their wasm memories live in one renderer; the sum also holds Chromium's own UI
+    renderer (--top-chrome-webui, ~150 MB, constant), so the curve's growth is the page's."""
     total = 0
     for pid in renderer_pids():
         try:
