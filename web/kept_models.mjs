@@ -14,7 +14,7 @@
 // deleted, with an error that says to open the file again. Usable from the page and the worker.
 
 import { fail } from './errors.mjs';
-import { url } from './model_store.mjs';
+import { deleteCaches, nativeHex as hex, url } from './model_store.mjs';
 
 export const KEPT_CACHE = 'intab-kept-v1';
 export const KEPT_PREFIX = 'kept:';
@@ -24,11 +24,6 @@ const MANIFEST = 'manifest.json';
 async function openStore() {
   if (!self.caches) throw fail('LoadError', 'this page has no Cache Storage, so no model can be kept', { hint: 'Serve the page over https (or localhost).', param: 'keep' });
   return caches.open(KEPT_CACHE);
-}
-
-async function hex(buf) {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
-  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 /** Store a model folder; `files`: {name: ArrayBuffer | Uint8Array | string}. Overwrites a kept
@@ -83,14 +78,7 @@ export async function forgetKept(name) {
 
 /** Delete every kept model ("Forget everything"); resolves with the number of files deleted. */
 export async function forgetAllKept() {
-  if (!self.caches) return 0;
-  let n = 0;
-  for (const name of await caches.keys().catch(() => [])) {
-    if (!name.startsWith('intab-kept-')) continue;
-    n += (await (await caches.open(name)).keys()).length;
-    await caches.delete(name);
-  }
-  return n;
+  return self.caches ? deleteCaches('intab-kept-') : 0;
 }
 
 /** A kept model's files, checked (size and sha256), as downloadModel gives a prebuilt one's. */

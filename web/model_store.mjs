@@ -120,8 +120,9 @@ const mb = (b) => (b / 1e6).toFixed(1);
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
-/** WebCrypto's SHA-256: native and off this thread (~4x the JS hash), but it copies its input. */
-async function nativeHex(buf) {
+/** WebCrypto's SHA-256 as 64 hex digits: native and off this thread (~4x the JS hash), but it
+ * copies its input. */
+export async function nativeHex(buf) {
   const d = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
   return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
 }
@@ -229,10 +230,14 @@ async function deleteStale(cache, modelId, files) {
 /** Delete every stored model file (all layouts of this store): "Forget everything" on the demo
  * page. The engine already loaded keeps running from memory; the next load downloads again.
  * Resolves with the number of files deleted. */
-export async function forgetModels() {
+export const forgetModels = () => deleteCaches('intab-models-');
+
+/** Delete every Cache Storage cache of this origin whose name starts with `prefix`; resolves with
+ * the number of entries they held (model_store's layouts here, kept_models.mjs's kept models). */
+export async function deleteCaches(prefix) {
   let n = 0;
   for (const name of await caches.keys().catch(() => [])) {
-    if (!name.startsWith('intab-models-')) continue;
+    if (!name.startsWith(prefix)) continue;
     n += (await (await caches.open(name)).keys()).length;
     await caches.delete(name);
   }
