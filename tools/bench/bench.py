@@ -324,14 +324,20 @@ def renderer_pids() -> list[int]:
     return [p for p, c in cmd.items() if "--type=renderer" in c and descends(p)]
 
 
-def vm_hwm_mb(pid: int) -> float | None:
+def proc_status_bytes(pid: int, field: str) -> int | None:
+    """A memory field of /proc/<pid>/status (VmHWM: peak resident, VmRSS: resident now) in bytes."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e6
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
     except OSError:
         return None
     return None
+
+
+def vm_hwm_mb(pid: int) -> float | None:
+    b = proc_status_bytes(pid, "VmHWM")
+    return None if b is None else b / 1e6
 
 
 # ------------------------------------------------------------------------------------ one run

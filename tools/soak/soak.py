@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tools" / "bench"))
 
 from fuzz_site import fuzz_site, open_engine_page  # noqa: E402
 from serve import IntabHandler, make_server  # noqa: E402
-from bench import renderer_pids  # noqa: E402
+from bench import proc_status_bytes, renderer_pids  # noqa: E402
 
 CHROMIUM = os.environ.get("INTAB_CHROMIUM", "/usr/lib/chromium/chromium")
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -39,15 +39,7 @@ def renderer_rss() -> int:
     """Bytes resident in this process's Chromium renderers (VmRSS), summed: the soak's page, its
     worker and their wasm memories live in one renderer; the sum also holds Chromium's own UI
     renderer (--top-chrome-webui, ~150 MB, constant), so the curve's growth is the page's."""
-    total = 0
-    for pid in renderer_pids():
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
+    return sum(proc_status_bytes(pid, "VmRSS") or 0 for pid in renderer_pids())
 
 
 def mib(b) -> str:
