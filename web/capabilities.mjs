@@ -8,6 +8,7 @@
 //                                           // bridge maps by it; models/graph.py writes the roles)
 //   kernelMemory(layout, config, maxContext) // bytes the kernel needs: {weights, kv, activations, total}
 //   kernelContext(layout, config)           // the longest context whose KV cache fits beside the weights
+//   unknownKind(layout)                     // the first tensor in a block kind the kernel does not compute
 //
 // The rules are today's kernel (web/kernel/decoder.c, web/kernel_bridge.mjs): the llama, qwen2,
 // qwen3 and gemma3 blocks (every part of LAYER_PARTS, q/k/v and gate/up fused or each its own
@@ -113,6 +114,9 @@ export function roleTable(layout, config = {}) {
   return table;
 }
 
+/** The first tensor of the layout in a block kind the kernel does not compute, or undefined. */
+export const unknownKind = (layout) => layout.tensors.find((t) => !KERNEL.kinds.includes(t.kind));
+
 /** Why intab's WASM kernel cannot run this model, or '' when it can (config null: the manifest's facts only). */
 export function kernelMisfit(manifest, config) {
   const layout = manifest && manifest.weights;
@@ -121,7 +125,7 @@ export function kernelMisfit(manifest, config) {
   }
   const arch = manifest.architecture || 'llama';   // manifests before architectures were all llama
   if (!KERNEL.architectures.includes(arch)) return `the kernel runs ${KERNEL.architectures.join(', ')} models, not ${arch}`;
-  const odd = layout.tensors.find((t) => !KERNEL.kinds.includes(t.kind));
+  const odd = unknownKind(layout);
   if (odd) return `the kernel cannot compute ${odd.kind} blocks (${odd.role || odd.name})`;
   const table = roleTable(layout, config || {});
   if (table.unknown.length) return `the kernel does not know tensor ${table.unknown[0].name} (role '${table.unknown[0].role}')`;

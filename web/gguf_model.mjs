@@ -13,7 +13,7 @@
 // A GGUF runs on the kernel only: onnxruntime-web needs model.onnx, which the tab cannot build.
 
 import { IntabError } from './errors.mjs';
-import { KERNEL, kernelContext, kernelMemory, kernelMisfit } from './capabilities.mjs';
+import { KERNEL, kernelContext, kernelMemory, kernelMisfit, unknownKind } from './capabilities.mjs';
 import { KEPT_PREFIX, keepModel, openKept } from './kept_models.mjs';
 
 export const TEXT_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json', 'generation_config.json'];
@@ -85,8 +85,9 @@ export function contextFit(config, layout, name) {
 
 /** Throws the typed error for the first thing intab's kernel cannot run in this description. */
 export function checkKernel(manifest, config, name) {
+  // Before kernelMisfit: its reason is one line for any model, this names the GGUF's tensors.
   const layout = manifest.weights;
-  const odd = layout.tensors.find((t) => !KERNEL.kinds.includes(t.kind));
+  const odd = unknownKind(layout);
   if (odd) {
     throw new ModelFileError('UnsupportedBlockKind',
       `tensor ${odd.gguf.join(' + ')} of ${name} is ${odd.kind}, a block kind intab's kernel does not compute`,
