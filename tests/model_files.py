@@ -33,3 +33,25 @@ def one_tensor_gguf(path: Path, arch: str, data, raw_dtype=None) -> Path:
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def node_json(module: str, names: str, expr: str, data=None):
+    """The JSON value of the JavaScript expression `expr`, evaluated under Node with `names`
+    (e.g. "kernelMisfit, roleTable") imported from web/<module> and `data` (JSON, on stdin) bound
+    to `data`: how the CPython tests hold web/'s pure modules to their verdicts."""
+    import json
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    url = (Path(__file__).resolve().parents[1] / "web" / module).as_uri()
+    src = (f"import {{ {names} }} from {json.dumps(url)};\n"
+           "import { readFileSync } from 'node:fs';\n"
+           "const data = JSON.parse(readFileSync(0, 'utf8'));\n"
+           f"console.log(JSON.stringify({expr}));\n")
+    out = subprocess.run(["node", "--input-type=module", "-e", src], input=json.dumps(data),
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)

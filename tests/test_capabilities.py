@@ -6,28 +6,21 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from model_files import node_json
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 
 
 def verdicts(tmp_path: Path, cases: list[tuple[dict, dict]], backend: str = "wasm") -> list[dict]:
     """[{kernel, ort}] for each (manifest, config), from web/capabilities.mjs under Node."""
-    (tmp_path / "cases.json").write_text(json.dumps(cases))
-    script = tmp_path / "check.mjs"
-    script.write_text(
-        f"import {{ KERNEL, kernelContext, kernelMemory, kernelMisfit, ortMisfit, roleTable }} from {json.dumps((REPO / 'web' / 'capabilities.mjs').as_uri())};\n"
-        "import { readFileSync } from 'node:fs';\n"
-        "const cases = JSON.parse(readFileSync(process.argv[2]));\n"
-        "console.log(JSON.stringify(cases.map(([m, c]) => ({ kernel: kernelMisfit(m, c), ort: ortMisfit(m, c, process.argv[3]),"
-        " layers: roleTable(m.weights, c).layers.length, kinds: KERNEL.kinds, context: kernelContext(m.weights, c),"
-        " fitsOneMore: kernelMemory(m.weights, c, kernelContext(m.weights, c) + 256).total <= KERNEL.memoryBytes }))));\n")
-    out = subprocess.run(["node", str(script), str(tmp_path / "cases.json"), backend], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+    return node_json("capabilities.mjs", "KERNEL, kernelContext, kernelMemory, kernelMisfit, ortMisfit, roleTable",
+                     "data.cases.map(([m, c]) => ({ kernel: kernelMisfit(m, c), ort: ortMisfit(m, c, data.backend),"
+                     " layers: roleTable(m.weights, c).layers.length, kinds: KERNEL.kinds, context: kernelContext(m.weights, c),"
+                     " fitsOneMore: kernelMemory(m.weights, c, kernelContext(m.weights, c) + 256).total <= KERNEL.memoryBytes }))",
+                     {"cases": cases, "backend": backend})
 
 
 def folder(d: Path) -> tuple[dict, dict]:

@@ -123,22 +123,11 @@ def test_unsupported_architecture_names_it(tmp_path):
 
 def kernel_verdicts(tmp_path: Path, cases: list[tuple[dict, dict]]) -> list[dict]:
     """web/gguf_model.mjs checkKernel under Node for each (manifest, config): {context} or {error}."""
-    import shutil
-    import subprocess
+    from model_files import node_json
 
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed")
-    (tmp_path / "cases.json").write_text(json.dumps(cases))
-    script = tmp_path / "fit.mjs"
-    script.write_text(
-        f"import {{ checkKernel }} from {json.dumps((ROOT / 'web' / 'gguf_model.mjs').as_uri())};\n"
-        "import { readFileSync } from 'node:fs';\n"
-        "const out = JSON.parse(readFileSync(process.argv[2])).map(([m, c]) => {\n"
-        "  try { return { context: checkKernel(m, c, 'm.gguf') }; }\n"
-        "  catch (e) { return { error: e.name, message: e.message, hint: e.hint, param: e.param }; } });\n"
-        "console.log(JSON.stringify(out));\n")
-    run = subprocess.run(["node", str(script), str(tmp_path / "cases.json")], capture_output=True, text=True, check=True)
-    return json.loads(run.stdout)
+    return node_json("gguf_model.mjs", "checkKernel", "data.map(([m, c]) => {"
+                     " try { return { context: checkKernel(m, c, 'm.gguf') }; }"
+                     " catch (e) { return { error: e.name, message: e.message, hint: e.hint, param: e.param }; } })", cases)
 
 
 def test_the_kernel_table_decides(tmp_path, built_model_dir):

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from model_files import node_json
 from models.parity import compare, intab_steps
 from models.synthetic import TINY, build_model
 from test_kernel import EPILOGUE, GREEDY, PRELUDE, REPO, kernel_dir, run_kernel  # noqa: F401 (kernel_dir: a fixture)
@@ -66,13 +66,8 @@ def kernel_steps(tmp_path, folder, kernel_dir, prompt, forced, threads=1) -> dic
 
 def misfit(tmp_path: Path, folder: Path) -> str:
     """web/capabilities.mjs's kernelMisfit for a model folder ('' when the kernel runs it)."""
-    script = tmp_path / "misfit.mjs"
-    script.write_text(f"import {{ kernelMisfit }} from {json.dumps((REPO / 'web' / 'capabilities.mjs').as_uri())};\n"
-                      "import { readFileSync } from 'node:fs';\n"
-                      "const read = (f) => JSON.parse(readFileSync(process.argv[2] + '/' + f));\n"
-                      "console.log(JSON.stringify(kernelMisfit(read('manifest.json'), read('config.json'))));\n")
-    out = subprocess.run(["node", str(script), str(folder)], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+    return node_json("capabilities.mjs", "kernelMisfit", "kernelMisfit(...data)",
+                     [json.loads((folder / f).read_text()) for f in ("manifest.json", "config.json")])
 
 
 def as_reference(steps: list[dict]) -> dict:
@@ -152,11 +147,8 @@ def test_rope_frequencies_are_the_graphs(tmp_path):
               "original_max_position_embeddings": 8192}
     cases = [(64, 500000.0, llama3, None), (128, 1e6, {"rope_type": "linear", "factor": 4.0}, None),
              (64, 10000.0, None, [1.0 + 0.5 * i for i in range(32)]), (256, 1e6, None, None)]
-    script = tmp_path / "inv.mjs"
-    script.write_text(f"import {{ invFreq }} from {json.dumps((REPO / 'web' / 'kernel_bridge.mjs').as_uri())};\n"
-                      f"const cases = {json.dumps(cases)};\n"
-                      "console.log(JSON.stringify(cases.map(([hd, th, sc, f]) => Array.from(invFreq(hd, th, sc, f && new Float32Array(f))))));\n")
-    got = json.loads(subprocess.run(["node", str(script)], capture_output=True, text=True, check=True).stdout)
+    got = node_json("kernel_bridge.mjs", "invFreq",
+                    "data.map(([hd, th, sc, f]) => Array.from(invFreq(hd, th, sc, f && new Float32Array(f))))", cases)
     for (hd, theta, scaling, factors), g in zip(cases, got):
         want = inv_freq(hd, Rope(theta, scaling), None if factors is None else np.array(factors, np.float32))
         assert np.allclose(np.array(g, np.float32), want, rtol=5e-7, atol=0), (hd, theta, scaling)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from model_files import node_json
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "gemma3-270m.greedy.json"
 CASES = ("capital", "code_python", "chinese", "digits_tabs")   # a sample: ~10-30 s a case at 2 threads
@@ -83,13 +83,8 @@ def run_cases(browser, gemma_site, static_root, kernel: str) -> tuple[dict, list
 
 def kernel_verdict(static_root) -> str:
     folder = static_root / "models" / "gemma3-270m"
-    script = ("import { kernelMisfit } from %s; import { readFileSync } from 'node:fs';"
-              "const r = (f) => JSON.parse(readFileSync(%s + '/' + f));"
-              "console.log(JSON.stringify(kernelMisfit(r('manifest.json'), r('config.json'))));")
-    here = Path(__file__).resolve().parents[2] / "web" / "capabilities.mjs"
-    out = subprocess.run(["node", "--input-type=module", "-e", script % (json.dumps(here.as_uri()), json.dumps(str(folder)))],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+    return node_json("capabilities.mjs", "kernelMisfit", "kernelMisfit(...data)",
+                     [json.loads((folder / f).read_text()) for f in ("manifest.json", "config.json")])
 
 
 @pytest.mark.skipif(not GOLDEN.exists(), reason="no golden file for Gemma 3 270M")
