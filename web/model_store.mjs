@@ -274,12 +274,12 @@ async function takeLock(modelId, onWait) {
  * entry is deleted and downloaded again, with one line for the user.
  * Returns at once with a promise per file (the small files are used before the model arrives)
  * and `done`. skip: names of manifest files this load does not need (model.onnx under intab's
- * kernel), or a function of the manifest that returns them; they are neither fetched nor counted,
+ * kernel), or a function of the manifest that returns them (or a promise of them); they are neither fetched nor counted,
  * and their stored copies are kept. */
 export async function downloadModel(modelId, onProgress, { skip = [] } = {}) {
   const manifest = await (await fetchChecked(`models/${modelId}/manifest.json`, 'the model manifest')).json();
   if (!Array.isArray(manifest.files)) throw named('LoadError', `the manifest of ${modelId} lists no files`);
-  const skipped = typeof skip === 'function' ? skip(manifest) : skip;
+  const skipped = typeof skip === 'function' ? await skip(manifest) : skip;
   const files = manifest.files.filter((f) => !skipped.includes(f.name));
   const state = files.map((f) => ({ name: f.name, loaded: 0, total: f.size, cached: false, source: null, eta: null, done: false }));
   const starts = files.map(() => null);   // [time, loaded] when bytes began to arrive

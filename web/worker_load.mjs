@@ -98,11 +98,14 @@ export async function loadEngine(options, progress, captureProfile) {
     if (!ids.includes(modelId)) {
       throw fail('LoadError', `unknown model '${modelId}'`, { hint: `models/index.json lists ${ids.join(', ')}.`, param: 'model' });
     }
-    compiled = await kernelPromise;
-    const kernelFits = (m) => kernelOn(plan) && !kernelMisfit(compiled, m, null);
+    // The manifest's fetch overlaps the kernel's compile (until 12-02 it waited for it: the warm
+    // start's timeline had the manifest begin when the compile ended, ~580 ms after the index);
+    // which files to skip, and so every file's fetch, still waits for the compile.
+    const kernelFits = async (m) => kernelOn(plan) && !kernelMisfit(await kernelPromise, m, null);
     tl.start('model.manifest');
-    dl = await downloadModel(modelId, progress, { skip: (m) => (kernelFits(m) ? ['model.onnx'] : []) });
+    dl = await downloadModel(modelId, progress, { skip: async (m) => ((await kernelFits(m)) ? ['model.onnx'] : []) });
     tl.end('model.manifest');
+    compiled = await kernelPromise;
   }
   const manifest = dl.manifest;
   const packed = manifest.weights || null;
